@@ -1,0 +1,36 @@
+"""Finalize: close the job (complete, rejected or failed), write the asset's metadata, notify."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from upload_processor import finalize
+from upload_processor.clients import client
+from upload_processor.config import Settings
+from upload_processor.jobs import JobStore
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Input: {"outcome": "complete" | "rejected" | "failed", job_id, job, bucket, prefix, ...}."""
+    logger.append_keys(job_id=event["job_id"], outcome=event["outcome"])
+    settings = Settings.from_env()
+    store = JobStore(client("dynamodb"), settings.require("jobs_table"))
+    topic = settings.require("topic_arn")
+    outcome = event["outcome"]
+    if outcome == "complete":
+        result = finalize.complete(s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event)
+    elif outcome == "rejected":
+        result = finalize.rejected(s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event)
+    elif outcome == "failed":
+        result = finalize.failed(sns=client("sns"), store=store, topic_arn=topic, event=event)
+    else:
+        raise ValueError(f"unknown outcome {outcome!r}; expected complete, rejected or failed")
+    logger.info("job closed", extra=result)
+    return result

@@ -1,0 +1,116 @@
+"""Read template.yaml as SAM would deploy it: load its YAML, translate it to CloudFormation.
+
+Local mode creates exactly what this returns, so it cannot drift from what deploys. The SAM
+translator wants S3 URIs for code and definitions: local paths become `s3://local/<path>`
+placeholders, which local mode maps back to the project's folders.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOCAL_URI = "s3://local/"
+_URI_PROPS = {
+    "AWS::Serverless::Function": "CodeUri",
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Serverless::StateMachine": "DefinitionUri",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns CloudFormation short tags into their long form."""
+
+
+def _construct(tag: str):  # noqa: ANN202 - a YAML constructor factory
+    name = "Ref" if tag == "Ref" else f"Fn::{tag}"
+
+    def construct(loader: yaml.Loader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {name: value}
+
+    return construct
+
+
+for _tag in ("Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
+             "FindInMap", "Base64", "GetAZs", "ImportValue", "Condition"):
+    _CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """The template as a dict, short tags expanded."""
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass(frozen=True)
+class Translated:
+    """The CloudFormation the SAM transform produces, and where each placeholder points."""
+
+    resources: dict[str, dict[str, Any]]
+    parameters: dict[str, Any]
+    outputs: dict[str, Any]
+    root: Path
+
+
+class _NoManagedPolicies:
+    """The translator looks managed policies up in IAM only by name; we name none."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def translate(
+    template_path: Path, *, region: str, account_id: str, stack_name: str,
+    parameter_overrides: dict[str, Any] | None = None,
+) -> Translated:
+    """Run the SAM transform on template.yaml, code and definition paths as placeholders."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    template = copy.deepcopy(load_template(template_path))
+    for resource in template.get("Resources", {}).values():
+        prop = _URI_PROPS.get(resource.get("Type", ""))
+        props = resource.get("Properties", {})
+        if prop and isinstance(props.get(prop), str) and not props[prop].startswith("s3://"):
+            props[prop] = LOCAL_URI + props[prop].rstrip("/")
+    parameters = {
+        name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
+    }
+    parameters.update(parameter_overrides or {})
+    pseudo = {
+        "AWS::Region": region, "AWS::AccountId": account_id, "AWS::StackName": stack_name,
+        "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+    }
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    output = translator.translate(
+        template, parameter_values={**parameters, **pseudo},
+        get_managed_policy_map=_NoManagedPolicies().load,
+    )
+    return Translated(
+        resources=output["Resources"],
+        parameters={**parameters, **pseudo},
+        outputs=output.get("Outputs", {}),
+        root=template_path.parent,
+    )
+
+
+def local_path(root: Path, uri: Any) -> Path | None:
+    """Map a `s3://local/<path>` placeholder (or an S3Location dict) back to a project path."""
+    if isinstance(uri, dict):
+        bucket, key = uri.get("Bucket") or uri.get("S3Bucket"), uri.get("Key") or uri.get("S3Key")
+        uri = f"s3://{bucket}/{key}"
+    if isinstance(uri, str) and uri.startswith(LOCAL_URI):
+        return root / uri[len(LOCAL_URI) :]
+    return None

@@ -1,0 +1,162 @@
+"""SNS notifications: one topic, message attributes for filter policies, SNS limits respected.
+
+Every message carries `event` and `job_type` (and `user_email`, `asset_name` when known), so a
+subscription's filter policy delivers each user only their own alerts. The body is plain text a
+person reads, followed by the same facts as JSON for programs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from upload_processor.report import Report
+
+Event = Literal["begin", "end", "fail", "retry", "rejected"]
+
+MAX_SUBJECT = 99
+MAX_MESSAGE_BYTES = 256 * 1024 - 2048  # leave room for the attributes
+
+
+@dataclass
+class Notification:
+    """A message ready to publish."""
+
+    event: Event
+    subject: str
+    body: str
+    attributes: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def wants(job: dict[str, Any], event: Event) -> bool:
+    """Whether the job's email_notification_types ask for this event (rejected: always)."""
+    if event == "rejected":
+        return True
+    requested = set(job.get("email_notification_types") or ["fail"])
+    return "all" in requested or event in requested
+
+
+def _subject(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
+
+
+def _attributes(event: Event, job: dict[str, Any], asset_name: str | None) -> dict[str, str]:
+    attrs = {
+        "event": event,
+        "job_type": str(job.get("job_type") or "unknown"),
+        "user_email": str(job.get("user_email") or ""),
+        "asset_name": str(asset_name or ""),
+    }
+    return {k: v for k, v in attrs.items() if v}  # SNS refuses empty attribute values
+
+
+def rejection(
+    *,
+    job: dict[str, Any],
+    report: Report,
+    staging_uri: str,
+    report_uri: str | None,
+) -> Notification:
+    """What a scientist receives when the session is rejected: each problem and what to do."""
+    name = report.asset_name or staging_uri
+    count = len(report.errors)
+    subject = _subject(f"Upload rejected: {name} — {count} problem{'s' if count != 1 else ''}")
+    lines = [
+        f"Your upload {name} was rejected before anything was archived.",
+        "",
+        "Problems to fix:",
+    ]
+    for issue in report.errors:
+        where = issue.file or "-"
+        if issue.field:
+            where += f", field {issue.field}"
+        lines.append(f"  * {where}: {issue.message}")
+    if report.warnings:
+        lines += ["", "Warnings (not blocking):"]
+        lines += [f"  * {w.file or '-'}: {w.message}" for w in report.warnings[:20]]
+    lines += [
+        "",
+        f"Your staged data is untouched at {staging_uri}.",
+    ]
+    if report_uri:
+        lines.append(f"The full report is at {report_uri}.")
+    lines += [
+        "",
+        "What to do next: fix the files named above in the staging folder, then upload "
+        "upload_job.json again; that starts a new job.",
+    ]
+    details = {"event": "rejected", "staging": staging_uri, "report_uri": report_uri,
+               "report": report.model_dump(mode="json")}
+    return Notification("rejected", subject, "\n".join(lines), _attributes("rejected", job, name), details)
+
+
+def failure(
+    *, job: dict[str, Any], job_id: str, asset_name: str | None, staging_uri: str, error: dict[str, Any]
+) -> Notification:
+    """What an operator (and the user, if asked) receives when a job fails."""
+    err_name = str(error.get("Error") or error.get("error") or "Error")
+    cause = _cause_text(error.get("Cause") or error.get("cause") or "")
+    transient = err_name in ("TransientError",) or err_name.startswith(("Lambda.", "States.Timeout"))
+    subject = _subject(f"Upload failed: {asset_name or job_id} — {err_name}")
+    lines = [
+        f"Upload job {job_id} failed.",
+        "",
+        f"Error: {err_name}",
+        f"Cause: {cause}",
+        "",
+        f"Staged data is untouched at {staging_uri}; the archive holds no completed asset from this job.",
+        "A retry is safe: "
+        + ("the fault looks transient; upload upload_job.json again to start a new job."
+           if transient else "fix the cause above first, then upload upload_job.json again."),
+    ]
+    details = {"event": "fail", "job_id": job_id, "error": err_name, "cause": cause, "staging": staging_uri}
+    return Notification("fail", subject, "\n".join(lines), _attributes("fail", job, asset_name), details)
+
+
+def completion(*, job: dict[str, Any], asset_name: str, archive_uri: str, counts: dict[str, int]) -> Notification:
+    """The end-of-job message: where the asset is and what it holds."""
+    subject = _subject(f"Upload complete: {asset_name}")
+    lines = [
+        f"Your upload {asset_name} is archived and verified at {archive_uri}.",
+        f"Files: {counts.get('files', 0)}, bytes in: {counts.get('bytes_in', 0)}, "
+        f"bytes out: {counts.get('bytes_out', 0)}.",
+    ]
+    details = {"event": "end", "archive": archive_uri, "counts": counts}
+    return Notification("end", subject, "\n".join(lines), _attributes("end", job, asset_name), details)
+
+
+def _cause_text(cause: str) -> str:
+    """A Lambda error's Cause is a JSON object: keep its message, not its stack trace."""
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)[:2000]
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage") or parsed)[:2000]
+    return str(parsed)[:2000]
+
+
+def render(notification: Notification) -> str:
+    """The message body: the text, then the JSON rendering, within SNS's size limit."""
+    payload = json.dumps(notification.details, indent=2, default=str)
+    message = f"{notification.body}\n\n--- details (JSON) ---\n{payload}\n"
+    if len(message.encode()) > MAX_MESSAGE_BYTES:
+        message = notification.body.encode()[: MAX_MESSAGE_BYTES - 200].decode(errors="ignore")
+        message += "\n\n(details truncated: see the full report linked above)\n"
+    return message
+
+
+def publish(sns: Any, topic_arn: str, notification: Notification) -> str:
+    """Publish to the topic; returns the SNS message id."""
+    out = sns.publish(
+        TopicArn=topic_arn,
+        Subject=notification.subject,
+        Message=render(notification),
+        MessageAttributes={
+            k: {"DataType": "String", "StringValue": v} for k, v in notification.attributes.items()
+        },
+    )
+    return out["MessageId"]

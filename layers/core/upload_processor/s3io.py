@@ -1,0 +1,46 @@
+"""Small S3 helpers shared by the stages: listing, reading whole small objects, writing JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every object under prefix (paginated)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def read_bytes(s3: Any, bucket: str, key: str, version_id: str | None = None) -> bytes:
+    """The whole object (for small metadata files only)."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    return s3.get_object(**kwargs)["Body"].read()
+
+
+def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
+    """Write a JSON document with a SHA-256 checksum S3 verifies on receipt."""
+    body = json.dumps(document, indent=2, sort_keys=False, default=str).encode()
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json", ChecksumAlgorithm="SHA256"
+    )
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether an object exists (a 404 is an answer, anything else is raised)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def join(prefix: str, name: str) -> str:
+    """prefix + '/' + name, for a prefix that may be empty."""
+    return f"{prefix}/{name}" if prefix else name

@@ -1,0 +1,226 @@
+"""upload_job.json: the job request, field-compatible with `UploadJobConfigsV2`.
+
+A job file written for aind-data-transfer-service works here: its fields that we do not use
+(the computed `s3_prefix`, a task's `image`, ...) are accepted and reported as ignored; any
+other unknown field is an error, because a typo silently dropped is a job silently wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aind_data_schema_models.modalities import Modality
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from upload_processor.errors import UploadJobError
+from upload_processor.report import Issue
+
+JOB_FILENAME = "upload_job.json"
+MAX_JOB_BYTES = 1024 * 1024
+
+NotificationType = Literal["begin", "end", "fail", "retry", "all"]
+
+# Fields UploadJobConfigsV2 (and its Task) has that this pipeline does not use.
+IGNORED_JOB_FIELDS = ("s3_prefix",)
+IGNORED_TASK_FIELDS = ("image", "image_resources", "command_script", "retry_count")
+
+_MODALITIES = {m().abbreviation.lower(): m().abbreviation for m in Modality.ALL}
+_FORBIDDEN_NAME_CHARS = set('<>:;"/|? \\_')
+
+
+class Task(BaseModel):
+    """One task's settings, as aind-data-transfer-service's `Task` (the fields we run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skip_task: bool = False
+    image_version: str | None = None
+    job_settings: dict[str, Any] | None = None
+
+
+class UploadJob(BaseModel):
+    """The parsed job request; `modalities` and `platform` hold abbreviations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_type: str = Field(min_length=1)
+    project_name: str = Field(min_length=1)
+    subject_id: str = Field(min_length=1)
+    acq_datetime: datetime
+    modalities: list[str] = Field(min_length=1)
+    platform: str | None = None
+    user_email: str | None = None
+    email_notification_types: set[NotificationType] = Field(default_factory=lambda: {"fail"})
+    s3_bucket: Literal["private", "open", "default"] = "default"
+    tasks: dict[str, Task | dict[str, Task]] = Field(default_factory=dict)
+
+    @field_validator("modalities", mode="before")
+    @classmethod
+    def _modality_abbreviations(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            abbreviation = item.get("abbreviation") if isinstance(item, dict) else item
+            if not isinstance(abbreviation, str):
+                raise ValueError(f"a modality must be an abbreviation string, got {item!r}")
+            canonical = _MODALITIES.get(abbreviation.lower())
+            if canonical is None:
+                raise ValueError(
+                    f"unknown modality {abbreviation!r}; use one of: {', '.join(sorted(_MODALITIES.values()))}"
+                )
+            if canonical not in out:
+                out.append(canonical)
+        return out
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _platform_abbreviation(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = value.get("abbreviation")
+        if isinstance(value, str) and (set(value) & _FORBIDDEN_NAME_CHARS or not value):
+            raise ValueError(f"platform {value!r} may not contain '_', '/', spaces or <>:;\"|?\\")
+        return value
+
+    @field_validator("subject_id")
+    @classmethod
+    def _subject_id_in_names(cls, value: str) -> str:
+        bad = sorted(set(value) & _FORBIDDEN_NAME_CHARS)
+        if bad:
+            raise ValueError(
+                f"subject_id {value!r} contains {' '.join(repr(c) for c in bad)}; the asset name "
+                "is '<subject_id>_<date>_<time>', so the subject id may not contain '_', '/', "
+                "spaces or <>:;\"|?\\"
+            )
+        return value
+
+    @field_validator("user_email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("@") != 1 or value.startswith("@") or "." not in value.split("@")[1]):
+            raise ValueError(f"user_email {value!r} is not an email address")
+        return value or None
+
+
+def _load_object(raw: bytes, file: str) -> dict[str, Any]:
+    if len(raw) > MAX_JOB_BYTES:
+        raise UploadJobError(
+            f"{file} is {len(raw)} bytes; a job file is at most {MAX_JOB_BYTES} bytes",
+            issues=[_issue(file, None, "job.too_large", "the job file is too large; keep it under 1 MB")],
+        )
+    if not raw.strip():
+        raise UploadJobError(
+            f"{file} is empty",
+            issues=[_issue(file, None, "job.empty", "the job file is empty; write the job as a JSON object")],
+        )
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        message = f"{file} is not valid JSON ({exc}); fix the syntax and upload it again"
+        raise UploadJobError(message, issues=[_issue(file, None, "job.malformed", message)]) from exc
+    if not isinstance(data, dict):
+        message = f"{file} must hold a JSON object, not a {type(data).__name__}"
+        raise UploadJobError(message, issues=[_issue(file, None, "job.not_object", message)])
+    return data
+
+
+def _issue(file: str, field: str | None, rule: str, message: str, severity: str = "error") -> Issue:
+    return Issue(severity=severity, file=file, field=field, rule=rule, message=message)
+
+
+def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
+    """Remove the UploadJobConfigsV2 fields we accept but do not use, and say so."""
+    notes = []
+    for name in IGNORED_JOB_FIELDS:
+        if name in data:
+            data.pop(name)
+            notes.append(
+                _issue(file, name, "job.field_ignored", f"'{name}' is accepted for compatibility with "
+                       "aind-data-transfer-service and ignored here", severity="warning")
+            )
+    tasks = data.get("tasks")
+    if isinstance(tasks, dict):
+        for task_id, task in tasks.items():
+            entries = [(f"tasks.{task_id}", task)]
+            if isinstance(task, dict) and task and all(isinstance(v, dict) for v in task.values()) and not (
+                set(task) & {"skip_task", "job_settings", "image_version", *IGNORED_TASK_FIELDS}
+            ):
+                entries = [(f"tasks.{task_id}.{k}", v) for k, v in task.items()]
+            for path, entry in entries:
+                if not isinstance(entry, dict):
+                    continue
+                for name in IGNORED_TASK_FIELDS:
+                    if name in entry:
+                        entry.pop(name)
+                        notes.append(
+                            _issue(file, f"{path}.{name}", "job.field_ignored",
+                                   f"task field '{name}' is an aind-data-transfer-service setting this "
+                                   "pipeline does not use; it is ignored", severity="warning")
+                        )
+    return notes
+
+
+def _apply_time_zone(data: dict[str, Any], default_tz: str | None, file: str) -> list[Issue]:
+    value = data.get("acq_datetime")
+    if not isinstance(value, str):
+        return []
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return []  # the model reports the bad value with its field
+    if parsed.tzinfo is not None:
+        return []
+    if not default_tz:
+        message = (
+            f"acq_datetime {value!r} has no UTC offset and this deployment has no default time zone; "
+            "write it with its offset, e.g. 2025-06-12T15:03:00-07:00"
+        )
+        raise UploadJobError(message, issues=[_issue(file, "acq_datetime", "job.naive_datetime", message)])
+    try:
+        zone = ZoneInfo(default_tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UploadJobError(f"the deployment's DEFAULT_TIME_ZONE {default_tz!r} is not a time zone") from exc
+    data["acq_datetime"] = parsed.replace(tzinfo=zone).isoformat()
+    return [
+        _issue(file, "acq_datetime", "job.naive_datetime",
+               f"acq_datetime {value!r} has no UTC offset; it was read in the deployment's default time "
+               f"zone {default_tz} as {data['acq_datetime']}", severity="warning")
+    ]
+
+
+def parse_upload_job(
+    raw: bytes, *, file: str = JOB_FILENAME, default_tz: str | None = None
+) -> tuple[UploadJob, list[Issue]]:
+    """Parse upload_job.json; returns the job and its warnings, or raises UploadJobError.
+
+    The error carries one Issue per problem (each naming the field and the fix), so a
+    rejection can list them all at once instead of one per upload attempt.
+    """
+    data = _load_object(raw, file)
+    notes = _strip_ignored(data, file)
+    notes += _apply_time_zone(data, default_tz, file)
+    try:
+        job = UploadJob.model_validate(data)
+    except ValidationError as exc:
+        issues = [_validation_issue(file, err) for err in exc.errors()]
+        summary = "; ".join(f"{i.field or file}: {i.message}" for i in issues)
+        raise UploadJobError(f"{file} is not a valid upload job: {summary}", issues=issues) from exc
+    return job, notes
+
+
+def _validation_issue(file: str, err: Any) -> Issue:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown field '{loc}'; remove it (see `upload-processor schema upload-job`)"
+        rule = "job.unknown_field"
+    elif kind == "missing":
+        message = f"required field '{loc}' is missing; add it"
+        rule = "job.missing_field"
+    else:
+        message = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+        rule = "job.invalid_field"
+    return _issue(file, loc or None, rule, message)
