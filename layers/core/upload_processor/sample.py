@@ -490,13 +490,16 @@ _HARP_U8_TIMESTAMPED = 0x11
 _HARP_DIGITAL_INPUT_REGISTER = 32
 _HARP_MESSAGE = struct.Struct("<BBBBBIHB")  # type, length, address, port, payload type, s, ticks, v
 _HARP_MESSAGE_SIZE = _HARP_MESSAGE.size + 1  # + checksum
+_HARP_MAX_BYTES = 8 * 1024 * 1024
 
 
 def _write_behavior_data(folder: Path, budget: int, start: datetime, rng: random.Random) -> None:
-    """trials.csv, a Harp digital-input register dump and a small opaque video.mp4.
+    """trials.csv, a Harp digital-input register dump and an opaque video.mp4.
 
-    The video is random bytes (incompressible, copied as-is by the pipeline); the Harp file
-    takes whatever the budget leaves, in whole messages.
+    The video is random bytes (incompressible, copied as-is by the pipeline). The Harp file
+    takes what the budget leaves, in whole messages, up to _HARP_MAX_BYTES: its messages are
+    built one by one in Python, so beyond that the video grows instead, which is also what
+    large real behavior sessions look like (video is the bulk of them).
     """
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -516,11 +519,12 @@ def _write_behavior_data(folder: Path, budget: int, start: datetime, rng: random
     csv = ("\n".join(lines) + "\n").encode()
     (folder / "trials.csv").write_bytes(csv)
 
-    video = rng.randbytes(min(256 * 1024, budget // 8))
-    (folder / "video.mp4").write_bytes(video)
-
-    harp_bytes = max(0, budget - len(csv) - len(video))
+    video_size = min(256 * 1024, budget // 8)
+    harp_bytes = min(_HARP_MAX_BYTES, max(0, budget - len(csv) - video_size))
     n_messages = harp_bytes // _HARP_MESSAGE_SIZE
+    video_size = max(0, budget - len(csv) - n_messages * _HARP_MESSAGE_SIZE)
+    (folder / "video.mp4").write_bytes(rng.randbytes(video_size))
+
     out = bytearray(n_messages * _HARP_MESSAGE_SIZE)
     seconds0 = int(start.timestamp()) % 100_000  # Harp clocks count from device boot
     ticks = 0  # 32 microsecond ticks since seconds0

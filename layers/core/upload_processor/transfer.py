@@ -230,12 +230,9 @@ def _compress(
         response["Body"].close()
         raise _changed(item, response["ContentLength"], source=source, dest=dest)
 
-    metadata = {
-        META_SOURCE_SIZE: str(item.size),
-        META_SOURCE_ETAG: item.etag,
-        META_CODEC: "zstd",
-        META_LEVEL: str(level),
-    }
+    metadata = {META_SOURCE_SIZE: str(item.size), META_CODEC: "zstd", META_LEVEL: str(level)}
+    if item.etag:
+        metadata[META_SOURCE_ETAG] = item.etag
     writer = _PartWriter(
         s3, dest_bucket, item.dest_key, metadata=metadata, source=source, dest=dest
     )
@@ -258,7 +255,7 @@ def _compress(
         source_sha256 = digest.hexdigest()
         writer.finish(chunker.finish(), source_sha256=source_sha256)
     except BaseException:
-        pass
+        writer.abort()
         raise
     finally:
         body.close()

@@ -1,0 +1,90 @@
+"""`upload-processor`: the command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from upload_processor import __version__
+
+app = typer.Typer(help="Serverless upload processor for neuroscience data.", no_args_is_help=True)
+local_app = typer.Typer(help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).",
+                        no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+err = Console(stderr=True)
+
+
+def _quiet_local() -> None:
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+@app.command()
+def version() -> None:
+    """Print the version of the core package."""
+    typer.echo(__version__)
+
+
+@local_app.command("demo")
+def local_demo(
+    data_mb: float = typer.Option(4.0, help="Synthetic data per modality of the valid session, in MB."),
+    workdir: Path | None = typer.Option(None, help="Where to build the sample sessions (default: a temp dir)."),
+) -> None:
+    """Run a valid and an invalid session through the local cloud; exit 0 if both behave."""
+    from upload_processor.local.demo import run_demo
+
+    _quiet_local()
+    outcome = run_demo(Console(), data_mb=data_mb, workdir=workdir)
+    raise typer.Exit(0 if outcome.ok else 1)
+
+
+@local_app.command("invoke")
+def local_invoke(
+    function: str = typer.Argument(..., help="Logical id of a function in template.yaml, e.g. IngestFunction."),
+    event: Path = typer.Option(..., "--event", "-e", help="Event file, e.g. events/ingest_sqs.json."),
+    seed: bool = typer.Option(True, help="Stage the sample session the events/ files name first."),
+) -> None:
+    """What `sam local invoke` does, in-process against a fresh local cloud (no Docker)."""
+    from upload_processor.local import LocalCloud, LocalModeError
+    from upload_processor.local.events import seed as seed_sample
+
+    _quiet_local()
+    try:
+        payload = json.loads(event.read_text())
+    except OSError as exc:
+        err.print(f"cannot read event file {event}: {exc.strerror}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        err.print(f"event file {event} is not JSON: {exc}")
+        raise typer.Exit(2) from exc
+    with LocalCloud() as cloud:
+        if seed:
+            seed_sample(cloud)
+        try:
+            result, failed = cloud.invoke(function, payload)
+        except LocalModeError as exc:
+            err.print(str(exc))
+            raise typer.Exit(2) from exc
+        cloud.wait_idle()
+    sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+    raise typer.Exit(1 if failed else 0)
+
+
+@local_app.command("events")
+def local_events(
+    write: Path = typer.Option(Path("events"), help="Folder to (re)write the sample events into."),
+) -> None:
+    """Regenerate events/*.json from the sample session."""
+    from upload_processor.local.events import write_events
+
+    for path in write_events(write):
+        typer.echo(str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,143 @@
+"""Sample events for every function, against the sample session staged in the local cloud.
+
+`events/*.json` are generated from here (`upload-processor local events --write events`) and a
+test checks they still match, so they cannot drift from the code. `seed` stages the same sample
+session that the events name, with the bucket's notifications paused so nothing runs until an
+event is invoked.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from upload_processor.gather import batches, build_plan, scan
+from upload_processor.job_types import resolve
+from upload_processor.sample import build_session
+from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
+
+SAMPLE_PREFIX = "sample/750101_2025-06-12_15-03-00"
+SAMPLE_JOB_ID = "sample-750101-2025-06-12-15-03-00-local"
+SAMPLE_DATA_MB = 0.25
+STAGING = "upload-local-staging-123456789012"
+ARCHIVE = "upload-local-archive-123456789012"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def build_sample(folder: Path) -> Path:
+    """The session the sample events are about (deterministic bytes, so deterministic ETags)."""
+    return build_session(folder, data_mb_per_modality=SAMPLE_DATA_MB)
+
+
+def seed(cloud: Any) -> Path:
+    """Stage the sample session in the local cloud without triggering ingest."""
+    s3 = cloud.client("s3")
+    notifications = s3.get_bucket_notification_configuration(Bucket=cloud.staging_bucket)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=cloud.staging_bucket, NotificationConfiguration={})
+    try:
+        folder = build_sample(Path(tempfile.mkdtemp(prefix="upload-sample-")) / "session")
+        cloud.upload_session(folder, SAMPLE_PREFIX)
+    finally:
+        s3.put_bucket_notification_configuration(
+            Bucket=cloud.staging_bucket, NotificationConfiguration=notifications
+        )
+    return folder
+
+
+def _resolved_job(folder: Path) -> dict[str, Any]:
+    job, _ = parse_upload_job((folder / JOB_FILENAME).read_bytes())
+    return resolve(job)
+
+
+def _listing(folder: Path) -> list[dict[str, Any]]:
+    """What list_objects_v2 would return for the staged sample (sizes and MD5 ETags)."""
+    import hashlib
+
+    out = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        body = path.read_bytes()
+        out.append({
+            "Key": f"{SAMPLE_PREFIX}/{path.relative_to(folder).as_posix()}",
+            "Size": len(body),
+            "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
+        })
+    return out
+
+
+class _Listing:
+    def __init__(self, contents: list[dict[str, Any]]) -> None:
+        self.contents = contents
+
+    def get_paginator(self, _: str) -> _Listing:
+        return self
+
+    def paginate(self, **_: Any) -> list[dict[str, Any]]:
+        return [{"Contents": self.contents}]
+
+
+def sample_events() -> dict[str, dict[str, Any]]:
+    """One working event per function, keyed by file name."""
+    folder = build_sample(Path(tempfile.mkdtemp(prefix="upload-sample-")) / "session")
+    job = _resolved_job(folder)
+    session = scan(_Listing(_listing(folder)), STAGING, SAMPLE_PREFIX)
+    asset = "750101_2025-06-12_15-03-00"
+    plan = batches(build_plan(SAMPLE_PREFIX, session.data, asset, job))
+    s3_event = {
+        "Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+            "eventTime": "2025-06-12T22:30:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0", "configurationId": "upload-job",
+                "bucket": {"name": STAGING, "arn": f"arn:aws:s3:::{STAGING}"},
+                "object": {"key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}"},
+            },
+        }]
+    }
+    base = {"job_id": SAMPLE_JOB_ID, "job": job, "bucket": STAGING, "prefix": SAMPLE_PREFIX}
+    return {
+        "ingest_sqs.json": {
+            "Records": [{
+                "messageId": "4f8c1f9e-0000-4000-8000-000000000001",
+                "receiptHandle": "sample-receipt-handle",
+                "body": json.dumps(s3_event),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1749767400000",
+                               "SenderId": "s3.amazonaws.com", "ApproximateFirstReceiveTimestamp": "1749767400000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:upload-local-IngestQueue",
+                "awsRegion": REGION,
+            }]
+        },
+        "gather_metadata.json": {**base, "job_key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}", "job_notes": []},
+        "transfer.json": {"items": plan[0], "source_bucket": STAGING, "dest_bucket": ARCHIVE},
+        "finalize_failed.json": {
+            **base, "outcome": "failed",
+            "error": {"Error": "TransferError", "Cause": json.dumps({
+                "errorMessage": "sample: the staged object changed after it was planned",
+                "errorType": "TransferError"})},
+        },
+    }
+
+
+EVENT_FUNCTIONS = {
+    "ingest_sqs.json": "IngestFunction",
+    "gather_metadata.json": "GatherMetadataFunction",
+    "transfer.json": "TransferFunction",
+    "finalize_failed.json": "FinalizeFunction",
+}
+
+
+def write_events(folder: Path) -> list[Path]:
+    """(Re)write events/*.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, event in sample_events().items():
+        path = folder / name
+        path.write_text(json.dumps(event, indent=2) + "\n")
+        written.append(path)
+    return written
