@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from upload_processor import finalize
 from upload_processor.clients import client
 from upload_processor.config import Settings
@@ -25,9 +26,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     topic = settings.require("topic_arn")
     outcome = event["outcome"]
     if outcome == "complete":
-        result = finalize.complete(s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event)
+        result = finalize.complete(
+            s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event
+        )
     elif outcome == "rejected":
-        result = finalize.rejected(s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event)
+        result = finalize.rejected(
+            s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event
+        )
     elif outcome == "failed":
         result = finalize.failed(sns=client("sns"), store=store, topic_arn=topic, event=event)
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from upload_processor.clients import client
 from upload_processor.config import Settings
 from upload_processor.gather import gather
@@ -24,9 +25,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     store = JobStore(client("dynamodb"), settings.require("jobs_table"))
     store.update(event["job_id"], JobStatus.PROCESSING)
     result = gather(
-        client("s3"), bucket=event["bucket"], prefix=event.get("prefix") or "", job=event["job"],
-        archive_bucket=settings.require("archive_bucket"), job_notes=event.get("job_notes"),
+        client("s3"),
+        bucket=event["bucket"],
+        prefix=event.get("prefix") or "",
+        job=event["job"],
+        archive_bucket=settings.require("archive_bucket"),
+        job_notes=event.get("job_notes"),
     )
     store.update(event["job_id"], asset_name=result["asset_name"], report_key=result["report_key"])
-    logger.info("metadata gathered", extra={k: result[k] for k in ("status", "asset_name", "reject", "counts")})
+    logger.info(
+        "metadata gathered",
+        extra={k: result[k] for k in ("status", "asset_name", "reject", "counts")},
+    )
     return result

@@ -8,10 +8,15 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from upload_processor.clients import client
 from upload_processor.config import Settings
 from upload_processor.ingest import Ingest
@@ -26,8 +31,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def _ingest() -> Ingest:
     settings = Settings.from_env()
     return Ingest(
-        s3=client("s3"), sfn=client("stepfunctions"), sns=client("sns"),
-        store=JobStore(client("dynamodb"), settings.require("jobs_table")), settings=settings,
+        s3=client("s3"),
+        sfn=client("stepfunctions"),
+        sns=client("sns"),
+        store=JobStore(client("dynamodb"), settings.require("jobs_table")),
+        settings=settings,
     )
 
 
@@ -43,7 +51,9 @@ def record_handler(record: SQSRecord) -> list[dict[str, str]]:
         key = unquote_plus(s3_record.s3.get_object.key)
         outcome = ingest.handle(s3_record.s3.bucket.name, key, s3_record.s3.get_object.version_id)
         logger.info("upload_job.json ingested", extra={"key": key, **outcome.to_dict()})
-        metrics.add_metric(name=f"Jobs{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name=f"Jobs{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1
+        )
         outcomes.append(outcome.to_dict())
     return outcomes
 
@@ -53,4 +63,6 @@ def record_handler(record: SQSRecord) -> list[dict[str, str]]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch: a record that fails is reported back for redelivery (then the DLQ)."""
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

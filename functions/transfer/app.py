@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from upload_processor.clients import client
 from upload_processor.plan import PlanItem
 from upload_processor.transfer import transfer
@@ -22,8 +23,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     results = []
     for raw in event["items"]:
         item = PlanItem.model_validate(raw)
-        result = transfer(s3, item, source_bucket=event["source_bucket"], dest_bucket=event["dest_bucket"])
-        logger.info("transferred", extra={"source_key": item.source_key, "action": item.action,
-                                          "bytes_in": result.bytes_in, "bytes_out": result.bytes_out})
+        result = transfer(
+            s3, item, source_bucket=event["source_bucket"], dest_bucket=event["dest_bucket"]
+        )
+        logger.info(
+            "transferred",
+            extra={
+                "source_key": item.source_key,
+                "action": item.action,
+                "bytes_in": result.bytes_in,
+                "bytes_out": result.bytes_out,
+            },
+        )
         results.append(result.to_dict())
     return {"results": results}

@@ -14,6 +14,7 @@ import pytest
 import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
 from upload_processor.plan import PlanItem, plan_item
 from upload_processor.transfer import (
     META_SOURCE_SHA256,

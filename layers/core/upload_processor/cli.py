@@ -13,8 +13,9 @@ from rich.console import Console
 from upload_processor import __version__
 
 app = typer.Typer(help="Serverless upload processor for neuroscience data.", no_args_is_help=True)
-local_app = typer.Typer(help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).",
-                        no_args_is_help=True)
+local_app = typer.Typer(
+    help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
+)
 app.add_typer(local_app, name="local")
 
 err = Console(stderr=True)
@@ -32,8 +33,12 @@ def version() -> None:
 
 @local_app.command("demo")
 def local_demo(
-    data_mb: float = typer.Option(4.0, help="Synthetic data per modality of the valid session, in MB."),
-    workdir: Path | None = typer.Option(None, help="Where to build the sample sessions (default: a temp dir)."),
+    data_mb: float = typer.Option(
+        4.0, help="Synthetic data per modality of the valid session, in MB."
+    ),
+    workdir: Path | None = typer.Option(
+        None, help="Where to build the sample sessions (default: a temp dir)."
+    ),
 ) -> None:
     """Run a valid and an invalid session through the local cloud; exit 0 if both behave."""
     from upload_processor.local.demo import run_demo
@@ -45,8 +50,12 @@ def local_demo(
 
 @local_app.command("invoke")
 def local_invoke(
-    function: str = typer.Argument(..., help="Logical id of a function in template.yaml, e.g. IngestFunction."),
-    event: Path = typer.Option(..., "--event", "-e", help="Event file, e.g. events/ingest_sqs.json."),
+    function: str = typer.Argument(
+        ..., help="Logical id of a function in template.yaml, e.g. IngestFunction."
+    ),
+    event: Path = typer.Option(
+        ..., "--event", "-e", help="Event file, e.g. events/ingest_sqs.json."
+    ),
     seed: bool = typer.Option(True, help="Stage the sample session the events/ files name first."),
 ) -> None:
     """What `sam local invoke` does, in-process against a fresh local cloud (no Docker)."""

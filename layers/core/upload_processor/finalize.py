@@ -63,11 +63,18 @@ def complete(
         source: dict[str, str] = {"Bucket": bucket, "Key": join(prefix, original)}
         if version:
             source["VersionId"] = version
-        s3.copy_object(CopySource=source, Bucket=archive, Key=f"{name}/original_metadata/{original}")
+        s3.copy_object(
+            CopySource=source, Bucket=archive, Key=f"{name}/original_metadata/{original}"
+        )
         written.append(f"{name}/original_metadata/{original}")
     report_body = read_bytes(s3, bucket, gather["report_key"])
-    s3.put_object(Bucket=archive, Key=f"{name}/{REPORT_FILENAME}", Body=report_body,
-                  ContentType="application/json", ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket=archive,
+        Key=f"{name}/{REPORT_FILENAME}",
+        Body=report_body,
+        ContentType="application/json",
+        ChecksumAlgorithm="SHA256",
+    )
 
     counts = {
         "files": len(results),
@@ -84,14 +91,29 @@ def complete(
     }
     put_json(s3, archive, f"{name}/{MANIFEST}", manifest)
     archive_uri = f"s3://{archive}/{name}/"
-    store.update(event["job_id"], JobStatus.COMPLETE, asset_name=name, archive_uri=archive_uri,
-                 report_key=gather["report_key"], files=counts["files"], bytes_in=counts["bytes_in"],
-                 bytes_out=counts["bytes_out"])
+    store.update(
+        event["job_id"],
+        JobStatus.COMPLETE,
+        asset_name=name,
+        archive_uri=archive_uri,
+        report_key=gather["report_key"],
+        files=counts["files"],
+        bytes_in=counts["bytes_in"],
+        bytes_out=counts["bytes_out"],
+    )
     job = event.get("job") or {}
     if notify.wants(job, "end"):
-        notify.publish(sns, topic_arn, notify.completion(job=job, asset_name=name,
-                                                          archive_uri=archive_uri, counts=counts))
-    return {"status": str(JobStatus.COMPLETE), "asset_name": name, "archive_uri": archive_uri, **counts}
+        notify.publish(
+            sns,
+            topic_arn,
+            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
+        )
+    return {
+        "status": str(JobStatus.COMPLETE),
+        "asset_name": name,
+        "archive_uri": archive_uri,
+        **counts,
+    }
 
 
 def rejected(
@@ -100,26 +122,44 @@ def rejected(
     """Mark the job REJECTED and tell the user exactly what to fix."""
     gather = event["gather"]
     report = Report.model_validate_json(read_bytes(s3, event["bucket"], gather["report_key"]))
-    store.update(event["job_id"], JobStatus.REJECTED, asset_name=gather.get("asset_name"),
-                 report_key=gather["report_key"], error=f"{len(report.errors)} problem(s) in the metadata")
+    store.update(
+        event["job_id"],
+        JobStatus.REJECTED,
+        asset_name=gather.get("asset_name"),
+        report_key=gather["report_key"],
+        error=f"{len(report.errors)} problem(s) in the metadata",
+    )
     message = notify.rejection(
-        job=event.get("job") or {}, report=report, staging_uri=_staging_uri(event),
+        job=event.get("job") or {},
+        report=report,
+        staging_uri=_staging_uri(event),
         report_uri=f"s3://{event['bucket']}/{gather['report_key']}",
     )
     message_id = notify.publish(sns, topic_arn, message)
-    return {"status": str(JobStatus.REJECTED), "message_id": message_id, "errors": len(report.errors)}
+    return {
+        "status": str(JobStatus.REJECTED),
+        "message_id": message_id,
+        "errors": len(report.errors),
+    }
 
 
-def failed(
-    *, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
-) -> dict[str, Any]:
+def failed(*, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]) -> dict[str, Any]:
     """Mark the job FAILED with its cause and notify (operators always get `fail`)."""
     error = event.get("error") or {}
     job = event.get("job") or {}
     record = store.get(event["job_id"]) or {}
     asset = record.get("asset_name")
-    message = notify.failure(job=job, job_id=event["job_id"], asset_name=asset,
-                             staging_uri=_staging_uri(event), error=error)
-    store.update(event["job_id"], JobStatus.FAILED, error=f"{message.details['error']}: {message.details['cause']}")
+    message = notify.failure(
+        job=job,
+        job_id=event["job_id"],
+        asset_name=asset,
+        staging_uri=_staging_uri(event),
+        error=error,
+    )
+    store.update(
+        event["job_id"],
+        JobStatus.FAILED,
+        error=f"{message.details['error']}: {message.details['cause']}",
+    )
     notify.publish(sns, topic_arn, message)
     return {"status": str(JobStatus.FAILED), "error": message.details["error"]}

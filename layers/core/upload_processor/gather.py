@@ -16,7 +16,7 @@ from upload_processor.merge import assemble, metadata_type_of
 from upload_processor.naming import asset_name as build_asset_name
 from upload_processor.plan import PlanItem, plan_item
 from upload_processor.report import REPORT_FILENAME, Issue, Report
-from upload_processor.s3io import exists, join, list_objects, put_json, read_bytes
+from upload_processor.s3io import exists, join, list_objects, put_json
 from upload_processor.upload_job import JOB_FILENAME
 
 BATCH_SIZE = 100
@@ -76,7 +76,9 @@ def compression_level(job: dict[str, Any], modality: str | None) -> int:
     return int(settings.get("level", 3))
 
 
-def build_plan(prefix: str, data: list[dict[str, Any]], name: str, job: dict[str, Any]) -> list[PlanItem]:
+def build_plan(
+    prefix: str, data: list[dict[str, Any]], name: str, job: dict[str, Any]
+) -> list[PlanItem]:
     """One plan item per data object, sorted by key for a stable plan."""
     items = []
     for obj in sorted(data, key=lambda o: o["Key"]):
@@ -84,8 +86,12 @@ def build_plan(prefix: str, data: list[dict[str, Any]], name: str, job: dict[str
         modality = rel.split("/", 1)[0] if "/" in rel else None
         items.append(
             plan_item(
-                prefix=prefix, key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag", ""),
-                asset_name=name, level=compression_level(job, modality),
+                prefix=prefix,
+                key=obj["Key"],
+                size=int(obj["Size"]),
+                etag=obj.get("ETag", ""),
+                asset_name=name,
+                level=compression_level(job, modality),
             )
         )
     return items
@@ -98,7 +104,12 @@ def batches(items: list[PlanItem], size: int = BATCH_SIZE) -> list[list[dict[str
 
 
 def gather(
-    s3: Any, *, bucket: str, prefix: str, job: dict[str, Any], archive_bucket: str,
+    s3: Any,
+    *,
+    bucket: str,
+    prefix: str,
+    job: dict[str, Any],
+    archive_bucket: str,
     job_notes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The GatherMetadata stage; returns the (small, JSON-able) summary the state machine routes."""
@@ -115,14 +126,21 @@ def gather(
     issues = [Issue.model_validate(n) for n in (job_notes or [])] + list(assembly.issues)
     if not session.data:
         issues.append(
-            Issue(severity="error", file=None, field=None, rule="session.no_data",
-                  message="the session folder holds no data files; upload the data before upload_job.json")
+            Issue(
+                severity="error",
+                file=None,
+                field=None,
+                rule="session.no_data",
+                message="the session folder holds no data files; upload the data before upload_job.json",
+            )
         )
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     report_key = join(prefix, REPORT_FILENAME)
     put_json(s3, bucket, report_key, report.model_dump(mode="json"))
 
-    settings = (job.get("tasks", {}).get("gather_preliminary_metadata") or {}).get("job_settings") or {}
+    settings = (job.get("tasks", {}).get("gather_preliminary_metadata") or {}).get(
+        "job_settings"
+    ) or {}
     raise_if_invalid = bool(settings.get("raise_if_invalid", True))
     invalid = report.status == "invalid"
     plan = build_plan(prefix, session.data, name, job)

@@ -95,7 +95,9 @@ class Ingest:
 
         raw = read_bytes(self.s3, bucket, key, staged.version_id)
         try:
-            job, notes = parse_upload_job(raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone)
+            job, notes = parse_upload_job(
+                raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
+            )
             resolved = resolve(job)
         except UploadJobError as exc:
             return self._reject(job_id, staged, exc, _partial_job(raw))
@@ -128,7 +130,9 @@ class Ingest:
     def _start(self, job_id: str, execution_input: dict[str, Any]) -> str:
         arn = self.settings.require("state_machine_arn")
         try:
-            out = self.sfn.start_execution(stateMachineArn=arn, name=job_id, input=json.dumps(execution_input))
+            out = self.sfn.start_execution(
+                stateMachineArn=arn, name=job_id, input=json.dumps(execution_input)
+            )
             return out["executionArn"]
         except self.sfn.exceptions.ExecutionAlreadyExists:
             return arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
@@ -139,9 +143,19 @@ class Ingest:
         report = Report.from_issues(exc.issues or [], asset_name=None)
         if not report.errors:
             report = Report.model_validate(
-                {"status": "invalid", "asset_name": None,
-                 "issues": [{"severity": "error", "file": JOB_FILENAME, "field": None,
-                             "rule": "job.invalid", "message": str(exc)}]}
+                {
+                    "status": "invalid",
+                    "asset_name": None,
+                    "issues": [
+                        {
+                            "severity": "error",
+                            "file": JOB_FILENAME,
+                            "field": None,
+                            "rule": "job.invalid",
+                            "message": str(exc),
+                        }
+                    ],
+                }
             )
         report_key = join(staged.prefix, REPORT_FILENAME)
         put_json(self.s3, staged.bucket, report_key, report.model_dump(mode="json"))
@@ -161,7 +175,9 @@ class Ingest:
         )
         if created:
             message = notify.rejection(
-                job=partial, report=report, staging_uri=staged.uri,
+                job=partial,
+                report=report,
+                staging_uri=staged.uri,
                 report_uri=f"s3://{staged.bucket}/{report_key}",
             )
             notify.publish(self.sns, self.settings.require("topic_arn"), message)

@@ -68,7 +68,10 @@ def _task_dict(task: Task) -> dict[str, Any]:
 
 
 def resolve(
-    job: UploadJob, job_types: dict[str, dict[str, Any]] | None = None, *, file: str = "upload_job.json"
+    job: UploadJob,
+    job_types: dict[str, dict[str, Any]] | None = None,
+    *,
+    file: str = "upload_job.json",
 ) -> dict[str, Any]:
     """The fully resolved job (JSON-able): every field of the job, tasks merged over the preset.
 
@@ -76,21 +79,31 @@ def resolve(
     """
     presets = job_types if job_types is not None else DEFAULT_JOB_TYPES
     if job.job_type not in presets:
-        message = (
-            f"unknown job_type {job.job_type!r}; this deployment defines: {', '.join(sorted(presets))}"
-        )
+        message = f"unknown job_type {job.job_type!r}; this deployment defines: {', '.join(sorted(presets))}"
         raise UnknownJobTypeError(
             message,
-            issues=[Issue(severity="error", file=file, field="job_type", rule="job.unknown_job_type",
-                          message=message)],
+            issues=[
+                Issue(
+                    severity="error",
+                    file=file,
+                    field="job_type",
+                    rule="job.unknown_job_type",
+                    message=message,
+                )
+            ],
         )
     preset_tasks: dict[str, Any] = presets[job.job_type].get("tasks", {})
     unknown = sorted(set(job.tasks) - set(preset_tasks))
     if unknown:
         issues = [
-            Issue(severity="error", file=file, field=f"tasks.{task_id}", rule="job.unknown_task",
-                  message=f"job type {job.job_type!r} has no task {task_id!r}; valid task ids: "
-                  f"{', '.join(sorted(preset_tasks))}")
+            Issue(
+                severity="error",
+                file=file,
+                field=f"tasks.{task_id}",
+                rule="job.unknown_task",
+                message=f"job type {job.job_type!r} has no task {task_id!r}; valid task ids: "
+                f"{', '.join(sorted(preset_tasks))}",
+            )
             for task_id in unknown
         ]
         raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
@@ -112,7 +125,9 @@ def resolve(
                 per_modality[modality] = Task.model_validate(merged).model_dump()
             tasks[task_id] = per_modality
         else:
-            merged = deep_merge(preset, _task_dict(override)) if isinstance(override, Task) else preset
+            merged = (
+                deep_merge(preset, _task_dict(override)) if isinstance(override, Task) else preset
+            )
             tasks[task_id] = Task.model_validate(merged).model_dump()
 
     resolved = job.model_dump(mode="json", exclude={"tasks"})

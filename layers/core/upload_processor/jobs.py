@@ -61,7 +61,9 @@ class JobStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The record, or None."""
-        out = self._client.get_item(TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
+        out = self._client.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        )
         item = out.get("Item")
         return _plain({k: _DES.deserialize(v) for k, v in item.items()}) if item else None
 
@@ -80,7 +82,9 @@ class JobStore:
             Key={"job_id": {"S": job_id}},
             UpdateExpression=expr,
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":v{i}": _SER.serialize(v) for i, v in enumerate(values.values())},
+            ExpressionAttributeValues={
+                f":v{i}": _SER.serialize(v) for i, v in enumerate(values.values())
+            },
         )
 
     def list_by_status(self, status: JobStatus, limit: int = 50) -> list[dict[str, Any]]:
@@ -94,4 +98,6 @@ class JobStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_plain({k: _DES.deserialize(v) for k, v in it.items()}) for it in out.get("Items", [])]
+        return [
+            _plain({k: _DES.deserialize(v) for k, v in it.items()}) for it in out.get("Items", [])
+        ]

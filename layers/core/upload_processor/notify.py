@@ -88,18 +88,31 @@ def rejection(
         "What to do next: fix the files named above in the staging folder, then upload "
         "upload_job.json again; that starts a new job.",
     ]
-    details = {"event": "rejected", "staging": staging_uri, "report_uri": report_uri,
-               "report": report.model_dump(mode="json")}
-    return Notification("rejected", subject, "\n".join(lines), _attributes("rejected", job, name), details)
+    details = {
+        "event": "rejected",
+        "staging": staging_uri,
+        "report_uri": report_uri,
+        "report": report.model_dump(mode="json"),
+    }
+    return Notification(
+        "rejected", subject, "\n".join(lines), _attributes("rejected", job, name), details
+    )
 
 
 def failure(
-    *, job: dict[str, Any], job_id: str, asset_name: str | None, staging_uri: str, error: dict[str, Any]
+    *,
+    job: dict[str, Any],
+    job_id: str,
+    asset_name: str | None,
+    staging_uri: str,
+    error: dict[str, Any],
 ) -> Notification:
     """What an operator (and the user, if asked) receives when a job fails."""
     err_name = str(error.get("Error") or error.get("error") or "Error")
     cause = _cause_text(error.get("Cause") or error.get("cause") or "")
-    transient = err_name in ("TransientError",) or err_name.startswith(("Lambda.", "States.Timeout"))
+    transient = err_name in ("TransientError",) or err_name.startswith(
+        ("Lambda.", "States.Timeout")
+    )
     subject = _subject(f"Upload failed: {asset_name or job_id} — {err_name}")
     lines = [
         f"Upload job {job_id} failed.",
@@ -109,14 +122,27 @@ def failure(
         "",
         f"Staged data is untouched at {staging_uri}; the archive holds no completed asset from this job.",
         "A retry is safe: "
-        + ("the fault looks transient; upload upload_job.json again to start a new job."
-           if transient else "fix the cause above first, then upload upload_job.json again."),
+        + (
+            "the fault looks transient; upload upload_job.json again to start a new job."
+            if transient
+            else "fix the cause above first, then upload upload_job.json again."
+        ),
     ]
-    details = {"event": "fail", "job_id": job_id, "error": err_name, "cause": cause, "staging": staging_uri}
-    return Notification("fail", subject, "\n".join(lines), _attributes("fail", job, asset_name), details)
+    details = {
+        "event": "fail",
+        "job_id": job_id,
+        "error": err_name,
+        "cause": cause,
+        "staging": staging_uri,
+    }
+    return Notification(
+        "fail", subject, "\n".join(lines), _attributes("fail", job, asset_name), details
+    )
 
 
-def completion(*, job: dict[str, Any], asset_name: str, archive_uri: str, counts: dict[str, int]) -> Notification:
+def completion(
+    *, job: dict[str, Any], asset_name: str, archive_uri: str, counts: dict[str, int]
+) -> Notification:
     """The end-of-job message: where the asset is and what it holds."""
     subject = _subject(f"Upload complete: {asset_name}")
     lines = [
@@ -125,7 +151,9 @@ def completion(*, job: dict[str, Any], asset_name: str, archive_uri: str, counts
         f"bytes out: {counts.get('bytes_out', 0)}.",
     ]
     details = {"event": "end", "archive": archive_uri, "counts": counts}
-    return Notification("end", subject, "\n".join(lines), _attributes("end", job, asset_name), details)
+    return Notification(
+        "end", subject, "\n".join(lines), _attributes("end", job, asset_name), details
+    )
 
 
 def _cause_text(cause: str) -> str:

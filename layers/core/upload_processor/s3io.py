@@ -26,7 +26,11 @@ def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
     """Write a JSON document with a SHA-256 checksum S3 verifies on receipt."""
     body = json.dumps(document, indent=2, sort_keys=False, default=str).encode()
     s3.put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType="application/json", ChecksumAlgorithm="SHA256"
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        ChecksumAlgorithm="SHA256",
     )
 
 

@@ -93,14 +93,16 @@ class UploadJob(BaseModel):
             raise ValueError(
                 f"subject_id {value!r} contains {' '.join(repr(c) for c in bad)}; the asset name "
                 "is '<subject_id>_<date>_<time>', so the subject id may not contain '_', '/', "
-                "spaces or <>:;\"|?\\"
+                'spaces or <>:;"|?\\'
             )
         return value
 
     @field_validator("user_email")
     @classmethod
     def _email_shape(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("@") != 1 or value.startswith("@") or "." not in value.split("@")[1]):
+        if value is not None and (
+            value.count("@") != 1 or value.startswith("@") or "." not in value.split("@")[1]
+        ):
             raise ValueError(f"user_email {value!r} is not an email address")
         return value or None
 
@@ -109,18 +111,26 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
     if len(raw) > MAX_JOB_BYTES:
         raise UploadJobError(
             f"{file} is {len(raw)} bytes; a job file is at most {MAX_JOB_BYTES} bytes",
-            issues=[_issue(file, None, "job.too_large", "the job file is too large; keep it under 1 MB")],
+            issues=[
+                _issue(file, None, "job.too_large", "the job file is too large; keep it under 1 MB")
+            ],
         )
     if not raw.strip():
         raise UploadJobError(
             f"{file} is empty",
-            issues=[_issue(file, None, "job.empty", "the job file is empty; write the job as a JSON object")],
+            issues=[
+                _issue(
+                    file, None, "job.empty", "the job file is empty; write the job as a JSON object"
+                )
+            ],
         )
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         message = f"{file} is not valid JSON ({exc}); fix the syntax and upload it again"
-        raise UploadJobError(message, issues=[_issue(file, None, "job.malformed", message)]) from exc
+        raise UploadJobError(
+            message, issues=[_issue(file, None, "job.malformed", message)]
+        ) from exc
     if not isinstance(data, dict):
         message = f"{file} must hold a JSON object, not a {type(data).__name__}"
         raise UploadJobError(message, issues=[_issue(file, None, "job.not_object", message)])
@@ -138,15 +148,26 @@ def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
         if name in data:
             data.pop(name)
             notes.append(
-                _issue(file, name, "job.field_ignored", f"'{name}' is accepted for compatibility with "
-                       "aind-data-transfer-service and ignored here", severity="warning")
+                _issue(
+                    file,
+                    name,
+                    "job.field_ignored",
+                    f"'{name}' is accepted for compatibility with "
+                    "aind-data-transfer-service and ignored here",
+                    severity="warning",
+                )
             )
     tasks = data.get("tasks")
     if isinstance(tasks, dict):
         for task_id, task in tasks.items():
             entries = [(f"tasks.{task_id}", task)]
-            if isinstance(task, dict) and task and all(isinstance(v, dict) for v in task.values()) and not (
-                set(task) & {"skip_task", "job_settings", "image_version", *IGNORED_TASK_FIELDS}
+            if (
+                isinstance(task, dict)
+                and task
+                and all(isinstance(v, dict) for v in task.values())
+                and not (
+                    set(task) & {"skip_task", "job_settings", "image_version", *IGNORED_TASK_FIELDS}
+                )
             ):
                 entries = [(f"tasks.{task_id}.{k}", v) for k, v in task.items()]
             for path, entry in entries:
@@ -156,9 +177,14 @@ def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
                     if name in entry:
                         entry.pop(name)
                         notes.append(
-                            _issue(file, f"{path}.{name}", "job.field_ignored",
-                                   f"task field '{name}' is an aind-data-transfer-service setting this "
-                                   "pipeline does not use; it is ignored", severity="warning")
+                            _issue(
+                                file,
+                                f"{path}.{name}",
+                                "job.field_ignored",
+                                f"task field '{name}' is an aind-data-transfer-service setting this "
+                                "pipeline does not use; it is ignored",
+                                severity="warning",
+                            )
                         )
     return notes
 
@@ -178,16 +204,25 @@ def _apply_time_zone(data: dict[str, Any], default_tz: str | None, file: str) ->
             f"acq_datetime {value!r} has no UTC offset and this deployment has no default time zone; "
             "write it with its offset, e.g. 2025-06-12T15:03:00-07:00"
         )
-        raise UploadJobError(message, issues=[_issue(file, "acq_datetime", "job.naive_datetime", message)])
+        raise UploadJobError(
+            message, issues=[_issue(file, "acq_datetime", "job.naive_datetime", message)]
+        )
     try:
         zone = ZoneInfo(default_tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UploadJobError(f"the deployment's DEFAULT_TIME_ZONE {default_tz!r} is not a time zone") from exc
+        raise UploadJobError(
+            f"the deployment's DEFAULT_TIME_ZONE {default_tz!r} is not a time zone"
+        ) from exc
     data["acq_datetime"] = parsed.replace(tzinfo=zone).isoformat()
     return [
-        _issue(file, "acq_datetime", "job.naive_datetime",
-               f"acq_datetime {value!r} has no UTC offset; it was read in the deployment's default time "
-               f"zone {default_tz} as {data['acq_datetime']}", severity="warning")
+        _issue(
+            file,
+            "acq_datetime",
+            "job.naive_datetime",
+            f"acq_datetime {value!r} has no UTC offset; it was read in the deployment's default time "
+            f"zone {default_tz} as {data['acq_datetime']}",
+            severity="warning",
+        )
     ]
 
 
@@ -212,7 +247,9 @@ def parse_upload_job(
 
 
 def _validation_issue(file: str, err: Any) -> Issue:
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before")))
+    loc = ".".join(
+        str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))
+    )
     kind = err["type"]
     if kind == "extra_forbidden":
         message = f"unknown field '{loc}'; remove it (see `upload-processor schema upload-job`)"

@@ -61,7 +61,7 @@ class LocalCloud:
         self.wait_idle()
         if self._mock is not None:
             self._mock.stop()
-        for fn in (self.deployment.functions.values() if self.deployment else []):
+        for fn in self.deployment.functions.values() if self.deployment else []:
             RUNNER.functions.pop(fn.name, None)
 
     # -- what was deployed ---------------------------------------------------------------
@@ -116,7 +116,9 @@ class LocalCloud:
         """An SQS queue subscribed to the topic (optionally filtered); returns its URL."""
         sqs, sns = self.client("sqs"), self.client("sns")
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
         return url
@@ -126,7 +128,9 @@ class LocalCloud:
         sqs = self.client("sqs")
         out = []
         while True:
-            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not batch:
                 return out
             for message in batch:
@@ -147,7 +151,9 @@ class LocalCloud:
             if out["status"] in TERMINAL:
                 return out
             if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still {out['status']} after {timeout}s")
+                raise TimeoutError(
+                    f"execution {execution_arn} still {out['status']} after {timeout}s"
+                )
             time.sleep(0.05)
 
     def wait_idle(self, timeout: float = 300) -> None:

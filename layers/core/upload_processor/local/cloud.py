@@ -39,8 +39,8 @@ LOCAL_FUNCTION_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - fake, for moto
-    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
@@ -61,7 +61,9 @@ def project_root() -> Path:
     for candidate in candidates:
         if (candidate / "template.yaml").is_file() and (candidate / "functions").is_dir():
             return candidate
-    raise LocalModeError("cannot find template.yaml: run from the project or set UPLOAD_PROCESSOR_ROOT")
+    raise LocalModeError(
+        "cannot find template.yaml: run from the project or set UPLOAD_PROCESSOR_ROOT"
+    )
 
 
 def fake_credentials() -> None:
@@ -209,7 +211,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
@@ -300,8 +302,11 @@ class Deployer:
     def deploy(self, parameter_overrides: dict[str, Any] | None = None) -> Deployment:
         """Translate template.yaml and create every resource, dependencies first."""
         translated = translate(
-            self.root / "template.yaml", region=REGION, account_id=ACCOUNT_ID,
-            stack_name=self.stack, parameter_overrides=parameter_overrides,
+            self.root / "template.yaml",
+            region=REGION,
+            account_id=ACCOUNT_ID,
+            stack_name=self.stack,
+            parameter_overrides=parameter_overrides,
         )
         resolver = _Resolver(translated.parameters)
         graph = {}
@@ -318,7 +323,9 @@ class Deployer:
             if creator is None:
                 if kind in _NO_OP_TYPES:
                     continue
-                raise LocalModeError(f"local mode cannot create {logical} ({kind}); add it to local/cloud.py")
+                raise LocalModeError(
+                    f"local mode cannot create {logical} ({kind}); add it to local/cloud.py"
+                )
             props = resolver(resource.get("Properties", {}))
             ref, attrs = creator(logical, props, deployment)
             resolver.refs[logical] = ref
@@ -331,85 +338,126 @@ class Deployer:
     def _default_name(self, logical: str) -> str:
         return f"{self.stack}-{logical}"[:64]
 
-    def _create_aws_iam_role(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_iam_role(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         iam = self.c("iam")
         name = props.get("RoleName") or self._default_name(logical)
         role = iam.create_role(
-            RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
         )["Role"]
         for policy in props.get("Policies", []):
             document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
-            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
-                                PolicyDocument=json.dumps(document))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document)
+            )
         for arn in props.get("ManagedPolicyArns", []):
             with contextlib.suppress(iam.exceptions.NoSuchEntityException):
                 iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
-    def _create_aws_s3_bucket(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_s3_bucket(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         s3 = self.c("s3")
         name = props.get("BucketName") or self._default_name(logical).lower()
         s3.create_bucket(Bucket=name)
         if props.get("VersioningConfiguration"):
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
+            )
         if props.get("PublicAccessBlockConfiguration"):
             s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
         if props.get("BucketEncryption"):
             rules = [
                 {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
             ]
-            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+            )
         if props.get("LifecycleConfiguration"):
             rules = []
             for rule in props["LifecycleConfiguration"]["Rules"]:
-                out: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"], "Filter": {"Prefix": ""}}
+                out: dict[str, Any] = {
+                    "ID": rule.get("Id", "rule"),
+                    "Status": rule["Status"],
+                    "Filter": {"Prefix": ""},
+                }
                 if "AbortIncompleteMultipartUpload" in rule:
                     out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
                 rules.append(out)
-            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": rules}
+            )
         notification = props.get("NotificationConfiguration") or {}
         queues = []
         for config in notification.get("QueueConfigurations", []):
             entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
             rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
             if rules:
-                entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+                entry["Filter"] = {
+                    "Key": {
+                        "FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]
+                    }
+                }
             queues.append(entry)
         if queues:
             s3.put_bucket_notification_configuration(
-                Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
+                Bucket=name, NotificationConfiguration={"QueueConfigurations": queues}
+            )
         if set(notification) - {"QueueConfigurations"}:
-            raise LocalModeError(f"{logical}: local mode handles only QueueConfigurations notifications")
+            raise LocalModeError(
+                f"{logical}: local mode handles only QueueConfigurations notifications"
+            )
         return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
 
-    def _create_aws_sqs_queue(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_sqs_queue(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         sqs = self.c("sqs")
         name = props.get("QueueName") or self._default_name(logical)
         attributes = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+        ):
             if key in props:
                 attributes[key] = str(props[key])
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
 
-    def _create_aws_sqs_queuepolicy(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_sqs_queuepolicy(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         sqs = self.c("sqs")
         for url in props["Queues"]:
-            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+            sqs.set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+            )
         return logical, {}
 
-    def _create_aws_sns_topic(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_sns_topic(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         sns = self.c("sns")
         name = props.get("TopicName") or self._default_name(logical)
         arn = sns.create_topic(Name=name)["TopicArn"]
         return arn, {"TopicName": name, "TopicArn": arn}
 
-    def _create_aws_dynamodb_table(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_dynamodb_table(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         ddb = self.c("dynamodb")
         name = props.get("TableName") or self._default_name(logical)
         kwargs: dict[str, Any] = {
@@ -422,55 +470,84 @@ class Deployer:
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         if kwargs["BillingMode"] == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = props.get(
-                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            )
         arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
         return name, {"Arn": arn}
 
-    def _create_aws_lambda_layerversion(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_lambda_layerversion(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         awslambda = self.c("lambda")
         out = awslambda.publish_layer_version(
-            LayerName=props["LayerName"], Content={"ZipFile": _placeholder_zip()},
+            LayerName=props["LayerName"],
+            Content={"ZipFile": _placeholder_zip()},
             CompatibleRuntimes=props.get("CompatibleRuntimes", []),
         )
         return out["LayerVersionArn"], {}
 
-    def _create_aws_lambda_function(self, logical: str, props: dict[str, Any], d: Deployment) -> tuple[str, dict]:
+    def _create_aws_lambda_function(
+        self, logical: str, props: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict]:
         awslambda = self.c("lambda")
         name = props.get("FunctionName") or self._default_name(logical)
         code_dir = local_path(self.root, props["Code"])
         if code_dir is None:
             raise LocalModeError(f"{logical}: CodeUri must be a local folder for local mode")
-        environment = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        environment = {
+            k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+        }
         out = awslambda.create_function(
-            FunctionName=name, Runtime=props["Runtime"], Role=props["Role"], Handler=props["Handler"],
-            Code={"ZipFile": _placeholder_zip()}, Timeout=int(props.get("Timeout", 3)),
-            MemorySize=int(props.get("MemorySize", 128)), Environment={"Variables": environment},
+            FunctionName=name,
+            Runtime=props["Runtime"],
+            Role=props["Role"],
+            Handler=props["Handler"],
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=int(props.get("Timeout", 3)),
+            MemorySize=int(props.get("MemorySize", 128)),
+            Environment={"Variables": environment},
             Layers=props.get("Layers", []),
         )
         fn = LocalFunction(
-            logical_id=logical, name=name, arn=out["FunctionArn"], code_dir=code_dir, handler=props["Handler"],
-            environment=environment, timeout=int(props.get("Timeout", 3)), memory=int(props.get("MemorySize", 128)),
+            logical_id=logical,
+            name=name,
+            arn=out["FunctionArn"],
+            code_dir=code_dir,
+            handler=props["Handler"],
+            environment=environment,
+            timeout=int(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
         )
         RUNNER.register(fn)
         d.functions[logical] = fn
         return name, {"Arn": out["FunctionArn"]}
 
-    def _create_aws_lambda_eventsourcemapping(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_lambda_eventsourcemapping(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         awslambda = self.c("lambda")
-        kwargs = {"EventSourceArn": props["EventSourceArn"], "FunctionName": props["FunctionName"],
-                  "BatchSize": int(props.get("BatchSize", 10)), "Enabled": props.get("Enabled", True)}
+        kwargs = {
+            "EventSourceArn": props["EventSourceArn"],
+            "FunctionName": props["FunctionName"],
+            "BatchSize": int(props.get("BatchSize", 10)),
+            "Enabled": props.get("Enabled", True),
+        }
         if props.get("FunctionResponseTypes"):
             kwargs["FunctionResponseTypes"] = props["FunctionResponseTypes"]
         out = awslambda.create_event_source_mapping(**kwargs)
         return out["UUID"], {}
 
-    def _create_aws_stepfunctions_statemachine(self, logical: str, props: dict[str, Any], _: Deployment) -> tuple[str, dict]:
+    def _create_aws_stepfunctions_statemachine(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
         sfn = self.c("stepfunctions")
         name = props.get("StateMachineName") or self._default_name(logical)
         if "DefinitionS3Location" in props:
             path = local_path(self.root, props["DefinitionS3Location"])
             if path is None:
-                raise LocalModeError(f"{logical}: DefinitionUri must be a local file for local mode")
+                raise LocalModeError(
+                    f"{logical}: DefinitionUri must be a local file for local mode"
+                )
             text = path.read_text()
         elif "DefinitionString" in props:
             text = props["DefinitionString"]
@@ -479,8 +556,9 @@ class Deployer:
         for key, value in (props.get("DefinitionSubstitutions") or {}).items():
             text = text.replace("${" + key + "}", str(value))
         definition = json.loads(text)  # the substituted ASL must be valid JSON
-        arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=props["RoleArn"])[
-            "stateMachineArn"]
+        arn = sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn=props["RoleArn"]
+        )["stateMachineArn"]
         return arn, {"Arn": arn, "Name": name}
 
 
@@ -488,5 +566,7 @@ def _placeholder_zip() -> bytes:
     """moto wants a code package; the real code runs in-process from the project's folders."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("README.txt", "local mode runs this function in-process from the project folder\n")
+        zf.writestr(
+            "README.txt", "local mode runs this function in-process from the project folder\n"
+        )
     return buffer.getvalue()

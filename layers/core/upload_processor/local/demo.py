@@ -43,8 +43,10 @@ def _run_session(cloud: LocalCloud, console: Console, folder: Path, prefix: str)
     started = time.monotonic()
     keys = cloud.upload_session(folder, prefix)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    console.print(f"  uploaded {len(keys)} files ({size / 1e6:.1f} MB) to s3://{cloud.staging_bucket}/{prefix}/, "
-                  "upload_job.json last")
+    console.print(
+        f"  uploaded {len(keys)} files ({size / 1e6:.1f} MB) to s3://{cloud.staging_bucket}/{prefix}/, "
+        "upload_job.json last"
+    )
     new = [e for e in cloud.executions() if e["executionArn"] not in before]
     if len(new) != 1:
         raise RuntimeError(f"expected one execution for {prefix}, found {len(new)}")
@@ -55,15 +57,19 @@ def _run_session(cloud: LocalCloud, console: Console, folder: Path, prefix: str)
     return record
 
 
-def run_demo(console: Console | None = None, data_mb: float = 4.0, workdir: Path | None = None) -> DemoOutcome:
+def run_demo(
+    console: Console | None = None, data_mb: float = 4.0, workdir: Path | None = None
+) -> DemoOutcome:
     """Run both sessions; print progress, the archived asset, the job record and the rejection."""
     console = console or Console()
     outcome = DemoOutcome()
     root = workdir or Path(tempfile.mkdtemp(prefix="upload-demo-"))
     console.rule("[bold]Local cloud")
     with LocalCloud() as cloud:
-        console.print(f"  template.yaml deployed on moto: staging s3://{cloud.staging_bucket}, "
-                      f"archive s3://{cloud.archive_bucket}")
+        console.print(
+            f"  template.yaml deployed on moto: staging s3://{cloud.staging_bucket}, "
+            f"archive s3://{cloud.archive_bucket}"
+        )
         inbox = cloud.subscribe_queue(
             "demo-scientist-inbox", {"user_email": ["scientist@example.org"]}
         )
@@ -73,7 +79,9 @@ def run_demo(console: Console | None = None, data_mb: float = 4.0, workdir: Path
         record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
         s3 = cloud.client("s3")
         asset = record.get("asset_name", "")
-        listing = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/").get("Contents", [])
+        listing = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/").get(
+            "Contents", []
+        )
         table = Table(title=f"s3://{cloud.archive_bucket}/{asset}/")
         table.add_column("key")
         table.add_column("bytes", justify="right")
@@ -85,16 +93,27 @@ def run_demo(console: Console | None = None, data_mb: float = 4.0, workdir: Path
         console.print_json(json.dumps(record, default=str))
         if record.get("status") != "COMPLETE":
             outcome.problems.append(f"session 1 ended {record.get('status')}, expected COMPLETE")
-        if f"{asset}/manifest.json" not in outcome.asset_keys or f"{asset}/metadata.nd.json" not in outcome.asset_keys:
+        if (
+            f"{asset}/manifest.json" not in outcome.asset_keys
+            or f"{asset}/metadata.nd.json" not in outcome.asset_keys
+        ):
             outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
 
         console.rule("[bold]Session 2: acquisitions that disagree on subject_id")
-        bad = build_session(root / "bad", subject_id="750102", acq_datetime=ACQ + timedelta(days=1),
-                            data_mb_per_modality=0.5, conflicting_subject_id="750999")
+        bad = build_session(
+            root / "bad",
+            subject_id="750102",
+            acq_datetime=ACQ + timedelta(days=1),
+            data_mb_per_modality=0.5,
+            conflicting_subject_id="750999",
+        )
         record = _run_session(cloud, console, bad, "rig-7/750102_2025-06-13_15-03-00")
         console.print(f"  job status: [bold]{record.get('status')}[/bold]")
-        messages = [m for m in cloud.messages(inbox)
-                    if m.get("MessageAttributes", {}).get("event", {}).get("Value") == "rejected"]
+        messages = [
+            m
+            for m in cloud.messages(inbox)
+            if m.get("MessageAttributes", {}).get("event", {}).get("Value") == "rejected"
+        ]
         if record.get("status") != "REJECTED":
             outcome.problems.append(f"session 2 ended {record.get('status')}, expected REJECTED")
         if not messages:
@@ -106,7 +125,9 @@ def run_demo(console: Console | None = None, data_mb: float = 4.0, workdir: Path
             console.print(f"  Subject: {message['Subject']}")
             body = message["Message"].split("\n--- details (JSON) ---", 1)[0]
             console.print("  " + body.replace("\n", "\n  "), markup=False, highlight=False)
-        archived = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix="750102").get("KeyCount", 0)
+        archived = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix="750102").get(
+            "KeyCount", 0
+        )
         if archived:
             outcome.problems.append("the rejected session put objects in the archive")
 

@@ -37,7 +37,9 @@ def seed(cloud: Any) -> Path:
     s3 = cloud.client("s3")
     notifications = s3.get_bucket_notification_configuration(Bucket=cloud.staging_bucket)
     notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=cloud.staging_bucket, NotificationConfiguration={})
+    s3.put_bucket_notification_configuration(
+        Bucket=cloud.staging_bucket, NotificationConfiguration={}
+    )
     try:
         folder = build_sample(Path(tempfile.mkdtemp(prefix="upload-sample-")) / "session")
         cloud.upload_session(folder, SAMPLE_PREFIX)
@@ -60,11 +62,13 @@ def _listing(folder: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         body = path.read_bytes()
-        out.append({
-            "Key": f"{SAMPLE_PREFIX}/{path.relative_to(folder).as_posix()}",
-            "Size": len(body),
-            "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
-        })
+        out.append(
+            {
+                "Key": f"{SAMPLE_PREFIX}/{path.relative_to(folder).as_posix()}",
+                "Size": len(body),
+                "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
+            }
+        )
     return out
 
 
@@ -87,39 +91,62 @@ def sample_events() -> dict[str, dict[str, Any]]:
     asset = "750101_2025-06-12_15-03-00"
     plan = batches(build_plan(SAMPLE_PREFIX, session.data, asset, job))
     s3_event = {
-        "Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-            "eventTime": "2025-06-12T22:30:00.000Z", "eventName": "ObjectCreated:Put",
-            "s3": {
-                "s3SchemaVersion": "1.0", "configurationId": "upload-job",
-                "bucket": {"name": STAGING, "arn": f"arn:aws:s3:::{STAGING}"},
-                "object": {"key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}"},
-            },
-        }]
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": REGION,
+                "eventTime": "2025-06-12T22:30:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "upload-job",
+                    "bucket": {"name": STAGING, "arn": f"arn:aws:s3:::{STAGING}"},
+                    "object": {"key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}"},
+                },
+            }
+        ]
     }
     base = {"job_id": SAMPLE_JOB_ID, "job": job, "bucket": STAGING, "prefix": SAMPLE_PREFIX}
     return {
         "ingest_sqs.json": {
-            "Records": [{
-                "messageId": "4f8c1f9e-0000-4000-8000-000000000001",
-                "receiptHandle": "sample-receipt-handle",
-                "body": json.dumps(s3_event),
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1749767400000",
-                               "SenderId": "s3.amazonaws.com", "ApproximateFirstReceiveTimestamp": "1749767400000"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:upload-local-IngestQueue",
-                "awsRegion": REGION,
-            }]
+            "Records": [
+                {
+                    "messageId": "4f8c1f9e-0000-4000-8000-000000000001",
+                    "receiptHandle": "sample-receipt-handle",
+                    "body": json.dumps(s3_event),
+                    "attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": "1749767400000",
+                        "SenderId": "s3.amazonaws.com",
+                        "ApproximateFirstReceiveTimestamp": "1749767400000",
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:upload-local-IngestQueue",
+                    "awsRegion": REGION,
+                }
+            ]
         },
-        "gather_metadata.json": {**base, "job_key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}", "job_notes": []},
+        "gather_metadata.json": {
+            **base,
+            "job_key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}",
+            "job_notes": [],
+        },
         "transfer.json": {"items": plan[0], "source_bucket": STAGING, "dest_bucket": ARCHIVE},
         "finalize_failed.json": {
-            **base, "outcome": "failed",
-            "error": {"Error": "TransferError", "Cause": json.dumps({
-                "errorMessage": "sample: the staged object changed after it was planned",
-                "errorType": "TransferError"})},
+            **base,
+            "outcome": "failed",
+            "error": {
+                "Error": "TransferError",
+                "Cause": json.dumps(
+                    {
+                        "errorMessage": "sample: the staged object changed after it was planned",
+                        "errorType": "TransferError",
+                    }
+                ),
+            },
         },
     }
 

@@ -26,7 +26,7 @@ class _CfnLoader(yaml.SafeLoader):
     """YAML loader that turns CloudFormation short tags into their long form."""
 
 
-def _construct(tag: str):  # noqa: ANN202 - a YAML constructor factory
+def _construct(tag: str):
     name = "Ref" if tag == "Ref" else f"Fn::{tag}"
 
     def construct(loader: yaml.Loader, node: yaml.Node) -> dict[str, Any]:
@@ -43,8 +43,24 @@ def _construct(tag: str):  # noqa: ANN202 - a YAML constructor factory
     return construct
 
 
-for _tag in ("Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
-             "FindInMap", "Base64", "GetAZs", "ImportValue", "Condition"):
+for _tag in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "Join",
+    "Select",
+    "Split",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Condition",
+):
     _CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
@@ -71,7 +87,11 @@ class _NoManagedPolicies:
 
 
 def translate(
-    template_path: Path, *, region: str, account_id: str, stack_name: str,
+    template_path: Path,
+    *,
+    region: str,
+    account_id: str,
+    stack_name: str,
     parameter_overrides: dict[str, Any] | None = None,
 ) -> Translated:
     """Run the SAM transform on template.yaml, code and definition paths as placeholders."""
@@ -90,12 +110,16 @@ def translate(
     }
     parameters.update(parameter_overrides or {})
     pseudo = {
-        "AWS::Region": region, "AWS::AccountId": account_id, "AWS::StackName": stack_name,
-        "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+        "AWS::Region": region,
+        "AWS::AccountId": account_id,
+        "AWS::StackName": stack_name,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
     }
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     output = translator.translate(
-        template, parameter_values={**parameters, **pseudo},
+        template,
+        parameter_values={**parameters, **pseudo},
         get_managed_policy_map=_NoManagedPolicies().load,
     )
     return Translated(

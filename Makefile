@@ -1,0 +1,67 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+SAM := $(TOOLS)/bin/sam
+# sam build for the python3.12 runtime needs a python3.12 on PATH; pyenv keeps one here.
+PY312_DIR := $(shell d=$$(dirname "$$(command -v python3.12 2>/dev/null)" 2>/dev/null); \
+	[ -n "$$d" ] && [ "$$d" != "." ] && echo $$d || ls -d $$HOME/.pyenv/versions/3.12*/bin 2>/dev/null | tail -1)
+
+# Fake credentials: nothing here ever needs (or may reach) a real AWS account.
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv tools demo lint build pytest test bench events clean
+
+help:
+	@echo "make demo   - set up and run the whole flow on the local cloud (moto)"
+	@echo "make test   - set up, lint (ruff, cfn-lint, sam validate --lint), sam build, pytest"
+	@echo "make bench  - benchmarks (ratios against a baseline measured in the same run)"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+# aws-sam-cli pins a pydantic that aind-data-schema refuses: it gets its own virtual environment.
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS)/bin/python -m pip install -q "aws-sam-cli==1.170.0"
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+demo: venv
+	$(BIN)/upload-processor local demo
+
+lint: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+build: tools
+	@test -n "$(PY312_DIR)" || { echo "sam build needs python3.12 on PATH (e.g. pyenv install 3.12)"; exit 1; }
+	PATH="$(PY312_DIR):$$PATH" $(SAM) build
+
+pytest: venv
+	$(BIN)/pytest
+
+test: lint build pytest
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+events: venv
+	$(BIN)/upload-processor local events --write events
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache
