@@ -1,0 +1,41 @@
+"""The one private moto seam local mode relies on: fail loudly if it moves."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import moto
+from moto.awslambda.models import LambdaFunction
+
+from upload_processor.local.cloud import RUNNER, install_seam
+
+PINNED_MOTO = "5.2.5"
+
+
+def test_moto_is_the_pinned_version() -> None:
+    assert version("moto") == PINNED_MOTO, (
+        f"moto {version('moto')} installed, local mode was verified against {PINNED_MOTO}: "
+        "check LambdaFunction._invoke_lambda, then update the pin and this test"
+    )
+    assert moto.__version__ == PINNED_MOTO
+
+
+def test_invoke_lambda_seam_exists_with_the_expected_signature() -> None:
+    seam = LambdaFunction.__dict__.get("_invoke_lambda")
+    assert seam is not None, "moto.awslambda.models.LambdaFunction._invoke_lambda moved"
+    params = list(inspect.signature(seam).parameters)
+    assert params[:2] == ["self", "event"], params
+    # invoke() must still route through the seam and unpack its (payload, errored, logs) result
+    source = inspect.getsource(LambdaFunction.invoke)
+    assert "self._invoke_lambda(event=body)" in source
+    assert "res, errored, logs" in source
+
+
+def test_install_seam_replaces_it_once() -> None:
+    install_seam()
+    patched = LambdaFunction._invoke_lambda
+    assert getattr(patched, "_upload_processor_seam", False)
+    install_seam()
+    assert LambdaFunction._invoke_lambda is patched
+    assert RUNNER.lock is not None
