@@ -6,8 +6,9 @@ TOOLS := .venv-tools
 BIN := $(VENV)/bin
 SAM := $(TOOLS)/bin/sam
 # sam build for the python3.12 runtime needs a python3.12 on PATH; pyenv keeps one here.
-PY312_DIR := $(shell d=$$(dirname "$$(command -v python3.12 2>/dev/null)" 2>/dev/null); \
-	[ -n "$$d" ] && [ "$$d" != "." ] && echo $$d || ls -d $$HOME/.pyenv/versions/3.12*/bin 2>/dev/null | tail -1)
+PY312_DIR := $(shell for p in $$(command -v python3.12 2>/dev/null) $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	[ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
+	&& { dirname "$$p"; break; }; done)
 
 # Fake credentials: nothing here ever needs (or may reach) a real AWS account.
 export AWS_ACCESS_KEY_ID ?= testing

@@ -100,6 +100,7 @@ def test_valid_session_is_archived_verified_and_complete(cloud, tmp_path: Path) 
     )
     metadata = Metadata.model_validate(nd)
     assert metadata.name == ASSET
+    assert metadata.location == f"s3://{cloud.archive_bucket}/{ASSET}"
     assert metadata.subject.subject_id == "750101"
     harps = [c for c in metadata.instrument.components if c.name == "Harp Behavior"]
     assert len(harps) == 1
@@ -277,4 +278,35 @@ def test_bad_upload_job_is_rejected_at_ingest(
     (message,) = cloud.messages(operator)
     assert message["MessageAttributes"]["event"]["Value"] == "rejected"
     assert words in message["Message"]
+    assert "Traceback" not in message["Message"]
+
+
+def test_fault_is_caught_job_failed_and_operator_notified(cloud, tmp_path: Path) -> None:
+    """The same session uploaded under a second prefix: the asset exists, the archive is not
+    overwritten, the job goes FAILED and the `fail` message names the cause."""
+    operator = cloud.subscribe_queue("operator", {"event": ["fail"]})
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.1)
+    cloud.upload_session(session, "rig-7/first")
+    first = _only_execution(cloud)
+    assert cloud.job(first["name"])["status"] == "COMPLETE"
+    s3 = cloud.client("s3")
+    manifest_before = s3.head_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/manifest.json")[
+        "ETag"
+    ]
+
+    cloud.upload_session(session, "rig-7/second")
+    second = next(e for e in cloud.executions() if e["name"] != first["name"])
+    described = cloud.wait(second["executionArn"])
+    assert described["status"] == "FAILED"
+    record = cloud.job(second["name"])
+    assert record["status"] == "FAILED"
+    assert record["error"].startswith("AssetExistsError")
+    assert (
+        s3.head_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/manifest.json")["ETag"]
+        == manifest_before
+    )
+    (message,) = cloud.messages(operator)
+    assert message["MessageAttributes"]["event"]["Value"] == "fail"
+    assert "AssetExistsError" in message["Subject"]
+    assert "never overwritten" in message["Message"]
     assert "Traceback" not in message["Message"]

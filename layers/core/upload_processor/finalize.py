@@ -51,7 +51,7 @@ def complete(
 
     versions: dict[str, str] = gather.get("metadata_versions") or {}
     files, _ = read_metadata(s3, bucket, prefix, sorted(versions), versions)
-    assembly = assemble(files, asset_name=name)
+    assembly = assemble(files, asset_name=name, location=f"s3://{archive}/{name}")
     written = []
     for core_type, document in sorted(assembly.core.items()):
         put_json(s3, archive, f"{name}/{core_type}.json", document)

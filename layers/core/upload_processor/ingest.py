@@ -188,7 +188,7 @@ def _partial_job(raw: bytes) -> dict[str, Any]:
     """What can be salvaged from an invalid job file to address the rejection (email, type)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

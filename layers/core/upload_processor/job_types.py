@@ -114,7 +114,8 @@ def resolve(
         if task_id in MODALITY_TASKS:
             per_modality: dict[str, Any] = {}
             for modality in job.modalities:
-                base = preset.get(modality, preset) if _is_per_modality(preset) else preset
+                # a per-modality preset without this modality gives it the task's defaults
+                base = preset.get(modality, {}) if _is_per_modality(preset) else preset
                 if isinstance(override, dict):
                     entry = override.get(modality)
                     merged = deep_merge(base, _task_dict(entry)) if entry is not None else base

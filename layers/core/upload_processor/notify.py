@@ -39,7 +39,8 @@ def wants(job: dict[str, Any], event: Event) -> bool:
 
 
 def _subject(text: str) -> str:
-    text = " ".join(text.split())
+    # SNS: no line breaks or control characters (an S3 key may hold them), under 100 chars
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
 
 
@@ -163,7 +164,11 @@ def _cause_text(cause: str) -> str:
     except (TypeError, ValueError):
         return str(cause)[:2000]
     if isinstance(parsed, dict):
-        return str(parsed.get("errorMessage") or parsed)[:2000]
+        if parsed.get("errorMessage"):
+            return str(parsed["errorMessage"])[:2000]
+        # no message (a bare `raise KeyError`, say): name the error, never its stack trace
+        rest = {k: v for k, v in parsed.items() if k not in ("stackTrace", "trace")}
+        return str(rest.get("errorType") or rest)[:2000]
     return str(parsed)[:2000]
 
 

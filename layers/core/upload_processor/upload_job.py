@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aind_data_schema_models.modalities import Modality
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from upload_processor.errors import UploadJobError
 from upload_processor.report import Issue
 
 JOB_FILENAME = "upload_job.json"
 MAX_JOB_BYTES = 1024 * 1024
+MAX_JOB_DEPTH = 100  # nesting levels of objects/arrays; deeper input is refused, not recursed
 
 NotificationType = Literal["begin", "end", "fail", "retry", "all"]
 
@@ -41,6 +50,27 @@ class Task(BaseModel):
     job_settings: dict[str, Any] | None = None
 
 
+_TASK_KEYS = frozenset({"skip_task", "job_settings", "image_version", *IGNORED_TASK_FIELDS})
+
+
+def _is_per_modality_task(value: Any) -> bool:
+    """A task entry keyed by modality (`{"ecephys": {...}}`) rather than one task's settings."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(v, dict) for v in value.values())
+        and not set(value) & _TASK_KEYS
+    )
+
+
+# One validation branch per entry, chosen up front: a plain union would report an error in
+# both branches, with pydantic's branch labels ("Task", "dict[str,Task]") in the field path.
+TaskEntry = Annotated[
+    Annotated[Task, Tag("task")] | Annotated[dict[str, Task], Tag("per_modality")],
+    Discriminator(lambda v: "per_modality" if _is_per_modality_task(v) else "task"),
+]
+
+
 class UploadJob(BaseModel):
     """The parsed job request; `modalities` and `platform` hold abbreviations."""
 
@@ -55,7 +85,7 @@ class UploadJob(BaseModel):
     user_email: str | None = None
     email_notification_types: set[NotificationType] = Field(default_factory=lambda: {"fail"})
     s3_bucket: Literal["private", "open", "default"] = "default"
-    tasks: dict[str, Task | dict[str, Task]] = Field(default_factory=dict)
+    tasks: dict[str, TaskEntry] = Field(default_factory=dict)
 
     @field_validator("modalities", mode="before")
     @classmethod
@@ -126,15 +156,40 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
         )
     try:
         data = json.loads(raw)
+        too_deep = _nested_deeper_than(data, MAX_JOB_DEPTH)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         message = f"{file} is not valid JSON ({exc}); fix the syntax and upload it again"
         raise UploadJobError(
             message, issues=[_issue(file, None, "job.malformed", message)]
         ) from exc
+    except RecursionError:  # nested deeper than the JSON parser itself can go
+        too_deep = True
+    if too_deep:
+        message = (
+            f"{file} nests objects or arrays more than {MAX_JOB_DEPTH} levels deep; "
+            "a job file is an object with a few levels of settings"
+        )
+        raise UploadJobError(message, issues=[_issue(file, None, "job.malformed", message)])
     if not isinstance(data, dict):
         message = f"{file} must hold a JSON object, not a {type(data).__name__}"
         raise UploadJobError(message, issues=[_issue(file, None, "job.not_object", message)])
     return data
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON data nests containers more than limit levels (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _issue(file: str, field: str | None, rule: str, message: str, severity: str = "error") -> Issue:
@@ -161,14 +216,7 @@ def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
     if isinstance(tasks, dict):
         for task_id, task in tasks.items():
             entries = [(f"tasks.{task_id}", task)]
-            if (
-                isinstance(task, dict)
-                and task
-                and all(isinstance(v, dict) for v in task.values())
-                and not (
-                    set(task) & {"skip_task", "job_settings", "image_version", *IGNORED_TASK_FIELDS}
-                )
-            ):
+            if _is_per_modality_task(task):
                 entries = [(f"tasks.{task_id}.{k}", v) for k, v in task.items()]
             for path, entry in entries:
                 if not isinstance(entry, dict):
@@ -247,9 +295,10 @@ def parse_upload_job(
 
 
 def _validation_issue(file: str, err: Any) -> Issue:
-    loc = ".".join(
-        str(p) for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))
-    )
+    parts = [p for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))]
+    if len(parts) > 2 and parts[0] == "tasks" and parts[2] in ("task", "per_modality"):
+        del parts[2]  # the TaskEntry branch tag is not a field of the file
+    loc = ".".join(str(p) for p in parts)
     kind = err["type"]
     if kind == "extra_forbidden":
         message = f"unknown field '{loc}'; remove it (see `upload-processor schema upload-job`)"

@@ -1,0 +1,151 @@
+"""A minimal in-memory S3 client: exactly the calls `transfer()`'s compress path makes.
+
+moto's S3 keeps every uploaded part and joins them in memory on CompleteMultipartUpload;
+with it, a compression benchmark mostly measures moto. This fake serves source objects
+from any byte stream and *discards* what is uploaded, counting it, so the figure is the
+worker's own work: reading, hashing, compressing, chunking into parts, checksumming them.
+
+The surface mirrors what layers/core/upload_processor/transfer.py uses (keyword arguments,
+response fields); anything else is an AttributeError, so a change in the worker that needs
+a new call shows up here at once instead of being silently absorbed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+
+class FakeStreamingBody:
+    """What botocore's StreamingBody offers the worker: ``read(amt)`` and ``close()``."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def read(self, amt: int | None = None) -> bytes:
+        return self._stream.read(-1 if amt is None else amt)
+
+    def close(self) -> None:
+        self.closed = True
+        self._stream.close()
+
+
+@dataclass
+class _Source:
+    size: int
+    etag: str
+    opener: Callable[[], BinaryIO]
+
+
+@dataclass
+class FakeS3:
+    """Source objects registered with `add_object`; uploads counted, never stored."""
+
+    sources: dict[tuple[str, str], _Source] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    bytes_uploaded: int = 0
+    completed: list[str] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+    _uploads: dict[str, str] = field(default_factory=dict)
+
+    def add_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        size: int,
+        etag: str = "0" * 32,
+        data: bytes | None = None,
+        opener: Callable[[], BinaryIO] | None = None,
+    ) -> None:
+        """Serve `data` (or whatever `opener()` streams, `size` bytes) at bucket/key."""
+        if opener is None:
+            if data is None:
+                raise ValueError("give data or opener")
+            payload = data
+            opener = lambda: io.BytesIO(payload)  # noqa: E731 - BytesIO shares the bytes
+        self.sources[(bucket, key)] = _Source(size=size, etag=etag, opener=opener)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _source(self, operation: str, bucket: str, key: str, if_match: str | None) -> _Source:
+        source = self.sources.get((bucket, key))
+        if source is None:
+            raise ClientError(
+                {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}},
+                operation,
+            )
+        if if_match is not None and if_match.strip('"') != source.etag:
+            raise ClientError(
+                {"Error": {"Code": "PreconditionFailed", "Message": "At least one failed"}},
+                operation,
+            )
+        return source
+
+    def get_object(self, *, Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+        self.calls["get_object"] += 1
+        source = self._source("GetObject", Bucket, Key, IfMatch)
+        return {
+            "Body": FakeStreamingBody(source.opener()),
+            "ContentLength": source.size,
+            "ETag": f'"{source.etag}"',
+            "Metadata": {},
+        }
+
+    def head_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        IfMatch: str | None = None,
+        ChecksumMode: str | None = None,
+    ) -> dict[str, Any]:
+        self.calls["head_object"] += 1
+        source = self._source("HeadObject", Bucket, Key, IfMatch)
+        return {"ContentLength": source.size, "ETag": f'"{source.etag}"', "Metadata": {}}
+
+    # --- writes (counted, discarded) ----------------------------------------------------
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.calls["put_object"] += 1
+        self.bytes_uploaded += len(Body)
+        self.completed.append(Key)
+        return {"ETag": '"put"'}
+
+    def create_multipart_upload(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
+        self.calls["create_multipart_upload"] += 1
+        upload_id = f"upload-{len(self._uploads) + 1}"
+        self._uploads[upload_id] = Key
+        return {"UploadId": upload_id}
+
+    def upload_part(
+        self, *, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes, **_: Any
+    ) -> dict[str, Any]:
+        self.calls["upload_part"] += 1
+        if self._uploads.get(UploadId) != Key:
+            raise ClientError({"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPart")
+        self.bytes_uploaded += len(Body)
+        return {"ETag": f'"part-{PartNumber}"'}
+
+    def complete_multipart_upload(
+        self, *, Bucket: str, Key: str, UploadId: str, MultipartUpload: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls["complete_multipart_upload"] += 1
+        if self._uploads.pop(UploadId, None) != Key:
+            raise ClientError(
+                {"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "CompleteMultipartUpload"
+            )
+        self.completed.append(Key)
+        return {"ETag": f'"complete-{len(MultipartUpload["Parts"])}"'}
+
+    def abort_multipart_upload(self, *, Bucket: str, Key: str, UploadId: str) -> dict[str, Any]:
+        self.calls["abort_multipart_upload"] += 1
+        self._uploads.pop(UploadId, None)
+        self.aborted.append(Key)
+        return {}
