@@ -17,6 +17,8 @@ local_app = typer.Typer(
     help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
+schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 err = Console(stderr=True)
 
@@ -29,6 +31,14 @@ def _quiet_local() -> None:
 def version() -> None:
     """Print the version of the core package."""
     typer.echo(__version__)
+
+
+@schema_app.command("upload-job")
+def schema_upload_job() -> None:
+    """Print the JSON Schema of upload_job.json (generated from the model: it cannot drift)."""
+    from upload_processor.upload_job import UploadJob
+
+    sys.stdout.write(json.dumps(UploadJob.model_json_schema(), indent=2) + "\n")
 
 
 @local_app.command("demo")

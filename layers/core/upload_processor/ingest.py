@@ -51,7 +51,7 @@ def execution_name(bucket: str, key: str, version_id: str) -> str:
     A readable slug of the session folder, then a hash of bucket, key and version.
     """
     digest = hashlib.sha256(f"{bucket}\x00{key}\x00{version_id}".encode()).hexdigest()[:20]
-    slug = re.sub(r"[^A-Za-z0-9-]+", "-", posixpath.dirname(key)).strip("-")[-50:] or "root"
+    slug = re.sub(r"[^A-Za-z0-9-]+", "-", posixpath.dirname(key))[-50:].strip("-") or "root"
     return f"{slug}-{digest}"
 
 

@@ -108,6 +108,34 @@ def resolve(
         ]
         raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
 
+    issues = []
+    for task_id, override in job.tasks.items():
+        if isinstance(override, dict) and task_id not in MODALITY_TASKS:
+            issues.append(
+                Issue(
+                    severity="error",
+                    file=file,
+                    field=f"tasks.{task_id}",
+                    rule="job.task_not_per_modality",
+                    message=f"task {task_id!r} is not modality-specific: give one task, not one per modality",
+                )
+            )
+        elif isinstance(override, dict):
+            issues += [
+                Issue(
+                    severity="error",
+                    file=file,
+                    field=f"tasks.{task_id}.{modality}",
+                    rule="job.undeclared_modality",
+                    message=f"tasks.{task_id} configures modality {modality!r}, which the job does not declare in "
+                    f"modalities ({', '.join(job.modalities)}): add it there or remove this entry",
+                )
+                for modality in override
+                if modality not in job.modalities
+            ]
+    if issues:
+        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
+
     tasks: dict[str, Any] = {}
     for task_id, preset in preset_tasks.items():
         override = job.tasks.get(task_id)

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from upload_processor.errors import UploadJobError
+from upload_processor.errors import ConfigurationError, UploadJobError
 from upload_processor.report import Issue
 
 JOB_FILENAME = "upload_job.json"
@@ -105,6 +105,16 @@ class UploadJob(BaseModel):
             if canonical not in out:
                 out.append(canonical)
         return out
+
+    @field_validator("acq_datetime", mode="before")
+    @classmethod
+    def _iso_string(cls, value: Any) -> Any:
+        if not isinstance(value, str | datetime):
+            raise ValueError(
+                "acq_datetime must be an ISO 8601 string with its UTC offset, "
+                "e.g. 2025-06-12T15:03:00-07:00"
+            )
+        return value
 
     @field_validator("platform", mode="before")
     @classmethod
@@ -258,7 +268,7 @@ def _apply_time_zone(data: dict[str, Any], default_tz: str | None, file: str) ->
     try:
         zone = ZoneInfo(default_tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise UploadJobError(
+        raise ConfigurationError(
             f"the deployment's DEFAULT_TIME_ZONE {default_tz!r} is not a time zone"
         ) from exc
     data["acq_datetime"] = parsed.replace(tzinfo=zone).isoformat()

@@ -1,0 +1,375 @@
+"""Job types: presets of `tasks`, and an upload's own `tasks` merged over them field by field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from upload_processor.errors import UnknownJobTypeError, UploadJobError
+from upload_processor.job_types import DEFAULT_JOB_TYPES, TASK_IDS, deep_merge, resolve
+from upload_processor.upload_job import UploadJob, parse_upload_job
+
+BASE: dict[str, Any] = {
+    "job_type": "default",
+    "project_name": "Example Foraging Project",
+    "subject_id": "750101",
+    "acq_datetime": "2025-06-12T15:03:00-07:00",
+    "modalities": ["behavior", "ecephys"],
+    "user_email": "scientist@example.org",
+}
+TASK_DEFAULTS = {"skip_task": False, "image_version": None, "job_settings": None}
+
+
+def _job(**changes: Any) -> UploadJob:
+    job, _ = parse_upload_job(json.dumps({**BASE, **changes}).encode())
+    return job
+
+
+# --- deep_merge ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "override", "expected"),
+    [
+        ({}, {}, {}),
+        ({"a": 1}, {}, {"a": 1}),
+        ({}, {"a": 1}, {"a": 1}),
+        ({"a": 1, "b": 2}, {"b": 3}, {"a": 1, "b": 3}),
+        ({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}}, {"a": {"x": 1, "y": 3}}),
+        (
+            {"a": {"x": {"p": 1, "q": 2}, "y": 2}},
+            {"a": {"x": {"q": 9}}},
+            {"a": {"x": {"p": 1, "q": 9}, "y": 2}},
+        ),
+        ({"a": {"x": 1}}, {"a": {"z": 2}}, {"a": {"x": 1, "z": 2}}),
+        ({"a": {"x": 1}}, {"a": 5}, {"a": 5}),  # a scalar replaces a dict
+        ({"a": 5}, {"a": {"x": 1}}, {"a": {"x": 1}}),  # a dict replaces a scalar
+        ({"a": {"x": 1}}, {"a": None}, {"a": None}),  # null is a value, not "no override"
+        ({"a": [1, 2]}, {"a": [3]}, {"a": [3]}),  # lists are replaced, not concatenated
+        ({"a": {"x": 1}}, {"a": {}}, {"a": {"x": 1}}),
+    ],
+)
+def test_deep_merge(
+    base: dict[str, Any], override: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert deep_merge(base, override) == expected
+
+
+def test_deep_merge_copies_and_never_mutates() -> None:
+    base = {"a": {"x": [1]}, "b": {"y": 1}}
+    override = {"b": {"z": [2]}, "c": {"w": 3}}
+    before = copy.deepcopy((base, override))
+    out = deep_merge(base, override)
+    assert (base, override) == before
+    out["a"]["x"].append(9)
+    out["b"]["z"].append(9)
+    out["c"]["w"] = 0
+    assert (base, override) == before
+
+
+# --- resolve: presets ----------------------------------------------------------------------------
+
+
+def test_default_preset_resolves_every_task() -> None:
+    resolved = resolve(_job())
+    tasks = resolved["tasks"]
+    assert set(tasks) == set(TASK_IDS)
+    assert tasks["gather_preliminary_metadata"] == {
+        **TASK_DEFAULTS,
+        "job_settings": {"raise_if_invalid": True},
+    }
+    assert tasks["check_s3_folder_exists"] == TASK_DEFAULTS
+    assert tasks["gather_final_metadata"] == TASK_DEFAULTS
+    # modality tasks resolve to one entry per declared modality
+    compress = tasks["modality_transformation_settings"]
+    assert list(compress) == ["behavior", "ecephys"]
+    for entry in compress.values():
+        assert entry == {**TASK_DEFAULTS, "job_settings": {"codec": "zstd", "level": 3}}
+
+
+def test_resolved_job_carries_every_field_as_json() -> None:
+    resolved = resolve(_job(email_notification_types=["retry", "begin"], platform="ecephys"))
+    assert json.loads(json.dumps(resolved)) == resolved
+    assert resolved["job_type"] == "default"
+    assert resolved["subject_id"] == "750101"
+    assert resolved["project_name"] == "Example Foraging Project"
+    assert resolved["acq_datetime"] == "2025-06-12T15:03:00-07:00"
+    assert resolved["modalities"] == ["behavior", "ecephys"]
+    assert resolved["platform"] == "ecephys"
+    assert resolved["user_email"] == "scientist@example.org"
+    assert resolved["email_notification_types"] == ["begin", "retry"]
+    assert resolved["s3_bucket"] == "default"
+
+
+@pytest.mark.parametrize(("job_type", "level"), [("default", 3), ("ecephys", 5), ("behavior", 3)])
+def test_shipped_presets(job_type: str, level: int) -> None:
+    resolved = resolve(_job(job_type=job_type, modalities=["ecephys"]))
+    assert resolved["tasks"]["modality_transformation_settings"]["ecephys"]["job_settings"] == {
+        "codec": "zstd",
+        "level": level,
+    }
+
+
+def test_resolve_never_mutates_presets_or_job() -> None:
+    presets_before = copy.deepcopy(DEFAULT_JOB_TYPES)
+    job = _job(
+        tasks={
+            "gather_preliminary_metadata": {"job_settings": {"raise_if_invalid": False}},
+            "modality_transformation_settings": {"ecephys": {"job_settings": {"level": 9}}},
+        }
+    )
+    job_before = job.model_dump()
+    first = resolve(job)
+    first["tasks"]["gather_preliminary_metadata"]["job_settings"]["x"] = 1
+    first["tasks"]["modality_transformation_settings"]["behavior"]["job_settings"]["level"] = 0
+    assert presets_before == DEFAULT_JOB_TYPES
+    assert job.model_dump() == job_before
+    assert resolve(_job())["tasks"]["gather_preliminary_metadata"]["job_settings"] == {
+        "raise_if_invalid": True
+    }
+
+
+# --- resolve: an upload's overrides ----------------------------------------------------------
+
+
+CUSTOM = {
+    "custom": {
+        "tasks": {
+            "gather_preliminary_metadata": {
+                "image_version": "1.0",
+                "job_settings": {
+                    "raise_if_invalid": True,
+                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
+                    "data_description_settings": {"project_name": "P"},
+                },
+            },
+            "check_s3_folder_exists": {},
+            "modality_transformation_settings": {"job_settings": {"codec": "zstd", "level": 3}},
+        }
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({}, CUSTOM["custom"]["tasks"]["gather_preliminary_metadata"]),
+        (
+            {"job_settings": {"raise_if_invalid": False}},
+            {
+                "image_version": "1.0",
+                "job_settings": {
+                    "raise_if_invalid": False,
+                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
+                    "data_description_settings": {"project_name": "P"},
+                },
+            },
+        ),
+        (
+            {"job_settings": {"instrument_settings": {"extra": {"b": 3}}}},
+            {
+                "image_version": "1.0",
+                "job_settings": {
+                    "raise_if_invalid": True,
+                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 3}},
+                    "data_description_settings": {"project_name": "P"},
+                },
+            },
+        ),
+        (
+            {"image_version": "2.0", "job_settings": {"new_key": [1, 2]}},
+            {
+                "image_version": "2.0",
+                "job_settings": {
+                    "raise_if_invalid": True,
+                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
+                    "data_description_settings": {"project_name": "P"},
+                    "new_key": [1, 2],
+                },
+            },
+        ),
+        (
+            {"skip_task": True},
+            {**CUSTOM["custom"]["tasks"]["gather_preliminary_metadata"], "skip_task": True},
+        ),
+    ],
+)
+def test_task_override_merges_field_by_field(
+    override: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    job = _job(job_type="custom", tasks={"gather_preliminary_metadata": override})
+    resolved = resolve(job, CUSTOM)
+    assert resolved["tasks"]["gather_preliminary_metadata"] == {**TASK_DEFAULTS, **expected}
+    # everything else still comes from the job type
+    assert resolved["tasks"]["check_s3_folder_exists"] == TASK_DEFAULTS
+
+
+def test_default_gather_override_keeps_raise_if_invalid() -> None:
+    job = _job(
+        tasks={
+            "gather_preliminary_metadata": {
+                "job_settings": {"instrument_settings": {"instrument_id": "RIG-7"}}
+            }
+        }
+    )
+    assert resolve(job)["tasks"]["gather_preliminary_metadata"]["job_settings"] == {
+        "raise_if_invalid": True,
+        "instrument_settings": {"instrument_id": "RIG-7"},
+    }
+
+
+@pytest.mark.parametrize("task_id", ["check_s3_folder_exists", "gather_final_metadata"])
+def test_skip_task_carried_through(task_id: str) -> None:
+    resolved = resolve(_job(tasks={task_id: {"skip_task": True}}))
+    assert resolved["tasks"][task_id]["skip_task"] is True
+    others = [t for t in TASK_IDS if t not in (task_id, "modality_transformation_settings")]
+    assert all(resolved["tasks"][t]["skip_task"] is False for t in others)
+
+
+def test_per_modality_override_changes_only_that_modality() -> None:
+    job = _job(
+        tasks={"modality_transformation_settings": {"ecephys": {"job_settings": {"level": 9}}}}
+    )
+    compress = resolve(job)["tasks"]["modality_transformation_settings"]
+    assert compress["ecephys"]["job_settings"] == {"codec": "zstd", "level": 9}
+    assert compress["behavior"]["job_settings"] == {"codec": "zstd", "level": 3}
+
+
+def test_per_modality_override_skip_task_for_one_modality() -> None:
+    job = _job(tasks={"modality_transformation_settings": {"behavior": {"skip_task": True}}})
+    compress = resolve(job)["tasks"]["modality_transformation_settings"]
+    assert compress["behavior"]["skip_task"] is True
+    assert compress["behavior"]["job_settings"] == {"codec": "zstd", "level": 3}
+    assert compress["ecephys"]["skip_task"] is False
+
+
+def test_single_task_override_of_a_modality_task_applies_to_every_modality() -> None:
+    job = _job(
+        job_type="ecephys",
+        tasks={"modality_transformation_settings": {"job_settings": {"codec": "zstd-long"}}},
+    )
+    compress = resolve(job)["tasks"]["modality_transformation_settings"]
+    for modality in ("behavior", "ecephys"):
+        assert compress[modality]["job_settings"] == {"codec": "zstd-long", "level": 5}
+
+
+def test_modality_spelling_in_the_job_keys_the_resolved_tasks() -> None:
+    job = _job(modalities=[{"name": "Extracellular electrophysiology", "abbreviation": "ECEPHYS"}])
+    assert list(resolve(job)["tasks"]["modality_transformation_settings"]) == ["ecephys"]
+
+
+def test_per_modality_preset() -> None:
+    presets = {
+        "rig": {
+            "tasks": {
+                "modality_transformation_settings": {
+                    "ecephys": {"job_settings": {"codec": "zstd", "level": 7}},
+                    "behavior": {"skip_task": True},
+                }
+            }
+        }
+    }
+    job = _job(
+        job_type="rig",
+        tasks={"modality_transformation_settings": {"ecephys": {"job_settings": {"level": 8}}}},
+    )
+    compress = resolve(job, presets)["tasks"]["modality_transformation_settings"]
+    assert compress["ecephys"] == {**TASK_DEFAULTS, "job_settings": {"codec": "zstd", "level": 8}}
+    assert compress["behavior"] == {**TASK_DEFAULTS, "skip_task": True}
+
+
+def test_per_modality_preset_without_one_of_the_jobs_modalities_uses_task_defaults() -> None:
+    presets = {
+        "rig": {
+            "tasks": {
+                "modality_transformation_settings": {
+                    "ecephys": {"job_settings": {"codec": "zstd", "level": 7}}
+                }
+            }
+        }
+    }
+    compress = resolve(_job(job_type="rig"), presets)["tasks"]["modality_transformation_settings"]
+    assert compress["ecephys"]["job_settings"] == {"codec": "zstd", "level": 7}
+    assert compress["behavior"] == TASK_DEFAULTS
+
+
+# --- resolve: errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("job_type", "presets", "listed"),
+    [
+        ("ophys", None, "behavior, default, ecephys"),
+        ("Default", None, "behavior, default, ecephys"),
+        ("default", {"custom": {"tasks": {}}, "alpha": {"tasks": {}}}, "alpha, custom"),
+    ],
+)
+def test_unknown_job_type(job_type: str, presets: dict[str, Any] | None, listed: str) -> None:
+    with pytest.raises(UnknownJobTypeError) as caught:
+        resolve(_job(job_type=job_type), presets, file="s/upload_job.json")
+    err = caught.value
+    assert isinstance(err, UploadJobError)  # ingest rejects it like any other job error
+    (issue,) = err.issues
+    assert (issue.severity, issue.rule, issue.field) == (
+        "error",
+        "job.unknown_job_type",
+        "job_type",
+    )
+    assert issue.file == "s/upload_job.json"
+    assert repr(job_type) in issue.message
+    assert listed in issue.message
+    assert str(err) == issue.message
+
+
+def test_override_of_an_unknown_task_names_the_valid_ids() -> None:
+    job = _job(tasks={"compress_data": {"skip_task": True}, "gather_metadata": {}})
+    with pytest.raises(UploadJobError) as caught:
+        resolve(job)
+    err = caught.value
+    assert not isinstance(err, UnknownJobTypeError)
+    assert [(i.rule, i.field) for i in err.issues] == [
+        ("job.unknown_task", "tasks.compress_data"),
+        ("job.unknown_task", "tasks.gather_metadata"),
+    ]
+    for issue in err.issues:
+        assert issue.severity == "error"
+        for task_id in TASK_IDS:
+            assert task_id in issue.message
+    assert "compress_data" in str(err)
+
+
+def test_task_missing_from_a_custom_preset_is_unknown_for_that_job_type() -> None:
+    presets = {"lean": {"tasks": {"check_s3_folder_exists": {}}}}
+    job = _job(job_type="lean", tasks={"gather_final_metadata": {"skip_task": True}})
+    with pytest.raises(UploadJobError) as caught:
+        resolve(job, presets)
+    (issue,) = caught.value.issues
+    assert issue.field == "tasks.gather_final_metadata"
+    assert "check_s3_folder_exists" in issue.message
+
+
+def test_per_modality_override_for_an_undeclared_modality_is_an_error() -> None:
+    from upload_processor.upload_job import parse_upload_job
+
+    job, _ = parse_upload_job(
+        json.dumps(
+            {
+                "job_type": "default",
+                "project_name": "P",
+                "subject_id": "750101",
+                "acq_datetime": "2025-06-12T15:03:00-07:00",
+                "modalities": ["behavior"],
+                "tasks": {
+                    "modality_transformation_settings": {"ecephys": {"job_settings": {"level": 9}}}
+                },
+            }
+        ).encode()
+    )
+    with pytest.raises(UploadJobError) as caught:
+        resolve(job)
+    (issue,) = caught.value.issues
+    assert issue.rule == "job.undeclared_modality"
+    assert issue.field == "tasks.modality_transformation_settings.ecephys"

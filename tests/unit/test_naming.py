@@ -1,0 +1,85 @@
+"""The asset name: `[<platform>_]<subject_id>_<YYYY-MM-DD_HH-MM-SS>` (DESIGN.md "Contracts")."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from aind_data_schema_models.data_name_patterns import DataRegex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from upload_processor.naming import asset_name
+
+RAW = re.compile(DataRegex.RAW.value)
+
+
+@pytest.mark.parametrize(
+    ("subject_id", "acq", "platform", "expected"),
+    [
+        # the three DESIGN.md examples
+        ("750101", "2025-06-12T15:03:00-07:00", None, "750101_2025-06-12_15-03-00"),
+        ("750101", "2025-06-12T15:03:00-07:00", "ecephys", "ecephys_750101_2025-06-12_15-03-00"),
+        ("750101", "2025-06-13T07:03:00+09:00", None, "750101_2025-06-13_07-03-00"),
+        # the same instant in UTC is named by its own wall time
+        ("750101", "2025-06-12T22:03:00+00:00", None, "750101_2025-06-12_22-03-00"),
+        # an empty platform adds no prefix
+        ("750101", "2025-06-12T15:03:00-07:00", "", "750101_2025-06-12_15-03-00"),
+        # fractional seconds are dropped, never rounded
+        ("750101", "2025-06-12T15:03:00.999999-07:00", None, "750101_2025-06-12_15-03-00"),
+        ("750101", "2025-06-12T15:03:59.5-07:00", None, "750101_2025-06-12_15-03-59"),
+        ("A-1", "2025-12-31T23:59:59.9+14:00", "behavior", "behavior_A-1_2025-12-31_23-59-59"),
+    ],
+)
+def test_asset_name_examples(
+    subject_id: str, acq: str, platform: str | None, expected: str
+) -> None:
+    name = asset_name(subject_id, datetime.fromisoformat(acq), platform)
+    assert name == expected
+    assert RAW.match(name)
+
+
+def test_named_zone_uses_its_offset_on_that_date() -> None:
+    zone = ZoneInfo("America/Los_Angeles")
+    summer = datetime(2025, 6, 12, 15, 3, tzinfo=zone)
+    winter = datetime(2025, 1, 12, 15, 3, tzinfo=zone)
+    assert asset_name("750101", summer) == "750101_2025-06-12_15-03-00"
+    assert asset_name("750101", winter) == "750101_2025-01-12_15-03-00"
+
+
+def test_naive_datetime_raises() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        asset_name("750101", datetime(2025, 6, 12, 15, 3))
+
+
+def test_input_datetime_is_not_modified() -> None:
+    acq = datetime(2025, 6, 12, 15, 3, 0, 123456, tzinfo=UTC)
+    asset_name("750101", acq)
+    assert acq.microsecond == 123456
+
+
+SAFE = string.ascii_letters + string.digits + "-."
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    subject_id=st.text(SAFE, min_size=1, max_size=24),
+    platform=st.none() | st.text(SAFE, min_size=1, max_size=12),
+    wall=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 30)),
+    offset_minutes=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+)
+def test_property_name_matches_raw_pattern_and_keeps_wall_time(
+    subject_id: str, platform: str | None, wall: datetime, offset_minutes: int
+) -> None:
+    acq = wall.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    name = asset_name(subject_id, acq, platform)
+    match = RAW.fullmatch(name)
+    assert match, name
+    label = f"{platform}_{subject_id}" if platform else subject_id
+    assert match["subject_id"] == label
+    assert name == f"{label}_{match['c_datetime']}"
+    parsed = datetime.strptime(match["c_datetime"], "%Y-%m-%d_%H-%M-%S")
+    assert parsed == wall.replace(microsecond=0)
