@@ -129,7 +129,9 @@ class FakeS3:
     ) -> dict[str, Any]:
         self.calls["upload_part"] += 1
         if self._uploads.get(UploadId) != Key:
-            raise ClientError({"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPart")
+            raise ClientError(
+                {"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPart"
+            )
         self.bytes_uploaded += len(Body)
         return {"ETag": f'"part-{PartNumber}"'}
 

@@ -50,7 +50,9 @@ def neuropixels_like(n_bytes: int, seed: int = 0) -> bytes:
                     break
                 offset = (t0 + k) * FRAME + 2 * neighbour
                 (old,) = struct.unpack_from("<h", data, offset)
-                struct.pack_into("<h", data, offset, max(-32768, min(32767, old + round(amplitude * scale))))
+                struct.pack_into(
+                    "<h", data, offset, max(-32768, min(32767, old + round(amplitude * scale)))
+                )
     del data[n_bytes:]
     return bytes(data)
 
