@@ -9,8 +9,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.clients import client
 from upload_processor.config import Settings
-from upload_processor.gather import gather
+from upload_processor.gather import gather, gather_settings
 from upload_processor.jobs import JobStatus, JobStore
+from upload_processor.metadata_service import service_from_environment, service_from_spec
 
 logger = Logger()
 tracer = Tracer()
@@ -24,13 +25,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = Settings.from_env()
     store = JobStore(client("dynamodb"), settings.require("jobs_table"))
     store.update(event["job_id"], JobStatus.PROCESSING)
+    job_service = gather_settings(event["job"]).get("metadata_service")
+    service = (
+        service_from_spec(job_service, dynamodb=client("dynamodb"))
+        if job_service
+        else service_from_environment(dynamodb=client("dynamodb"))
+    )
     result = gather(
         client("s3"),
         bucket=event["bucket"],
         prefix=event.get("prefix") or "",
         job=event["job"],
         archive_bucket=settings.require("archive_bucket"),
+        job_id=event["job_id"],
         job_notes=event.get("job_notes"),
+        service=service,
     )
     store.update(event["job_id"], asset_name=result["asset_name"], report_key=result["report_key"])
     logger.info(

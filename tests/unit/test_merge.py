@@ -236,6 +236,14 @@ def test_exact_name_wins_even_when_the_others_are_broken(files: dict[str, bytes]
     only_behavior = _with(files, instrument_ecephys_json=b"garbage")
     only_behavior["acquisition.json"] = files["acquisition_behavior.json"]
     only_behavior["instrument.json"] = files["instrument_behavior.json"]
+    # Behavior only now: the data description must not claim ecephys (merge.modalities_mismatch).
+    only_behavior["data_description.json"] = _edit(
+        files,
+        "data_description.json",
+        lambda d: d.update(
+            modalities=[m for m in d["modalities"] if m["abbreviation"] != "ecephys"]
+        ),
+    )
     result = assemble(only_behavior, asset_name=ASSET)
     assert _errors(result) == []
     assert result.merged_from.acquisition == ["acquisition.json"]
@@ -268,11 +276,13 @@ def test_library_merge_error_becomes_merge_failed(files: dict[str, bytes]) -> No
 
 
 def test_whole_metadata_error(files: dict[str, bytes]) -> None:
-    bad = _edit(files, "acquisition_ecephys.json", lambda d: d.update(instrument_id="ELSEWHERE"))
-    result = assemble(_with(files, acquisition_ecephys_json=bad), asset_name=ASSET)
+    # Valid on its own, but Metadata requires subject details for an in-vivo acquisition.
+    # (A wrong instrument_id is caught earlier now: merge.acquisition_instrument_id.)
+    bad = _edit(files, "acquisition_behavior.json", lambda d: d.update(subject_details=None))
+    result = assemble(_with(files, acquisition_behavior_json=bad), asset_name=ASSET)
     errors = _errors(result)
     assert [e.rule for e in errors] == ["metadata.invalid"]
-    assert "Instrument ID" in errors[0].message
+    assert "subject_details" in errors[0].message
     assert not errors[0].message.startswith("[")
     assert result.metadata is None
 
@@ -280,12 +290,15 @@ def test_whole_metadata_error(files: dict[str, bytes]) -> None:
 def test_library_log_becomes_a_warning_not_log_noise(
     files: dict[str, bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def duplicate_computer(doc: dict) -> None:
-        doc["components"].append({"object_type": "Computer", "name": "Behavior computer"})
+    # Two overlapping streams naming the same active device: the library's DataStream "+" only
+    # logs that it dropped the duplicate. (A device shared by two instruments, which it also
+    # only logs, is our merge.shared_device error now.)
+    def share_the_clock(doc: dict) -> None:
+        doc["data_streams"][0]["active_devices"].append(sample.SHARED_CLOCK_NAME)
 
-    bad = _edit(files, "instrument_ecephys.json", duplicate_computer)
+    bad = _edit(files, "acquisition_ecephys.json", share_the_clock)
     with caplog.at_level(logging.DEBUG):
-        result = assemble(_with(files, instrument_ecephys_json=bad), asset_name=ASSET)
+        result = assemble(_with(files, acquisition_ecephys_json=bad), asset_name=ASSET)
     assert not [r for r in caplog.records if r.name.startswith("aind_data_schema")]
     library_logger = logging.getLogger("aind_data_schema")
     assert library_logger.propagate is True, "logger state restored after capture"
@@ -293,7 +306,7 @@ def test_library_log_becomes_a_warning_not_log_noise(
     warnings_ = [i for i in result.issues if i.rule == "library.warning"]
     assert len(warnings_) == 1
     assert warnings_[0].severity == "warning"
-    assert "Behavior computer" in warnings_[0].message
+    assert "Duplicate active devices" in warnings_[0].message
     assert result.metadata is not None, "warnings alone leave the session valid"
 
 

@@ -33,6 +33,60 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def validate(
+    directory: Path = typer.Argument(
+        ..., help="The session folder, laid out as it will be staged."
+    ),
+    job: Path | None = typer.Option(
+        None, "--job", help="The job file (default: DIR/upload_job.json)."
+    ),
+    registry: str | None = typer.Option(
+        None,
+        "--registry",
+        help="Metadata service: URL of the registry API, or aind:URL, or registry-table:NAME.",
+    ),
+    offline: bool = typer.Option(
+        False,
+        "--offline",
+        help="No metadata service: subject, procedures, instrument must be files.",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report as JSON, and only it, on stdout."
+    ),
+    default_tz: str | None = typer.Option(
+        None, "--default-tz", help="Time zone for a naive acq_datetime."
+    ),
+) -> None:
+    """Validate a session folder with the pipeline's own checks. Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
+    import logging
+
+    from upload_processor.errors import ConfigurationError
+    from upload_processor.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.validate import UsageError, validate_directory
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    if offline and registry:
+        err.print("--offline and --registry exclude each other")
+        raise typer.Exit(2)
+    try:
+        service = None if offline else service_from_spec(registry or spec_from_environment())
+        report = validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
+    except (UsageError, ConfigurationError) as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    except Exception as exc:  # exit 3: an internal error is never disguised as "invalid"
+        err.print(f"internal error: {type(exc).__name__}: {exc}")
+        raise typer.Exit(3) from exc
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        from upload_processor.report_view import print_report
+
+        print_report(Console(), report)
+    raise typer.Exit(0 if report.status == "valid" else 1)
+
+
 @schema_app.command("upload-job")
 def schema_upload_job() -> None:
     """Print the JSON Schema of upload_job.json (generated from the model: it cannot drift)."""

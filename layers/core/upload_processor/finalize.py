@@ -8,12 +8,12 @@ REJECTED and send the user the report's problems. `failed`: mark the job FAILED 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from upload_processor import notify
-from upload_processor.gather import MANIFEST, read_metadata
+from upload_processor.gather import MANIFEST, work_key
 from upload_processor.jobs import JobStatus, JobStore
-from upload_processor.merge import assemble
 from upload_processor.report import REPORT_FILENAME, Report
 from upload_processor.s3io import join, put_json, read_bytes
 from upload_processor.transfer import TransferResult, verify
@@ -50,14 +50,13 @@ def complete(
         verify(s3, TransferResult.from_dict(result), dest_bucket=archive)
 
     versions: dict[str, str] = gather.get("metadata_versions") or {}
-    files, _ = read_metadata(s3, bucket, prefix, sorted(versions), versions)
-    assembly = assemble(files, asset_name=name, location=f"s3://{archive}/{name}")
+    assembly = json.loads(read_bytes(s3, archive, work_key(event["job_id"], "assembly.json")))
     written = []
-    for core_type, document in sorted(assembly.core.items()):
+    for core_type, document in sorted(assembly["core"].items()):
         put_json(s3, archive, f"{name}/{core_type}.json", document)
         written.append(f"{name}/{core_type}.json")
-    if assembly.metadata is not None:
-        put_json(s3, archive, f"{name}/metadata.nd.json", assembly.metadata)
+    if assembly.get("metadata") is not None:
+        put_json(s3, archive, f"{name}/metadata.nd.json", assembly["metadata"])
         written.append(f"{name}/metadata.nd.json")
     for original, version in sorted(versions.items()):
         source: dict[str, str] = {"Bucket": bucket, "Key": join(prefix, original)}
@@ -90,6 +89,7 @@ def complete(
         "metadata": written,
     }
     put_json(s3, archive, f"{name}/{MANIFEST}", manifest)
+    s3.delete_object(Bucket=archive, Key=work_key(event["job_id"], "assembly.json"))
     archive_uri = f"s3://{archive}/{name}/"
     store.update(
         event["job_id"],

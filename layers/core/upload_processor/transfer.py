@@ -5,6 +5,13 @@ reads the source in chunks, hashes and compresses them on the fly and writes the
 multipart upload, never holding more than about two parts in memory. `copy` never moves a byte
 through the function: S3 copies server-side.
 
+A file too big for one invocation is compressed in parallel (`start_chunked`, then
+`transfer` of each `compress_range` item, then `complete_chunked`; `abort_chunked` on
+failure): each byte range becomes one independent zstd frame, uploaded as one part of a
+single multipart upload, and the concatenated frames are one valid zstd stream. Every step is
+a separate invocation whose input and output are JSON. Its source checksum is a tree hash
+(`tree_sha256`): SHA-256 is sequential, so parallel ranges cannot produce a plain one.
+
 Errors are split so that Step Functions can tell them apart by name: `TransferError` (and its
 `VerificationError`) is a permanent fault that retrying will not fix (the source is gone or
 changed since it was planned, the output is wrong); anything else (throttling, a dropped
@@ -15,17 +22,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, TypeAlias
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import IO, Any, TypeAlias
 
 import zstandard
 from botocore.exceptions import ClientError
 
-from upload_processor.plan import PlanItem
+from upload_processor.plan import (
+    MAX_RANGE_SIZE,
+    MIN_RANGE_SIZE,
+    PlanItem,
+    chunk_ranges,
+    range_size_for,
+)
 
 # boto3's S3 client is generated at run time; the typed stubs (mypy-boto3-s3) are not a
 # dependency of this project, so the annotation stays loose.
@@ -52,6 +68,31 @@ META_SOURCE_SIZE = "source-size"
 META_SOURCE_ETAG = "source-etag"
 META_CODEC = "codec"
 META_LEVEL = "zstd-level"
+META_RANGE_SIZE = "range-size"  # chunked objects: the range size of their tree hash
+
+# A chunked object's source checksum: "tree-sha256:<hex>:<range_size>" (see `tree_sha256`).
+TREE_SHA256_PREFIX = "tree-sha256:"
+# zstd skippable frames (RFC 8878, 3.1.2): magic 0x184D2A50-0x184D2A5F, a 4-byte little-endian
+# payload length, the payload. Decoders skip them; we pad short parts with one.
+SKIPPABLE_MAGIC = 0x184D2A50
+SKIPPABLE_HEADER = 8
+# A compressed range is spooled before its UploadPart (which needs the length and checksum
+# up front): in memory up to this size, then in /tmp.
+SPOOL_MEMORY = 64 * MiB
+# Error codes that retrying can fix: anything else from S3 is permanent.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+    }
+)
 
 
 class TransferError(Exception):
@@ -79,6 +120,19 @@ class TransferResult:
     `source_sha256` is the hex SHA-256 of the *source* bytes (for `compress`, of the data
     before compression). It is "" when a server-side copy left it unknown: S3 kept no
     full-object SHA-256 for the source and the bytes were, on purpose, not downloaded.
+
+    The optional fields are set only by the chunked path:
+
+    - a `compress_range` result (one part): `source_sha256` is the SHA-256 of that range's
+      source bytes, `bytes_in`/`bytes_out` the range's and the part's sizes (padding
+      included); `part_number`, `etag` and `part_checksum` (base64 SHA-256 of the part, as
+      S3 checks it) are what CompleteMultipartUpload needs, with `upload_id`, `range_start`,
+      `range_end` (exclusive) and `part_count`;
+    - a completed chunked object (action `compress`): `source_sha256` is a tree hash
+      "tree-sha256:<hex>:<range_size>", `range_sha256s` the hex SHA-256 of each range in
+      order, `part_checksums` S3's base64 SHA-256 of each part, `checksum_sha256` S3's own
+      checksum of the object ("<base64>-<parts>", a checksum of the part checksums),
+      `etag` the object's ETag, `part_count` and `range_size`.
     """
 
     source_key: str
@@ -88,10 +142,31 @@ class TransferResult:
     bytes_in: int
     bytes_out: int
     source_sha256: str
+    part_number: int | None = None
+    etag: str | None = None
+    part_checksum: str | None = None
+    upload_id: str | None = None
+    range_start: int | None = None
+    range_end: int | None = None
+    part_count: int | None = None
+    range_size: int | None = None
+    range_sha256s: tuple[str, ...] | None = None
+    part_checksums: tuple[str, ...] | None = None
+    checksum_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict: Step Functions carries results between states as JSON."""
-        return asdict(self)
+        """A JSON-able dict: Step Functions carries results between states as JSON.
+
+        Optional fields that are not set are left out, so a plain result's dict (and the
+        manifest entry made from it) is as it always was.
+        """
+        out: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.default is None:
+                continue
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransferResult:
@@ -104,7 +179,30 @@ class TransferResult:
             bytes_in=int(data["bytes_in"]),
             bytes_out=int(data["bytes_out"]),
             source_sha256=str(data.get("source_sha256") or ""),
+            part_number=_opt_int(data.get("part_number")),
+            etag=_opt_str(data.get("etag")),
+            part_checksum=_opt_str(data.get("part_checksum")),
+            upload_id=_opt_str(data.get("upload_id")),
+            range_start=_opt_int(data.get("range_start")),
+            range_end=_opt_int(data.get("range_end")),
+            part_count=_opt_int(data.get("part_count")),
+            range_size=_opt_int(data.get("range_size")),
+            range_sha256s=_opt_strs(data.get("range_sha256s")),
+            part_checksums=_opt_strs(data.get("part_checksums")),
+            checksum_sha256=_opt_str(data.get("checksum_sha256")),
         )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_strs(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(v) for v in value)
 
 
 def transfer(
@@ -122,7 +220,9 @@ def transfer(
     `compress` streams the source through zstd into a multipart upload (`part_size` is the
     size of each uploaded part, raised if the object would otherwise need more than 10,000
     parts). `copy` is server-side: one CopyObject up to `copy_threshold` (S3's limit is
-    5 GiB), UploadPartCopy in `copy_part_size` ranges above it.
+    5 GiB), UploadPartCopy in `copy_part_size` ranges above it. `compress_range` compresses
+    one range of a chunked file into one part of its multipart upload (`start_chunked`) and
+    returns that part's result, for `complete_chunked`.
 
     Either way the source must still be the object that was planned (same ETag and size),
     and a failure leaves nothing behind at the destination: no partial object, no dangling
@@ -143,6 +243,8 @@ def transfer(
         return _compress(
             s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, part_size=part_size
         )
+    if item.action == "compress_range":
+        return _compress_range(s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket)
     if item.action == "copy":
         return _copy(
             s3,
@@ -175,12 +277,28 @@ def verify(
     `expected_sha256` (hex) and `expected_size` default to what `target` says: a
     `TransferResult`'s `source_sha256` and `bytes_in`, a `PlanItem`'s `size`. Raises
     `VerificationError` on any mismatch.
+
+    A chunked object's `expected_sha256` is its tree hash ("tree-sha256:<hex>:<range_size>"):
+    the decompressed stream is cut at the same range boundaries (`chunk_ranges(size,
+    range_size)`), each range hashed, and the tree hash recomputed; with the result's
+    `range_sha256s` the error names the first range that differs. The zstd skippable frames
+    that pad short parts are skipped by the decoder and count for nothing. A single range
+    (`compress_range` result) is not an object and cannot be verified alone.
     """
+    range_sha256s: Sequence[str] | None = None
+    checksum_sha256: str | None = None
     if isinstance(target, TransferResult):
+        if target.action == "compress_range":
+            raise ValueError(
+                "a compress_range result is one part of a multipart upload: verify the result "
+                "of complete_chunked instead"
+            )
         size = target.bytes_in if expected_size is None else expected_size
         sha = target.source_sha256 if expected_sha256 is None else expected_sha256
         out_size: int | None = target.bytes_out
         etag = ""
+        range_sha256s = target.range_sha256s
+        checksum_sha256 = target.checksum_sha256
     else:
         size = target.size if expected_size is None else expected_size
         sha = expected_sha256 or ""
@@ -197,6 +315,8 @@ def verify(
             expected_sha256=sha.lower(),
             expected_size=size,
             expected_bytes_out=out_size,
+            range_sha256s=range_sha256s,
+            checksum_sha256=checksum_sha256,
         )
     else:
         _verify_copied(
@@ -392,6 +512,583 @@ class _PartWriter:
             logger.exception("could not abort multipart upload %s of %s", upload_id, self._dest)
 
 
+# --- chunked: large files in parallel ---------------------------------------------------
+
+
+def start_chunked(
+    s3: S3Client,
+    item: PlanItem,
+    *,
+    dest_bucket: str,
+    range_size: int | None = None,
+    source_bucket: str | None = None,
+) -> list[PlanItem]:
+    """Open the multipart upload of a large `compress` item; one `compress_range` item per range.
+
+    The ranges are `chunk_ranges(item.size, range_size)` (`range_size` defaults to
+    `range_size_for` the item's level and size); item n becomes part n. The upload is created
+    with SHA-256 part checksums, the zstd content type and the metadata known up front
+    (source size and ETag, codec, level, range size). With `source_bucket`, the source is
+    first checked to still be the planned object, so that a stale plan opens no upload.
+
+    Every returned item carries the upload id; pass each to `transfer` (in any order, in
+    parallel), then all their results to `complete_chunked`, or call `abort_chunked` if any
+    fails.
+    """
+    dest = _url(dest_bucket, item.dest_key)
+    source = _url(source_bucket, item.source_key) if source_bucket else item.source_key
+    if item.action != "compress":
+        raise ValueError(f"only a compress item can be chunked, not {item.action!r}")
+    if item.size <= 0:
+        raise ValueError("an empty file has nothing to chunk: compress it in one piece")
+    level = DEFAULT_LEVEL if item.level is None else item.level
+    if range_size is None:
+        range_size = range_size_for(level, size=item.size)
+    if not MIN_RANGE_SIZE <= range_size <= MAX_RANGE_SIZE:
+        raise ValueError(f"range_size must be between 5 MiB and 4 GiB, got {range_size}")
+    ranges = chunk_ranges(item.size, range_size)
+    try:
+        zstandard.ZstdCompressor(level=level)
+    except (ValueError, zstandard.ZstdError) as exc:
+        raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
+    if source_bucket is not None:
+        if (source_bucket, item.source_key) == (dest_bucket, item.dest_key):
+            raise TransferError(
+                "the destination is the source itself; the plan would overwrite staged data",
+                source=source,
+                dest=dest,
+            )
+        head = _head_source(s3, source_bucket, item, source=source, dest=dest)
+        if head["ContentLength"] != item.size:
+            raise _changed(item, head["ContentLength"], source=source, dest=dest)
+    tree_range = ranges[0][1] - ranges[0][0]
+    metadata = {
+        META_SOURCE_SIZE: str(item.size),
+        META_CODEC: "zstd",
+        META_LEVEL: str(level),
+        META_RANGE_SIZE: str(tree_range),
+    }
+    if item.etag:
+        metadata[META_SOURCE_ETAG] = item.etag
+    upload_id = s3.create_multipart_upload(
+        Bucket=dest_bucket,
+        Key=item.dest_key,
+        ContentType=ZSTD_CONTENT_TYPE,
+        Metadata=metadata,
+        ChecksumAlgorithm="SHA256",
+    )["UploadId"]
+    logger.info(
+        "chunked %s -> %s: %d bytes in %d range(s) of %d, upload %s",
+        source,
+        dest,
+        item.size,
+        len(ranges),
+        tree_range,
+        upload_id,
+    )
+    return [
+        item.model_copy(
+            update={
+                "action": "compress_range",
+                "codec": "zstd",
+                "level": level,
+                "part_number": number,
+                "range_start": start,
+                "range_end": end,
+                "part_count": len(ranges),
+                "upload_id": upload_id,
+            }
+        )
+        for number, (start, end) in enumerate(ranges, start=1)
+    ]
+
+
+def _compress_range(
+    s3: S3Client, item: PlanItem, *, source_bucket: str, dest_bucket: str
+) -> TransferResult:
+    source, dest = _url(source_bucket, item.source_key), _url(dest_bucket, item.dest_key)
+    start, end, number, count, upload_id = _range_fields(item, source=source, dest=dest)
+    try:
+        try:
+            return _compress_one_range(
+                s3,
+                item,
+                source_bucket=source_bucket,
+                dest_bucket=dest_bucket,
+                bounds=(start, end, number, count, upload_id),
+                source=source,
+                dest=dest,
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                raise TransferError(
+                    f"multipart upload {upload_id} no longer exists: it was aborted (another "
+                    "range failed) or already completed",
+                    source=source,
+                    dest=dest,
+                ) from exc
+            raise
+    except TransferError:
+        # Permanent: the whole file fails. Abort now so that the other ranges stop at their
+        # next request instead of compressing for nothing (the caller's abort_chunked, the
+        # bucket's lifecycle rule, are the backstops).
+        _abort_quietly(s3, dest_bucket, item.dest_key, upload_id)
+        raise
+
+
+def _compress_one_range(
+    s3: S3Client,
+    item: PlanItem,
+    *,
+    source_bucket: str,
+    dest_bucket: str,
+    bounds: tuple[int, int, int, int, str],
+    source: str,
+    dest: str,
+) -> TransferResult:
+    start, end, number, count, upload_id = bounds
+    length = end - start
+    level = DEFAULT_LEVEL if item.level is None else item.level
+    try:
+        # One independent frame per range: the content size is pledged (in the header) and
+        # the frame ends with its own checksum, so frames concatenate into one valid stream.
+        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    except (ValueError, zstandard.ZstdError) as exc:
+        raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
+
+    conditions = {"IfMatch": _quoted(item.etag)} if item.etag else {}
+    try:
+        response = s3.get_object(
+            Bucket=source_bucket,
+            Key=item.source_key,
+            Range=f"bytes={start}-{end - 1}",
+            **conditions,
+        )
+    except ClientError as exc:
+        if _error_code(exc) in ("InvalidRange", "416"):
+            raise _changed(item, f"fewer than {end}", source=source, dest=dest) from exc
+        raise _source_fault(exc, item, source=source, dest=dest) from exc
+    body = response["Body"]
+    total = _range_total(response.get("ContentRange"))
+    if response["ContentLength"] != length or (total is not None and total != item.size):
+        body.close()
+        raise _changed(item, total if total is not None else "other", source=source, dest=dest)
+
+    digest = hashlib.sha256()
+    spool = _Spool(source=source, dest=dest)
+    try:
+        frame = compressor.compressobj(size=length)
+        bytes_in = 0
+        try:
+            while chunk := body.read(READ_CHUNK):
+                bytes_in += len(chunk)
+                if bytes_in > length:
+                    raise _changed(item, f"more than {item.size}", source=source, dest=dest)
+                digest.update(chunk)
+                spool.write(frame.compress(chunk))
+        finally:
+            body.close()
+        if bytes_in != length:
+            raise _changed(item, f"a range of {bytes_in} (not {length})", source=source, dest=dest)
+        spool.write(frame.flush())
+        padding = 0
+        if number < count and spool.size < MIN_PART_SIZE:
+            # S3 refuses a part under 5 MiB unless it is the last; highly compressible data
+            # (8 MiB of zeros is a few hundred bytes) needs padding that decoders ignore.
+            padding = max(SKIPPABLE_HEADER, MIN_PART_SIZE - spool.size)
+            spool.write(skippable_frame(padding))
+        checksum = spool.b64_sha256()
+        part = s3.upload_part(
+            Bucket=dest_bucket,
+            Key=item.dest_key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=spool.rewound(),
+            ContentLength=spool.size,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum,
+        )
+        bytes_out = spool.size
+    finally:
+        spool.close()
+    stored = part.get("ChecksumSHA256")
+    if stored and stored != checksum:
+        raise TransferError(
+            f"S3 stored part {number} with SHA-256 {stored}, it was sent with {checksum}",
+            source=source,
+            dest=dest,
+        )
+    logger.info(
+        "compressed %s bytes %d-%d -> %s part %d/%d: %d -> %d bytes (%d of padding)",
+        source,
+        start,
+        end - 1,
+        dest,
+        number,
+        count,
+        length,
+        bytes_out,
+        padding,
+    )
+    return TransferResult(
+        source_key=item.source_key,
+        dest_key=item.dest_key,
+        action="compress_range",
+        codec="zstd",
+        bytes_in=length,
+        bytes_out=bytes_out,
+        source_sha256=digest.hexdigest(),
+        part_number=number,
+        etag=part["ETag"],
+        part_checksum=checksum,
+        upload_id=upload_id,
+        range_start=start,
+        range_end=end,
+        part_count=count,
+    )
+
+
+def complete_chunked(
+    s3: S3Client, results: Sequence[Mapping[str, Any] | TransferResult], *, dest_bucket: str
+) -> TransferResult:
+    """Complete the multipart upload from every `compress_range` result (in any order).
+
+    The results must be the parts 1..n of one upload, their ranges contiguous from 0 and
+    exactly `chunk_ranges(size, range_size)`. The parts are completed in part order with
+    their ETags and SHA-256 checksums (S3 checks each against what it stored). Returns the
+    object's result (action `compress`): `source_sha256` is the tree hash of the range
+    hashes, with `range_sha256s`, `part_checksums` and S3's composite `checksum_sha256` kept
+    for the manifest.
+
+    A permanent fault (missing, duplicate or foreign parts, a part S3 rejects, an upload that
+    no longer exists) aborts the upload and raises `TransferError`: no object, no upload is
+    left. A transient one (throttling, 5xx, a dropped connection) propagates as it is and
+    leaves the upload open, so that a retry can complete it without redoing any range; when
+    retries run out, the caller aborts (`abort_chunked`). A retry after a completion whose
+    response was lost finds the object already there and returns the same result.
+    """
+    parsed = [r if isinstance(r, TransferResult) else TransferResult.from_dict(r) for r in results]
+    if not parsed:
+        raise ValueError("complete_chunked needs the result of every range, got none")
+    first = min(parsed, key=lambda r: r.part_number or 0)
+    dest_key, upload_id = first.dest_key, first.upload_id or ""
+    source, dest = first.source_key, _url(dest_bucket, dest_key)
+    try:
+        parts = _checked_parts(parsed, source=source, dest=dest)
+        upload = [
+            {"PartNumber": p.part_number, "ETag": p.etag, "ChecksumSHA256": p.part_checksum}
+            for p in parts
+        ]
+        part_checksums = tuple(str(p.part_checksum) for p in parts)
+        composite = _composite_sha256(part_checksums)
+        try:
+            response = s3.complete_multipart_upload(
+                Bucket=dest_bucket,
+                Key=dest_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": upload},
+            )
+        except ClientError as exc:
+            if _is_transient(exc):
+                raise
+            if _error_code(exc) == "NoSuchUpload":
+                response = _already_completed(
+                    s3, dest_bucket, dest_key, composite, exc, source=source, dest=dest
+                )
+            else:
+                raise TransferError(
+                    f"S3 refused to complete multipart upload {upload_id}: {exc}",
+                    source=source,
+                    dest=dest,
+                ) from exc
+    except TransferError:
+        for key, other in sorted({(r.dest_key, r.upload_id or "") for r in parsed}):
+            if other:
+                _abort_quietly(s3, dest_bucket, key, other)
+        raise
+    stored = str(response.get("ChecksumSHA256") or "")
+    if stored and stored.split("-")[0] != composite.split("-")[0]:
+        # Not what the parts make: take it down rather than leave a wrong object visible.
+        s3.delete_object(Bucket=dest_bucket, Key=dest_key)
+        raise VerificationError(
+            f"S3 reports checksum {stored} for the completed object, the parts give {composite}",
+            source=source,
+            dest=dest,
+        )
+    range_sha256s = tuple(p.source_sha256 for p in parts)
+    range_size = int(parts[0].range_end or 0) - int(parts[0].range_start or 0)
+    size = int(parts[-1].range_end or 0)
+    bytes_out = sum(p.bytes_out for p in parts)
+    logger.info(
+        "completed %s: %d parts, %d -> %d bytes, checksum %s",
+        dest,
+        len(parts),
+        size,
+        bytes_out,
+        composite,
+    )
+    return TransferResult(
+        source_key=first.source_key,
+        dest_key=dest_key,
+        action="compress",
+        codec="zstd",
+        bytes_in=size,
+        bytes_out=bytes_out,
+        source_sha256=tree_sha256(range_sha256s, range_size),
+        etag=response.get("ETag"),
+        part_count=len(parts),
+        range_size=range_size,
+        range_sha256s=range_sha256s,
+        part_checksums=part_checksums,
+        checksum_sha256=composite,
+    )
+
+
+def abort_chunked(s3: S3Client, *, dest_bucket: str, dest_key: str, upload_id: str) -> bool:
+    """Abort a chunked upload and free its parts; True if it was still open.
+
+    Idempotent: an upload already aborted or completed is left as it is (a completed object
+    is not deleted). S3 may still store a part whose upload was in flight during the abort,
+    so the parts are listed afterwards and the abort repeated while any remain.
+    """
+    aborted = False
+    for _ in range(3):
+        try:
+            s3.abort_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
+            aborted = True
+        except ClientError as exc:
+            if _error_code(exc) not in ("NoSuchUpload", "404"):
+                raise
+        try:
+            remaining = s3.list_parts(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) in ("NoSuchUpload", "404"):
+                return aborted
+            raise
+        if not remaining.get("Parts"):
+            return aborted
+    logger.warning("parts of upload %s of %s remain after 3 aborts", upload_id, dest_key)
+    return aborted
+
+
+def tree_sha256(range_sha256s: Sequence[str], range_size: int) -> str:
+    """The checksum of a chunked source: "tree-sha256:<hex>:<range_size>".
+
+    <hex> is the SHA-256 of the concatenated 32-byte SHA-256 digests of the source's ranges,
+    in order; the ranges are `plan.chunk_ranges(size, range_size)` (every range `range_size`
+    bytes but the last, which has a short tail folded in). The prefix keeps it from being
+    mistaken for, or compared with, a plain SHA-256 of the file: recompute it with
+    `chunk_ranges` and SHA-256, or let `verify` do it.
+    """
+    joined = b"".join(bytes.fromhex(h) for h in range_sha256s)
+    return f"{TREE_SHA256_PREFIX}{hashlib.sha256(joined).hexdigest()}:{range_size}"
+
+
+def parse_tree_sha256(value: str) -> tuple[str, int]:
+    """The hex digest and range size of a `tree_sha256` value; ValueError if it is not one."""
+    if not value.startswith(TREE_SHA256_PREFIX):
+        raise ValueError(f"not a tree hash: {value!r}")
+    digest, _, range_size = value[len(TREE_SHA256_PREFIX) :].partition(":")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        raise ValueError(f"not a hex SHA-256: {digest!r}")
+    if not range_size.isdigit() or int(range_size) < MIN_RANGE_SIZE:
+        raise ValueError(f"bad range size {range_size!r}")
+    return digest.lower(), int(range_size)
+
+
+def skippable_frame(total: int) -> bytes:
+    """A zstd skippable frame of exactly `total` bytes (>= 8): decoders ignore it."""
+    if total < SKIPPABLE_HEADER:
+        raise ValueError(f"a skippable frame has at least {SKIPPABLE_HEADER} bytes, not {total}")
+    payload = total - SKIPPABLE_HEADER
+    return struct.pack("<II", SKIPPABLE_MAGIC, payload) + bytes(payload)
+
+
+class _RangeHasher:
+    """SHA-256 of each range of a stream (`chunk_ranges(size, range_size)`), fed in any chunks."""
+
+    def __init__(self, size: int, range_size: int) -> None:
+        self.range_size = range_size
+        self._ends = [end for _, end in chunk_ranges(size, range_size)]
+        self._current = hashlib.sha256()
+        self._position = 0
+        self.hexdigests: list[str] = []
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            index = len(self.hexdigests)
+            if index >= len(self._ends):  # past the expected size: the size check reports it
+                self._current.update(view)
+                return
+            take = min(len(view), self._ends[index] - self._position)
+            self._current.update(view[:take])
+            self._position += take
+            view = view[take:]
+            if self._position == self._ends[index]:
+                self.hexdigests.append(self._current.hexdigest())
+                self._current = hashlib.sha256()
+
+    def tree_sha256(self) -> str:
+        return tree_sha256(self.hexdigests, self.range_size)
+
+
+class _Spool:
+    """Compressed output on its way to one UploadPart: in memory, then in /tmp; its SHA-256
+    and size kept as it is written."""
+
+    def __init__(self, *, source: str, dest: str) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._digest = hashlib.sha256()
+        self._source = source
+        self._dest = dest
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise TransferError(
+                f"the temporary directory is full after {self.size} bytes of one compressed range: give the "
+                "function more ephemeral storage (at least the range size) or use smaller "
+                "ranges",
+                source=self._source,
+                dest=self._dest,
+            ) from exc
+        self._digest.update(data)
+        self.size += len(data)
+
+    def b64_sha256(self) -> str:
+        return base64.b64encode(self._digest.digest()).decode("ascii")
+
+    def rewound(self) -> IO[bytes]:
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _range_fields(item: PlanItem, *, source: str, dest: str) -> tuple[int, int, int, int, str]:
+    start, end = item.range_start, item.range_end
+    number, count, upload_id = item.part_number, item.part_count, item.upload_id
+    if start is None or end is None or number is None or count is None or not upload_id:
+        raise TransferError(
+            "a compress_range item needs part_number, range_start, range_end, part_count and "
+            "upload_id (made by start_chunked)",
+            source=source,
+            dest=dest,
+        )
+    if not (0 <= start < end <= item.size and 1 <= number <= count <= MAX_PARTS):
+        raise TransferError(
+            f"bad range item: part {number}/{count}, bytes [{start}, {end}) of {item.size}",
+            source=source,
+            dest=dest,
+        )
+    return start, end, number, count, upload_id
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The total size in a Content-Range header ("bytes 0-99/1000" -> 1000)."""
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _checked_parts(
+    parsed: Sequence[TransferResult], *, source: str, dest: str
+) -> list[TransferResult]:
+    """The results sorted by part number, once they are shown to be exactly one whole upload."""
+
+    def fail(reason: str) -> TransferError:
+        return TransferError(
+            f"cannot complete the chunked upload: {reason}", source=source, dest=dest
+        )
+
+    if any(r.action != "compress_range" for r in parsed):
+        raise fail("a result is not a compress_range result")
+    for name in ("upload_id", "dest_key", "source_key", "part_count"):
+        values = {getattr(r, name) for r in parsed}
+        if len(values) != 1 or None in values:
+            raise fail(f"the results disagree on {name} ({len(values)} different values)")
+    count = int(parsed[0].part_count or 0)
+    numbers = sorted(int(r.part_number or 0) for r in parsed)
+    if numbers != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(numbers))
+        duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+        raise fail(f"expected parts 1..{count}; missing {missing}, duplicated {duplicates}")
+    parts = sorted(parsed, key=lambda r: int(r.part_number or 0))
+    for part in parts:
+        if not part.etag or not part.part_checksum:
+            raise fail(f"part {part.part_number} has no ETag or checksum")
+    ranges = [(int(p.range_start or 0), int(p.range_end or 0)) for p in parts]
+    try:
+        planned = chunk_ranges(ranges[-1][1], ranges[0][1] - ranges[0][0])
+    except ValueError as exc:
+        raise fail(f"the ranges are not a chunking of the file: {exc}") from exc
+    if ranges != planned:
+        raise fail(f"the ranges {ranges} are not the planned {planned}")
+    for part, (start, end) in zip(parts, ranges, strict=True):
+        if part.bytes_in != end - start:
+            raise fail(f"part {part.part_number} read {part.bytes_in} bytes, not its range")
+    return parts
+
+
+def _composite_sha256(part_checksums: Sequence[str]) -> str:
+    """S3's checksum of a multipart object: SHA-256 of the parts' digests, "-<parts>"."""
+    joined = b"".join(base64.b64decode(c) for c in part_checksums)
+    digest = base64.b64encode(hashlib.sha256(joined).digest()).decode("ascii")
+    return f"{digest}-{len(part_checksums)}"
+
+
+def _already_completed(
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    composite: str,
+    exc: ClientError,
+    *,
+    source: str,
+    dest: str,
+) -> dict[str, Any]:
+    """The upload is gone: if it was completed with exactly these parts (a retry whose first
+    response was lost), the object's head; else a TransferError."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as head_exc:
+        if _error_code(head_exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        head = {}
+    stored = str(head.get("ChecksumSHA256") or "")
+    if stored and stored.split("-")[0] == composite.split("-")[0]:
+        logger.info("%s was already completed with these parts", dest)
+        return head
+    raise TransferError(
+        "the multipart upload no longer exists and the object is not the one these parts "
+        "make: it was aborted (a range failed)",
+        source=source,
+        dest=dest,
+    ) from exc
+
+
+def _is_transient(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return _error_code(exc) in TRANSIENT_CODES or int(status) >= 500
+
+
+def _abort_quietly(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:
+    try:
+        abort_chunked(s3, dest_bucket=bucket, dest_key=key, upload_id=upload_id)
+    except Exception:
+        # The original error matters more; the bucket's lifecycle rule is the backstop.
+        logger.exception("could not abort multipart upload %s of %s", upload_id, key)
+
+
 # --- copy -------------------------------------------------------------------------------
 
 
@@ -536,11 +1233,15 @@ def _verify_compressed(
     expected_sha256: str,
     expected_size: int,
     expected_bytes_out: int | None,
+    range_sha256s: Sequence[str] | None = None,
+    checksum_sha256: str | None = None,
 ) -> None:
     def fail(reason: str) -> VerificationError:
         return VerificationError(reason, source=source, dest=dest)
 
-    response = _get_dest(s3, bucket, key, source=source, dest=dest)
+    response = _get_dest(
+        s3, bucket, key, source=source, dest=dest, checksums=checksum_sha256 is not None
+    )
     body = response["Body"]
     try:
         length = response["ContentLength"]
@@ -558,8 +1259,27 @@ def _verify_compressed(
         recorded_size = metadata.get(META_SOURCE_SIZE)
         if recorded_size and recorded_size != str(expected_size):
             raise fail(f"its metadata records source size {recorded_size}, not {expected_size}")
+        stored_checksum = str(response.get("ChecksumSHA256") or "")
+        # S3 writes a multipart object's checksum "<base64>-<parts>"; moto drops "-<parts>".
+        if (
+            checksum_sha256
+            and stored_checksum
+            and stored_checksum.split("-")[0] != checksum_sha256.split("-")[0]
+        ):
+            raise fail(f"S3 reports checksum {stored_checksum}, the upload {checksum_sha256}")
 
-        digest = hashlib.sha256()
+        digest: _RangeHasher | Any
+        if expected_sha256.startswith(TREE_SHA256_PREFIX):
+            try:
+                _, range_size = parse_tree_sha256(expected_sha256)
+                digest = _RangeHasher(expected_size, range_size)
+            except ValueError as exc:
+                raise fail(f"bad tree hash {expected_sha256!r}: {exc}") from exc
+            recorded_range = metadata.get(META_RANGE_SIZE)
+            if recorded_range and recorded_range != str(range_size):
+                raise fail(f"its metadata records range size {recorded_range}, not {range_size}")
+        else:
+            digest = hashlib.sha256()
         size = 0
         reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
         try:
@@ -576,6 +1296,21 @@ def _verify_compressed(
     # and hash comparisons below are what catch it.
     if size != expected_size:
         raise fail(f"it decompresses to {size} bytes, expected {expected_size}")
+    if isinstance(digest, _RangeHasher):
+        actual = digest.tree_sha256()
+        if actual != expected_sha256:
+            ranges = chunk_ranges(expected_size, digest.range_size)
+            for index, (got, want) in enumerate(
+                zip(digest.hexdigests, range_sha256s or (), strict=False)
+            ):
+                if got != want.lower():
+                    start, end = ranges[index]
+                    raise fail(
+                        f"range {index + 1} (bytes {start}-{end - 1}) decompresses to SHA-256 "
+                        f"{got}, expected {want}"
+                    )
+            raise fail(f"it decompresses to {actual}, expected {expected_sha256}")
+        return
     if digest.hexdigest() != expected_sha256:
         raise fail(f"it decompresses to SHA-256 {digest.hexdigest()}, expected {expected_sha256}")
 
@@ -739,8 +1474,12 @@ def _head_source(
         raise _source_fault(exc, item, source=source, dest=dest) from exc
 
 
-def _get_dest(s3: S3Client, bucket: str, key: str, *, source: str, dest: str) -> dict[str, Any]:
+def _get_dest(
+    s3: S3Client, bucket: str, key: str, *, source: str, dest: str, checksums: bool = False
+) -> dict[str, Any]:
     try:
+        if checksums:
+            return s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         return s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):

@@ -99,6 +99,18 @@ class LocalCloud:
         """The upload state machine's ARN."""
         return self._d().name("UploadStateMachine")
 
+    @property
+    def registry_table(self) -> str:
+        """The metadata registry table's name (local mode's metadata service)."""
+        return self._d().name("RegistryTable")
+
+    @property
+    def registry(self) -> Any:
+        """A RegistryStore on the local registry table (register instruments, subjects, ...)."""
+        from upload_processor.registry import RegistryStore
+
+        return RegistryStore(self.client("dynamodb"), self.registry_table)
+
     # -- driving it -------------------------------------------------------------------------
     def upload_session(self, folder: Path, prefix: str) -> list[str]:
         """Upload a session folder as a user would: every file, upload_job.json last."""

@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from upload_processor.gather import batches, build_plan, scan
+from upload_processor.gather import batches, build_plan
 from upload_processor.job_types import resolve
 from upload_processor.sample import build_session
+from upload_processor.session import Entry, md5_etag
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
 
 SAMPLE_PREFIX = "sample/750101_2025-06-12_15-03-00"
@@ -55,41 +56,26 @@ def _resolved_job(folder: Path) -> dict[str, Any]:
     return resolve(job)
 
 
-def _listing(folder: Path) -> list[dict[str, Any]]:
-    """What list_objects_v2 would return for the staged sample (sizes and MD5 ETags)."""
-    import hashlib
-
+def _entries(folder: Path) -> list[Entry]:
+    """The sample's data files as the staging bucket lists them (sizes and MD5 ETags)."""
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        body = path.read_bytes()
-        out.append(
-            {
-                "Key": f"{SAMPLE_PREFIX}/{path.relative_to(folder).as_posix()}",
-                "Size": len(body),
-                "ETag": '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"',
-            }
-        )
+        rel = path.relative_to(folder).as_posix()
+        if "/" in rel:
+            out.append(
+                Entry(
+                    rel, path.stat().st_size, md5_etag(path.read_bytes()), f"{SAMPLE_PREFIX}/{rel}"
+                )
+            )
     return out
-
-
-class _Listing:
-    def __init__(self, contents: list[dict[str, Any]]) -> None:
-        self.contents = contents
-
-    def get_paginator(self, _: str) -> _Listing:
-        return self
-
-    def paginate(self, **_: Any) -> list[dict[str, Any]]:
-        return [{"Contents": self.contents}]
 
 
 def sample_events() -> dict[str, dict[str, Any]]:
     """One working event per function, keyed by file name."""
     folder = build_sample(Path(tempfile.mkdtemp(prefix="upload-sample-")) / "session")
     job = _resolved_job(folder)
-    session = scan(_Listing(_listing(folder)), STAGING, SAMPLE_PREFIX)
     asset = "750101_2025-06-12_15-03-00"
-    plan = batches(build_plan(SAMPLE_PREFIX, session.data, asset, job))
+    plan = batches(build_plan(SAMPLE_PREFIX, _entries(folder), asset, job))
     s3_event = {
         "Records": [
             {
