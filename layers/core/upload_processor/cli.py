@@ -20,7 +20,7 @@ app.add_typer(local_app, name="local")
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _quiet_local() -> None:
