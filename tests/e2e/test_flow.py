@@ -310,3 +310,61 @@ def test_fault_is_caught_job_failed_and_operator_notified(cloud, tmp_path: Path)
     assert "AssetExistsError" in message["Subject"]
     assert "never overwritten" in message["Message"]
     assert "Traceback" not in message["Message"]
+
+
+def _job_with_instrument(session: Path, instrument_id: str) -> None:
+    job = json.loads((session / "upload_job.json").read_text())
+    job["tasks"] = {
+        "gather_preliminary_metadata": {
+            "job_settings": {"instrument_settings": {"instrument_id": instrument_id}}
+        }
+    }
+    (session / "upload_job.json").write_text(json.dumps(job))
+
+
+def test_registered_instrument_subject_and_procedures_join_the_asset(cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.1)
+    for name, kind in (
+        ("instrument_ecephys.json", "instrument"),
+        ("subject.json", "subject"),
+        ("procedures.json", "procedures"),
+    ):
+        cloud.registry.put(kind, json.loads((session / name).read_text()))
+        (session / name).unlink()
+    _job_with_instrument(session, "447-EPHYS-1")
+    cloud.upload_session(session, "rig-7/registered")
+    staged = _staged(cloud, "rig-7/registered")
+
+    execution = _only_execution(cloud)
+    assert execution["status"] == "SUCCEEDED"
+    record = cloud.job(execution["name"])
+    assert record["status"] == "COMPLETE", record
+    s3 = cloud.client("s3")
+    report = json.loads(
+        s3.get_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/upload_report.json")["Body"].read()
+    )
+    assert "instrument@registry:447-EPHYS-1" in report["merged_from"]["instrument"]
+    nd = Metadata.model_validate(
+        json.loads(
+            s3.get_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/metadata.nd.json")[
+                "Body"
+            ].read()
+        )
+    )
+    assert nd.instrument.instrument_id == "447-EPHYS-1_447-FORAGING-1"
+    assert nd.subject.subject_id == "750101"
+    # the registry's documents never enter the staging prefix: only the report was added
+    assert set(_staged(cloud, "rig-7/registered")) - set(staged) == {
+        "rig-7/registered/upload_report.json"
+    }
+
+
+def test_unregistered_instrument_rejects_the_session(cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    _job_with_instrument(session, "NO-SUCH-RIG")
+    inbox = cloud.subscribe_queue("inbox", {"user_email": [EMAIL]})
+    cloud.upload_session(session, "rig-7/unregistered")
+    execution = _only_execution(cloud)
+    assert cloud.job(execution["name"])["status"] == "REJECTED"
+    (message,) = cloud.messages(inbox)
+    assert "NO-SUCH-RIG" in message["Message"] and "registry put instrument" in message["Message"]

@@ -43,6 +43,11 @@ def test_local_invoke_runs_every_sample_event(
         assert payload["asset_name"] == "750101_2025-06-12_15-03-00"
     elif event_file == "transfer.json":
         assert payload["results"] and all(r["bytes_out"] > 0 for r in payload["results"])
+    elif event_file == "registry_post_instrument.json":
+        assert payload["statusCode"] == 201, payload
+    elif event_file == "registry_get_instrument.json":
+        assert payload["statusCode"] == 200, payload
+        assert json.loads(payload["body"])["instrument_id"] == "447-EPHYS-1"
     else:
         assert payload == {"status": "FAILED", "error": "TransferError"}
 

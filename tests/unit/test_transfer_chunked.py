@@ -57,6 +57,7 @@ from upload_processor.transfer import (
     transfer,
     tree_sha256,
     verify,
+    verify_part,
 )
 
 STAGING = "staging-bucket"
@@ -544,6 +545,32 @@ def test_verify_names_the_range_that_differs(s3: Any) -> None:
         other = base64.b64encode(hashlib.sha256(b"other parts").digest()).decode()
         bad = dataclasses.replace(result, checksum_sha256=f"{other}-3")
         verify(s3, bad, dest_bucket=ARCHIVE)
+
+
+def test_verify_part_checks_each_frame_on_its_own(s3: Any) -> None:
+    data = random_bytes(2 * RANGE) + zeros(RANGE)  # the third part is tiny
+    item = stage(s3, "ecephys/probe_o.dat", data)
+    result = run_chunked(s3, item)
+    assert sum(result.part_sizes or ()) == result.bytes_out
+
+    for number in (3, 1, 2):  # a Map over the parts, in any order
+        verify_part(s3, result, number, dest_bucket=ARCHIVE)
+
+    hashes = list(result.range_sha256s or ())
+    hashes[0] = hashes[1]
+    with pytest.raises(VerificationError, match="part 1: bytes 0-6291455 decompress to"):
+        verify_part(
+            s3, dataclasses.replace(result, range_sha256s=tuple(hashes)), 1, dest_bucket=ARCHIVE
+        )
+    sizes = list(result.part_sizes or ())
+    sizes[0] -= 1  # the part read one byte short: a truncated frame
+    shifted = dataclasses.replace(result, part_sizes=tuple(sizes), bytes_out=result.bytes_out - 1)
+    with pytest.raises(VerificationError, match="part 1"):
+        verify_part(s3, shifted, 1, dest_bucket=ARCHIVE)
+    with pytest.raises(VerificationError, match="the object has"):
+        verify_part(s3, dataclasses.replace(result, bytes_out=1), 1, dest_bucket=ARCHIVE)
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        verify_part(s3, result, 4, dest_bucket=ARCHIVE)
 
 
 def test_a_range_result_cannot_be_verified_alone(s3: Any) -> None:

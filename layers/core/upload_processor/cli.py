@@ -17,6 +17,9 @@ local_app = typer.Typer(
     help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
+from upload_processor.registry_cli import registry_app  # noqa: E402
+
+app.add_typer(registry_app, name="registry")
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 

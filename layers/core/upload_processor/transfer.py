@@ -132,7 +132,8 @@ class TransferResult:
       "tree-sha256:<hex>:<range_size>", `range_sha256s` the hex SHA-256 of each range in
       order, `part_checksums` S3's base64 SHA-256 of each part, `checksum_sha256` S3's own
       checksum of the object ("<base64>-<parts>", a checksum of the part checksums),
-      `etag` the object's ETag, `part_count` and `range_size`.
+      `etag` the object's ETag, `part_count`, `range_size` and `part_sizes` (each part's
+      size in the object, padding included: where `verify_part` finds it).
     """
 
     source_key: str
@@ -153,6 +154,7 @@ class TransferResult:
     range_sha256s: tuple[str, ...] | None = None
     part_checksums: tuple[str, ...] | None = None
     checksum_sha256: str | None = None
+    part_sizes: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: Step Functions carries results between states as JSON.
@@ -190,6 +192,11 @@ class TransferResult:
             range_sha256s=_opt_strs(data.get("range_sha256s")),
             part_checksums=_opt_strs(data.get("part_checksums")),
             checksum_sha256=_opt_str(data.get("checksum_sha256")),
+            part_sizes=(
+                None
+                if data.get("part_sizes") is None
+                else tuple(int(v) for v in data["part_sizes"])
+            ),
         )
 
 
@@ -328,6 +335,73 @@ def verify(
             expected_sha256=sha.lower(),
             expected_size=size,
             source_etag=etag,
+        )
+
+
+def verify_part(
+    s3: S3Client, target: TransferResult, part_number: int, *, dest_bucket: str
+) -> None:
+    """Check one part of a chunked object: it is one zstd frame (plus any padding) that
+    decompresses to exactly its source range, with that range's SHA-256.
+
+    `verify` reads the whole object in one invocation, which a file of hundreds of GiB does
+    not fit in; a Map over `1..part_count` calling this does the same work in parallel. The
+    part is read by byte range, at the offset `part_sizes` gives; every part passing (and
+    the object having the size of all of them, checked on each read) is the same proof as
+    `verify` of the whole. Raises `VerificationError` on any mismatch.
+    """
+    dest = _url(dest_bucket, target.dest_key)
+
+    def fail(reason: str) -> VerificationError:
+        return VerificationError(
+            f"part {part_number}: {reason}", source=target.source_key, dest=dest
+        )
+
+    sizes, hashes = target.part_sizes, target.range_sha256s
+    if not sizes or not hashes or not target.source_sha256.startswith(TREE_SHA256_PREFIX):
+        raise ValueError("verify_part needs the result of complete_chunked")
+    if not 1 <= part_number <= len(sizes):
+        raise ValueError(f"part_number must be between 1 and {len(sizes)}, got {part_number}")
+    _, range_size = parse_tree_sha256(target.source_sha256)
+    start, end = chunk_ranges(target.bytes_in, range_size)[part_number - 1]
+    offset = sum(sizes[: part_number - 1])
+    length = sizes[part_number - 1]
+    try:
+        response = s3.get_object(
+            Bucket=dest_bucket, Key=target.dest_key, Range=f"bytes={offset}-{offset + length - 1}"
+        )
+    except ClientError as exc:
+        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            raise fail("the destination object does not exist") from exc
+        if _error_code(exc) in ("InvalidRange", "416"):
+            raise fail(f"the object is shorter than {offset + length} bytes") from exc
+        raise
+    body = response["Body"]
+    try:
+        total = _range_total(response.get("ContentRange"))
+        if total is not None and total != target.bytes_out:
+            raise fail(f"the object has {total} bytes, the upload wrote {target.bytes_out}")
+        if response["ContentLength"] != length:
+            raise fail(f"read {response['ContentLength']} bytes, the part has {length}")
+        digest = hashlib.sha256()
+        size = 0
+        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+        try:
+            while chunk := reader.read(READ_CHUNK):
+                size += len(chunk)
+                if size > end - start:
+                    raise fail(f"it decompresses to more than its {end - start} bytes")
+                digest.update(chunk)
+        except zstandard.ZstdError as exc:
+            raise fail(f"it is not a valid zstd frame: {exc}") from exc
+    finally:
+        body.close()
+    if size != end - start:
+        raise fail(f"it decompresses to {size} bytes, expected {end - start}")
+    if digest.hexdigest() != hashes[part_number - 1].lower():
+        raise fail(
+            f"bytes {start}-{end - 1} decompress to SHA-256 {digest.hexdigest()}, expected "
+            f"{hashes[part_number - 1]}"
         )
 
 
@@ -841,6 +915,7 @@ def complete_chunked(
         range_sha256s=range_sha256s,
         part_checksums=part_checksums,
         checksum_sha256=composite,
+        part_sizes=tuple(p.bytes_out for p in parts),
     )
 
 

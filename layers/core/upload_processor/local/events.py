@@ -44,6 +44,9 @@ def seed(cloud: Any) -> Path:
     try:
         folder = build_sample(Path(tempfile.mkdtemp(prefix="upload-sample-")) / "session")
         cloud.upload_session(folder, SAMPLE_PREFIX)
+        cloud.registry.put(
+            "instrument", json.loads((folder / "instrument_ecephys.json").read_text())
+        )
     finally:
         s3.put_bucket_notification_configuration(
             Bucket=cloud.staging_bucket, NotificationConfiguration=notifications
@@ -121,6 +124,12 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "job_notes": [],
         },
         "transfer.json": {"items": plan[0], "source_bucket": STAGING, "dest_bucket": ARCHIVE},
+        "registry_post_instrument.json": _api_event(
+            "POST", "/instruments", json.loads((folder / "instrument_behavior.json").read_text())
+        ),
+        "registry_get_instrument.json": _api_event(
+            "GET", "/instruments/{id}", None, {"id": "447-EPHYS-1"}
+        ),
         "finalize_failed.json": {
             **base,
             "outcome": "failed",
@@ -137,7 +146,49 @@ def sample_events() -> dict[str, dict[str, Any]]:
     }
 
 
+def _api_event(
+    method: str, resource: str, body: Any, path_parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event, IAM-authorised, as the registry API receives it."""
+    path = resource
+    for key, value in (path_parameters or {}).items():
+        path = path.replace("{" + key + "}", value)
+    host = "abcdef1234.execute-api.us-east-1.amazonaws.com"
+    headers = {"Accept": "application/json", "Content-Type": "application/json", "Host": host}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "abcdef1234",
+            "domainName": host,
+            "httpMethod": method,
+            "identity": {
+                "accountId": ACCOUNT,
+                "userArn": f"arn:aws:iam::{ACCOUNT}:user/rig-operator",
+                "sourceIp": "192.0.2.10",
+            },
+            "path": f"/v1{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "resourcePath": resource,
+            "stage": "v1",
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
 EVENT_FUNCTIONS = {
+    "registry_post_instrument.json": "RegistryFunction",
+    "registry_get_instrument.json": "RegistryFunction",
     "ingest_sqs.json": "IngestFunction",
     "gather_metadata.json": "GatherMetadataFunction",
     "transfer.json": "TransferFunction",

@@ -116,6 +116,9 @@ def translate(
         "AWS::Partition": "aws",
         "AWS::URLSuffix": "amazonaws.com",
     }
+    import logging
+
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     output = translator.translate(
         template,
