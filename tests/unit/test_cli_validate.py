@@ -140,3 +140,61 @@ def test_internal_error_exits_3_and_is_not_called_invalid(
     assert result.exit_code == 3
     assert result.stdout == ""
     assert "internal error" in result.stderr
+
+
+def test_data_description_is_built_from_the_job_when_not_supplied(
+    good: Path, tmp_path: Path
+) -> None:
+    session = _copy(good, tmp_path / "s")
+    (session / "data_description.json").unlink()
+    result = _run(str(session), "--offline", "--json")
+    assert result.exit_code == 1
+    issues = json.loads(result.stdout)["issues"]
+    incomplete = [i for i in issues if i["rule"] == "data_description.incomplete"]
+    assert incomplete and "funding_source" in incomplete[0]["message"]
+
+    job = json.loads((session / "upload_job.json").read_text())
+    job["tasks"] = {
+        "gather_preliminary_metadata": {
+            "job_settings": {
+                "data_description_settings": {
+                    "tags": ["foraging"],
+                    "funding_source": [
+                        {"funder": {"name": "Allen Institute", "abbreviation": "AI"}}
+                    ],
+                    "investigators": [{"name": "Jane Doe"}],
+                }
+            }
+        }
+    }
+    (session / "upload_job.json").write_text(json.dumps(job))
+    result = _run(str(session), "--offline", "--json")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_gathered_data_description_carries_the_job_and_settings(good: Path, tmp_path: Path) -> None:
+    from upload_processor.gather import gather_session
+    from upload_processor.job_types import resolve
+    from upload_processor.session import LocalSession
+    from upload_processor.upload_job import parse_upload_job
+
+    session = _copy(good, tmp_path / "s")
+    (session / "data_description.json").unlink()
+    job, _ = parse_upload_job((session / "upload_job.json").read_bytes())
+    resolved = resolve(job)
+    resolved["tasks"]["gather_preliminary_metadata"]["job_settings"][
+        "data_description_settings"
+    ] = {
+        "tags": ["foraging"],
+        "group": "behavior",
+        "data_summary": "two rigs",
+        "funding_source": [{"funder": {"name": "Allen Institute", "abbreviation": "AI"}}],
+        "investigators": [{"name": "Jane Doe"}],
+    }
+    gathered = gather_session(LocalSession(session), resolved)
+    assert gathered.report.status == "valid", gathered.report.issues
+    description = gathered.assembly.core["data_description"]
+    assert description["name"] == "750101_2025-06-12_15-03-00"
+    assert description["project_name"] == "Example Foraging Project"
+    assert description["tags"] == ["foraging"] and description["group"] == "behavior"
+    assert {m["abbreviation"] for m in description["modalities"]} == {"behavior", "ecephys"}
