@@ -34,7 +34,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event
         )
     elif outcome == "failed":
-        result = finalize.failed(sns=client("sns"), store=store, topic_arn=topic, event=event)
+        result = finalize.failed(
+            sns=client("sns"), store=store, topic_arn=topic, event=event, s3=client("s3")
+        )
     else:
         raise ValueError(f"unknown outcome {outcome!r}; expected complete, rejected or failed")
     logger.info("job closed", extra=result)

@@ -36,12 +36,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         bucket=event["bucket"],
         prefix=event.get("prefix") or "",
         job=event["job"],
-        archive_bucket=settings.require("archive_bucket"),
+        archive_bucket=settings.archive_for(event["job"].get("s3_bucket", "default")),
         job_id=event["job_id"],
         job_notes=event.get("job_notes"),
         service=service,
+        job_key=event.get("job_key"),
+        job_version_id=event.get("job_version_id"),
+        files_wait_seconds=settings.files_wait_seconds,
+        chunk_threshold=settings.chunk_threshold,
+        range_size=settings.range_size,
     )
-    store.update(event["job_id"], asset_name=result["asset_name"], report_key=result["report_key"])
+    store.update(
+        event["job_id"],
+        asset_name=result["asset_name"],
+        report_key=result["report_key"],
+        archive_bucket=result["archive_bucket"],
+    )
     logger.info(
         "metadata gathered",
         extra={k: result[k] for k in ("status", "asset_name", "reject", "counts")},

@@ -1,15 +1,16 @@
-"""Transfer: compress (zstd, streaming) or copy one batch of planned objects into the archive."""
+"""Transfer: compress (zstd, streaming), compress one range, or copy one batch of planned objects."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.clients import client
-from upload_processor.plan import PlanItem
-from upload_processor.transfer import transfer
+from upload_processor.config import mib
+from upload_processor.transfer_batch import run_batch
 
 logger = Logger()
 tracer = Tracer()
@@ -18,22 +19,19 @@ tracer = Tracer()
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input: {"items": [plan items], "source_bucket", "dest_bucket"}. Output: one result each."""
-    s3 = client("s3")
-    results = []
-    for raw in event["items"]:
-        item = PlanItem.model_validate(raw)
-        result = transfer(
-            s3, item, source_bucket=event["source_bucket"], dest_bucket=event["dest_bucket"]
-        )
-        logger.info(
-            "transferred",
-            extra={
-                "source_key": item.source_key,
-                "action": item.action,
-                "bytes_in": result.bytes_in,
-                "bytes_out": result.bytes_out,
-            },
-        )
-        results.append(result.to_dict())
-    return {"results": results}
+    """Input: {"batch": [plan items], "job_id", "source_bucket", "dest_bucket", "verify"}.
+
+    Output: a small summary; the per-object results go to the archive's work area.
+    """
+    logger.append_keys(job_id=event.get("job_id"))
+    summary = run_batch(
+        client("s3"),
+        event["batch"],
+        job_id=event["job_id"],
+        source_bucket=event["source_bucket"],
+        dest_bucket=event["dest_bucket"],
+        verify_mode=event.get("verify") or "quick",
+        copy_threshold=mib(os.environ.get("COPY_THRESHOLD_MIB")),
+    )
+    logger.info("batch transferred", extra=summary)
+    return summary

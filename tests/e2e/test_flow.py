@@ -368,3 +368,15 @@ def test_unregistered_instrument_rejects_the_session(cloud, tmp_path: Path) -> N
     assert cloud.job(execution["name"])["status"] == "REJECTED"
     (message,) = cloud.messages(inbox)
     assert "NO-SUCH-RIG" in message["Message"] and "registry put instrument" in message["Message"]
+
+
+def test_upload_job_at_the_bucket_root_is_rejected(cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    inbox = cloud.subscribe_queue("inbox", {"user_email": [EMAIL]})
+    cloud.client("s3").upload_file(
+        str(session / "upload_job.json"), cloud.staging_bucket, "upload_job.json"
+    )
+    assert cloud.executions() == []
+    (message,) = cloud.messages(inbox)
+    assert "root of the bucket" in message["Message"]
+    assert "asset_name" not in message["MessageAttributes"]

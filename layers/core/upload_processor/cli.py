@@ -65,7 +65,11 @@ def validate(
     import logging
 
     from upload_processor.errors import ConfigurationError
-    from upload_processor.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.metadata_service import (
+        MetadataServiceError,
+        service_from_spec,
+        spec_from_environment,
+    )
     from upload_processor.validate import UsageError, validate_directory
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
@@ -78,6 +82,9 @@ def validate(
     except (UsageError, ConfigurationError) as exc:
         err.print(str(exc))
         raise typer.Exit(2) from exc
+    except MetadataServiceError as exc:
+        err.print(f"the metadata service could not answer: {exc}; try again, or use --offline")
+        raise typer.Exit(3) from exc
     except Exception as exc:  # exit 3: an internal error is never disguised as "invalid"
         err.print(f"internal error: {type(exc).__name__}: {exc}")
         raise typer.Exit(3) from exc

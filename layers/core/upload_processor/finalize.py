@@ -16,7 +16,14 @@ from upload_processor.gather import MANIFEST, work_key
 from upload_processor.jobs import JobStatus, JobStore
 from upload_processor.report import REPORT_FILENAME, Report
 from upload_processor.s3io import join, put_json, read_bytes
-from upload_processor.transfer import TransferResult, verify
+from upload_processor.transfer import (
+    TransferResult,
+    VerificationError,
+    abort_chunked,
+    complete_chunked,
+    verify,
+)
+from upload_processor.transfer_batch import collect_results
 
 
 def _staging_uri(event: dict[str, Any]) -> str:
@@ -24,17 +31,87 @@ def _staging_uri(event: dict[str, Any]) -> str:
     return f"s3://{event['bucket']}/{prefix}/" if prefix else f"s3://{event['bucket']}/"
 
 
-def flatten_transfers(transfers: list[Any]) -> list[dict[str, Any]]:
-    """The Map returns one list of results per batch: flatten them."""
-    out: list[dict[str, Any]] = []
-    for batch in transfers or []:
-        if isinstance(batch, dict) and "results" in batch:
-            out.extend(batch["results"])
-        elif isinstance(batch, list):
-            out.extend(batch)
-        elif isinstance(batch, dict):
-            out.append(batch)
-    return out
+def seal_transfers(
+    s3: Any, *, archive: str, job_id: str, plan: list[list[dict[str, Any]]], verify_mode: str
+) -> list[TransferResult]:
+    """Complete the chunked uploads and check every planned object is in the archive.
+
+    Quick verification (the default) checks each object's size and S3 checksum against what
+    its transfer recorded; `full` also decompresses every compressed object and compares it
+    with the source's SHA-256 (the Transfer iterations already did that for whole files).
+    """
+    recorded = collect_results(s3, archive, job_id)
+    planned = {item["dest_key"] for batch in plan for item in batch}
+    whole = [r for r in recorded if r.action != "compress_range"]
+    parts: dict[str, list[TransferResult]] = {}
+    for result in recorded:
+        if result.action == "compress_range":
+            parts.setdefault(result.upload_id or "", []).append(result)
+    for upload_parts in parts.values():
+        completed = complete_chunked(s3, upload_parts, dest_bucket=archive)
+        if verify_mode == "full":
+            verify(s3, completed, dest_bucket=archive)
+        whole.append(completed)
+    done = {r.dest_key for r in whole}
+    missing = sorted(planned - done)
+    if missing:
+        raise VerificationError(
+            f"{len(missing)} planned object(s) have no transfer result: {', '.join(missing[:10])}",
+            source=f"s3://{archive}/{work_key(job_id, 'plan.json')}",
+            dest=f"s3://{archive}/",
+        )
+    for result in whole:
+        check_stored(s3, result, dest_bucket=archive)
+    return sorted(whole, key=lambda r: r.dest_key)
+
+
+def check_stored(s3: Any, result: TransferResult, *, dest_bucket: str) -> None:
+    """The object exists with the size (and S3 checksum, when recorded) its transfer reported."""
+    dest = f"s3://{dest_bucket}/{result.dest_key}"
+    try:
+        head = s3.head_object(Bucket=dest_bucket, Key=result.dest_key, ChecksumMode="ENABLED")
+    except s3.exceptions.ClientError as exc:
+        raise VerificationError(f"not found: {exc}", source=result.source_key, dest=dest) from exc
+    if int(head["ContentLength"]) != result.bytes_out:
+        raise VerificationError(
+            f"holds {head['ContentLength']} bytes, its transfer wrote {result.bytes_out}",
+            source=result.source_key,
+            dest=dest,
+        )
+    stored = (head.get("ChecksumSHA256") or "").split("-")[0]
+    expected = (result.checksum_sha256 or "").split("-")[0]
+    if stored and expected and stored != expected:
+        raise VerificationError(
+            f"S3 checksum {stored} differs from the transfer's {expected}",
+            source=result.source_key,
+            dest=dest,
+        )
+
+
+def abort_job_uploads(s3: Any, *, archive: str, job_id: str) -> int:
+    """Abort the multipart uploads of a job's chunked files (none is left dangling)."""
+    try:
+        plan = json.loads(read_bytes(s3, archive, work_key(job_id, "plan.json")))
+    except s3.exceptions.NoSuchKey:
+        return 0
+    uploads = {
+        (item["dest_key"], item["upload_id"])
+        for batch in plan
+        for item in batch
+        if item.get("upload_id")
+    }
+    for dest_key, upload_id in sorted(uploads):
+        abort_chunked(s3, dest_bucket=archive, dest_key=dest_key, upload_id=upload_id)
+    return len(uploads)
+
+
+def clear_work_area(s3: Any, *, archive: str, job_id: str) -> None:
+    """Remove the job's plan, results and assembled metadata once the asset is sealed."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=archive, Prefix=f"_jobs/{job_id}/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=archive, Delete={"Objects": keys, "Quiet": True})
 
 
 def complete(
@@ -45,9 +122,15 @@ def complete(
     name: str = gather["asset_name"]
     archive: str = gather["archive_bucket"]
     bucket, prefix = event["bucket"], event.get("prefix") or ""
-    results = flatten_transfers(event.get("transfers") or [])
-    for result in results:
-        verify(s3, TransferResult.from_dict(result), dest_bucket=archive)
+    plan = json.loads(read_bytes(s3, archive, gather["plan_key"]))
+    sealed = seal_transfers(
+        s3,
+        archive=archive,
+        job_id=event["job_id"],
+        plan=plan,
+        verify_mode=gather.get("verify") or "quick",
+    )
+    results = [r.to_dict() for r in sealed]
 
     versions: dict[str, str] = gather.get("metadata_versions") or {}
     assembly = json.loads(read_bytes(s3, archive, work_key(event["job_id"], "assembly.json")))
@@ -89,7 +172,7 @@ def complete(
         "metadata": written,
     }
     put_json(s3, archive, f"{name}/{MANIFEST}", manifest)
-    s3.delete_object(Bucket=archive, Key=work_key(event["job_id"], "assembly.json"))
+    clear_work_area(s3, archive=archive, job_id=event["job_id"])
     archive_uri = f"s3://{archive}/{name}/"
     store.update(
         event["job_id"],
@@ -143,12 +226,16 @@ def rejected(
     }
 
 
-def failed(*, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+def failed(
+    *, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any], s3: Any = None
+) -> dict[str, Any]:
     """Mark the job FAILED with its cause and notify (operators always get `fail`)."""
     error = event.get("error") or {}
     job = event.get("job") or {}
     record = store.get(event["job_id"]) or {}
     asset = record.get("asset_name")
+    if record.get("archive_bucket") and s3 is not None:
+        abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event["job_id"])
     message = notify.failure(
         job=job,
         job_id=event["job_id"],

@@ -21,7 +21,7 @@ from upload_processor.config import Settings
 from upload_processor.errors import UploadJobError
 from upload_processor.job_types import resolve
 from upload_processor.jobs import JobStatus, JobStore
-from upload_processor.report import REPORT_FILENAME, Report
+from upload_processor.report import REPORT_FILENAME, Issue, Report
 from upload_processor.s3io import join, put_json, read_bytes
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
 
@@ -93,6 +93,23 @@ class Ingest:
         if existing is not None and existing.get("status") == JobStatus.REJECTED:
             return IngestOutcome(job_id, "duplicate", "job already REJECTED")
 
+        if not staged.prefix:
+            message = (
+                f"{JOB_FILENAME} is at the root of the bucket, so the whole bucket would be taken as "
+                "one session; put the session in its own folder (e.g. rig-7/750101_2025-06-12_15-03-00/) "
+                f"and upload {JOB_FILENAME} there"
+            )
+            issue = Issue(
+                severity="error",
+                file=JOB_FILENAME,
+                field=None,
+                rule="job.at_bucket_root",
+                message=message,
+            )
+            raw = read_bytes(self.s3, bucket, key, staged.version_id)
+            return self._reject(
+                job_id, staged, UploadJobError(message, issues=[issue]), _partial_job(raw)
+            )
         raw = read_bytes(self.s3, bucket, key, staged.version_id)
         try:
             job, notes = parse_upload_job(

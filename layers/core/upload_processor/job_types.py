@@ -159,7 +159,9 @@ def resolve(
             )
             tasks[task_id] = Task.model_validate(merged).model_dump()
 
-    resolved = job.model_dump(mode="json", exclude={"tasks"})
+    # `files` can list tens of thousands of entries: gather reads it from the job file itself,
+    # so the execution input stays small.
+    resolved = job.model_dump(mode="json", exclude={"tasks", "files"})
     resolved["email_notification_types"] = sorted(job.email_notification_types)
     resolved["tasks"] = tasks
     return resolved

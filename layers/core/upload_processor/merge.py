@@ -444,6 +444,13 @@ def _parse(name: str, raw: bytes, issues: list[Issue]) -> dict | None:
             f"{name} contains {exc.args[0]}, which is not valid JSON. Use a number or null.",
         )
         return None
+    except RecursionError:
+        error(
+            "json.malformed",
+            f"{name} nests arrays or objects too deeply to be metadata; check that it is the "
+            "file you meant to upload.",
+        )
+        return None
     except json.JSONDecodeError as exc:
         error(
             "json.malformed",

@@ -96,7 +96,11 @@ def rejection(
         "report": report.model_dump(mode="json"),
     }
     return Notification(
-        "rejected", subject, "\n".join(lines), _attributes("rejected", job, name), details
+        "rejected",
+        subject,
+        "\n".join(lines),
+        _attributes("rejected", job, report.asset_name),
+        details,
     )
 
 

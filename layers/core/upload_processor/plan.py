@@ -134,11 +134,22 @@ def choose_action(relative_path: str) -> Action:
 
 
 def plan_item(
-    *, prefix: str, key: str, size: int, etag: str, asset_name: str, level: int = 3
+    *,
+    prefix: str,
+    key: str,
+    size: int,
+    etag: str,
+    asset_name: str,
+    level: int = 3,
+    compress: bool = True,
 ) -> PlanItem:
-    """Plan one staged object: its destination under the asset and its action."""
+    """Plan one staged object: its destination under the asset and its action.
+
+    `compress=False` (the modality's transformation task is skipped, or its codec is none)
+    copies every file as it is.
+    """
     relative = key[len(prefix) :].lstrip("/") if prefix else key
-    action = choose_action(relative)
+    action = choose_action(relative) if compress else "copy"
     dest = f"{asset_name}/{relative}" + (".zst" if action == "compress" else "")
     return PlanItem(
         source_key=key,

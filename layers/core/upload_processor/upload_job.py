@@ -71,6 +71,15 @@ TaskEntry = Annotated[
 ]
 
 
+class ListedFile(BaseModel):
+    """A file of the session, as `submit` lists it so that processing waits for all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, description="Path relative to the session folder")
+    size: int = Field(ge=0, description="Size in bytes")
+
+
 class UploadJob(BaseModel):
     """The parsed job request; `modalities` and `platform` hold abbreviations."""
 
@@ -86,6 +95,13 @@ class UploadJob(BaseModel):
     email_notification_types: set[NotificationType] = Field(default_factory=lambda: {"fail"})
     s3_bucket: Literal["private", "open", "default"] = "default"
     tasks: dict[str, TaskEntry] = Field(default_factory=dict)
+    files: list[ListedFile] | None = Field(
+        default=None,
+        description=(
+            "The session's files with their sizes (written by `upload-processor submit`): "
+            "processing waits, bounded, until every one is staged"
+        ),
+    )
 
     @field_validator("modalities", mode="before")
     @classmethod
@@ -105,6 +121,12 @@ class UploadJob(BaseModel):
             if canonical not in out:
                 out.append(canonical)
         return out
+
+    @field_validator("email_notification_types", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        # UploadJobConfigsV2 dumps an unset value as null: it means the default, fail
+        return ["fail"] if value is None else value
 
     @field_validator("acq_datetime", mode="before")
     @classmethod

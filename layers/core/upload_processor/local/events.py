@@ -123,7 +123,13 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "job_key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}",
             "job_notes": [],
         },
-        "transfer.json": {"items": plan[0], "source_bucket": STAGING, "dest_bucket": ARCHIVE},
+        "transfer.json": {
+            "batch": plan[0],
+            "job_id": SAMPLE_JOB_ID,
+            "source_bucket": STAGING,
+            "dest_bucket": ARCHIVE,
+            "verify": "full",
+        },
         "registry_post_instrument.json": _api_event(
             "POST", "/instruments", json.loads((folder / "instrument_behavior.json").read_text())
         ),

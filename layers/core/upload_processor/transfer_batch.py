@@ -1,0 +1,92 @@
+"""One Map iteration: transfer a batch of planned objects and record what was done.
+
+Results go to the archive's work area (`_jobs/<job_id>/results/<batch>.json`) rather than
+into the state, so the Map's output stays small whatever the file count. A batch whose results
+are already recorded (a retried iteration, a resumed job) is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from upload_processor.plan import PlanItem
+from upload_processor.transfer import TransferResult, transfer, verify
+
+RESULTS = "results"
+
+
+def batch_id(batch: list[dict[str, Any]]) -> str:
+    """A stable id for a batch: a hash of its items (the same plan gives the same ids)."""
+    digest = hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()
+    return digest[:24]
+
+
+def results_key(job_id: str, batch: str) -> str:
+    """Where a batch's results are recorded."""
+    return f"_jobs/{job_id}/{RESULTS}/{batch}.json"
+
+
+def _recorded(s3: Any, bucket: str, key: str) -> list[dict[str, Any]] | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return json.loads(body)
+
+
+def run_batch(
+    s3: Any,
+    batch: list[dict[str, Any]],
+    *,
+    job_id: str,
+    source_bucket: str,
+    dest_bucket: str,
+    verify_mode: str = "quick",
+    copy_threshold: int | None = None,
+) -> dict[str, Any]:
+    """Transfer every item, verify what can be verified now, record the results.
+
+    `copy_threshold`: objects above it are copied with UploadPartCopy (default: S3's 5 GiB).
+    """
+    ident = batch_id(batch)
+    key = results_key(job_id, ident)
+    results = _recorded(s3, dest_bucket, key)
+    resumed = results is not None
+    if results is None:
+        results = []
+        for raw in batch:
+            item = PlanItem.model_validate(raw)
+            options = {"copy_threshold": copy_threshold} if copy_threshold else {}
+            result = transfer(
+                s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
+            )
+            if verify_mode == "full" and item.action != "compress_range":
+                verify(s3, result, dest_bucket=dest_bucket)
+            results.append(result.to_dict())
+        s3.put_object(
+            Bucket=dest_bucket,
+            Key=key,
+            Body=json.dumps(results).encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+        )
+    return {
+        "batch": ident,
+        "objects": len(results),
+        "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
+        "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
+        "resumed": resumed,
+    }
+
+
+def collect_results(s3: Any, bucket: str, job_id: str) -> list[TransferResult]:
+    """Every result recorded for the job, in key order."""
+    out: list[TransferResult] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"_jobs/{job_id}/{RESULTS}/"):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            out += [TransferResult.from_dict(r) for r in json.loads(body)]
+    return sorted(out, key=lambda r: (r.dest_key, r.part_number or 0))

@@ -1,0 +1,225 @@
+"""Data movement through the whole local flow: the plan in S3 read by the Distributed Map,
+chunked parallel compression, UploadPartCopy, the open archive, listed files, clean failure."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import warnings
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+import zstandard
+
+from upload_processor.local import LocalCloud
+from upload_processor.sample import build_session
+
+ROOT = Path(__file__).resolve().parents[2]
+ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
+ASSET = "750101_2025-06-12_15-03-00"
+MiB = 1024 * 1024
+SMALL = {"ChunkThresholdMiB": 10, "RangeSizeMiB": 5, "CopyThresholdMiB": 5, "FilesWaitSeconds": 0}
+
+
+@pytest.fixture
+def small_cloud() -> Iterator[LocalCloud]:
+    """The local cloud with thresholds lowered (they are template parameters)."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    with LocalCloud(ROOT, parameter_overrides=SMALL) as cloud:
+        yield cloud
+
+
+def _semi_compressible(size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    words = [bytes(rng.getrandbits(8) for _ in range(16)) for _ in range(64)]
+    out = bytearray()
+    while len(out) < size:
+        out += (
+            rng.choice(words)
+            if rng.random() < 0.7
+            else bytes(rng.getrandbits(8) for _ in range(16))
+        )
+    return bytes(out[:size])
+
+
+def _only(cloud: LocalCloud) -> dict:
+    (execution,) = cloud.executions()
+    return cloud.wait(execution["executionArn"])
+
+
+def _body(cloud: LocalCloud, bucket: str, key: str) -> bytes:
+    return cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _decompress(body: bytes) -> bytes:
+    return (
+        zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True).read()
+    )
+
+
+def test_large_files_are_chunked_and_copied_in_parts(
+    small_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.2, write_job=False
+    )
+    big = _semi_compressible(17 * MiB + 12345, seed=1)  # 4 ranges of 5 MiB; the tail folds in
+    zeros = bytes(11 * MiB)  # compresses to a few bytes a range: every part is padded to 5 MiB
+    movie = random.Random(2).randbytes(7 * MiB)  # already compressed: copied with UploadPartCopy
+    (session / "ecephys" / "big.dat").write_bytes(big)
+    (session / "ecephys" / "zeros.dat").write_bytes(zeros)
+    (session / "behavior" / "movie.avi").write_bytes(movie)
+    build_session(tmp_path / "job", acq_datetime=ACQ, data_mb_per_modality=0)
+    (session / "upload_job.json").write_bytes((tmp_path / "job" / "upload_job.json").read_bytes())
+    small_cloud.upload_session(session, "rig-7/large")
+
+    execution = _only(small_cloud)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    record = small_cloud.job(execution["name"])
+    assert record["status"] == "COMPLETE"
+    archive = small_cloud.archive_bucket
+    assert _decompress(_body(small_cloud, archive, f"{ASSET}/ecephys/big.dat.zst")) == big
+    assert _decompress(_body(small_cloud, archive, f"{ASSET}/ecephys/zeros.dat.zst")) == zeros
+    assert _body(small_cloud, archive, f"{ASSET}/behavior/movie.avi") == movie
+
+    manifest = json.loads(_body(small_cloud, archive, f"{ASSET}/manifest.json"))
+    objects = {o["dest_key"]: o for o in manifest["objects"]}
+    chunked = objects[f"{ASSET}/ecephys/big.dat.zst"]
+    assert chunked["source_sha256"].startswith("tree-sha256:")
+    assert len(chunked["range_sha256s"]) == 3
+    expected = [
+        hashlib.sha256(big[i * 5 * MiB : (i + 1) * 5 * MiB if i < 2 else None]).hexdigest()
+        for i in range(3)
+    ]
+    assert chunked["range_sha256s"] == expected
+    plain = objects[f"{ASSET}/ecephys/continuous.dat.zst"]
+    assert (
+        plain["source_sha256"]
+        == hashlib.sha256((session / "ecephys" / "continuous.dat").read_bytes()).hexdigest()
+    )
+    s3 = small_cloud.client("s3")
+    head = s3.head_object(Bucket=archive, Key=f"{ASSET}/behavior/movie.avi")
+    assert head["ETag"].strip('"').endswith("-2") or "-" in head["ETag"]  # a multipart (part) copy
+    assert s3.list_multipart_uploads(Bucket=archive).get("Uploads", []) == []
+    # the work area is cleared once the asset is sealed
+    assert s3.list_objects_v2(Bucket=archive, Prefix="_jobs/").get("KeyCount", 0) == 0
+
+
+def test_a_failed_part_leaves_no_object_and_no_upload(
+    small_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.1, write_job=False
+    )
+    (session / "ecephys" / "big.dat").write_bytes(_semi_compressible(16 * MiB, seed=3))
+    build_session(tmp_path / "job", acq_datetime=ACQ, data_mb_per_modality=0)
+
+    def fail_second_part(params: dict, **_: object) -> None:
+        if params.get("PartNumber") == 2:
+            raise RuntimeError("injected: the worker died uploading part 2")
+
+    events = boto3._get_default_session().events
+    events.register("before-parameter-build.s3.UploadPart", fail_second_part)
+    try:
+        small_cloud.upload_session(session, "rig-7/broken")
+        small_cloud.client("s3").upload_file(
+            str(tmp_path / "job" / "upload_job.json"),
+            small_cloud.staging_bucket,
+            "rig-7/broken/upload_job.json",
+        )
+        execution = _only(small_cloud)
+    finally:
+        events.unregister("before-parameter-build.s3.UploadPart", fail_second_part)
+    assert execution["status"] == "FAILED"
+    record = small_cloud.job(execution["name"])
+    assert record["status"] == "FAILED"
+    # moto's Distributed Map may carry on past a failed iteration; Finalize then refuses to
+    # complete an upload with a missing part. Either way the job fails naming the file.
+    assert "big.dat" in record["error"] or "part 2" in record["error"]
+    s3 = small_cloud.client("s3")
+    archive = small_cloud.archive_bucket
+    assert s3.list_multipart_uploads(Bucket=archive).get("Uploads", []) == []
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=archive, Prefix=f"{ASSET}/").get("Contents", [])
+    ]
+    assert f"{ASSET}/ecephys/big.dat.zst" not in keys
+    assert f"{ASSET}/manifest.json" not in keys
+    # staged data untouched
+    assert (
+        _body(small_cloud, small_cloud.staging_bucket, "rig-7/broken/ecephys/big.dat")
+        == (session / "ecephys" / "big.dat").read_bytes()
+    )
+
+
+def test_open_bucket_jobs_go_to_the_open_archive(small_cloud: LocalCloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    job = json.loads((session / "upload_job.json").read_text())
+    job["s3_bucket"] = "open"
+    (session / "upload_job.json").write_text(json.dumps(job))
+    small_cloud.upload_session(session, "rig-7/open")
+    assert _only(small_cloud)["status"] == "SUCCEEDED"
+    open_bucket = small_cloud.deployment.name("OpenArchiveBucket")
+    s3 = small_cloud.client("s3")
+    assert s3.head_object(Bucket=open_bucket, Key=f"{ASSET}/manifest.json")
+    assert s3.list_objects_v2(Bucket=small_cloud.archive_bucket).get("KeyCount", 0) == 0
+
+
+def test_listed_files_that_never_arrive_fail_the_job_with_the_list(
+    small_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    job = json.loads((session / "upload_job.json").read_text())
+    files = sorted(p for p in session.rglob("*") if p.is_file() and p.name != "upload_job.json")
+    job["files"] = [
+        {"path": p.relative_to(session).as_posix(), "size": p.stat().st_size} for p in files
+    ]
+    job["files"].append({"path": "ecephys/late.dat", "size": 1000})
+    (session / "upload_job.json").write_text(json.dumps(job))
+    small_cloud.upload_session(session, "rig-7/partial")
+    execution = _only(small_cloud)
+    assert execution["status"] == "FAILED"
+    record = small_cloud.job(execution["name"])
+    assert record["error"].startswith("FilesMissingError")
+    assert "ecephys/late.dat (missing)" in record["error"]
+
+
+def test_a_plan_of_ten_thousand_objects_runs_through_the_map(
+    small_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0, write_job=False
+    )
+    s3 = small_cloud.client("s3")
+    staging = small_cloud.staging_bucket
+    for path in sorted(p for p in session.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), staging, f"rig-7/many/{path.relative_to(session).as_posix()}")
+    count = 10_000
+    for i in range(count):
+        # tiny frames of a "camera": already compressed, so the Map copies them server-side
+        s3.put_object(Bucket=staging, Key=f"rig-7/many/behavior/frames/{i:05d}.png", Body=b"%d" % i)
+    build_session(tmp_path / "job", acq_datetime=ACQ, data_mb_per_modality=0)
+    s3.upload_file(str(tmp_path / "job" / "upload_job.json"), staging, "rig-7/many/upload_job.json")
+
+    execution = _only(small_cloud)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    record = small_cloud.job(execution["name"])
+    assert record["status"] == "COMPLETE"
+    others = sum(
+        1 for p in session.rglob("*") if p.is_file() and "/" in p.relative_to(session).as_posix()
+    )
+    assert record["files"] == count + others
+    manifest = json.loads(_body(small_cloud, small_cloud.archive_bucket, f"{ASSET}/manifest.json"))
+    assert len(manifest["objects"]) == count + others
+    keys = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=small_cloud.archive_bucket, Prefix=f"{ASSET}/behavior/frames/"
+    ):
+        keys += page.get("KeyCount", 0)
+    assert keys == count
+    # the state carried no plan: the execution input/output stays small
+    assert len(execution.get("output", "")) < 64 * 1024
