@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from upload_processor import notify
 from upload_processor.clients import client
 from upload_processor.config import Settings
 from upload_processor.gather import gather, gather_settings
@@ -52,6 +53,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         report_key=result["report_key"],
         archive_bucket=result["archive_bucket"],
     )
+    if not result["reject"]:
+        job = event["job"]
+        prefix = event.get("prefix") or ""
+        notify.publish(
+            client("sns"),
+            settings.require("topic_arn"),
+            notify.beginning(
+                job=job,
+                job_id=event["job_id"],
+                asset_name=result["asset_name"],
+                staging_uri=f"s3://{event['bucket']}/{prefix}/",
+            ),
+        )
     logger.info(
         "metadata gathered",
         extra={k: result[k] for k in ("status", "asset_name", "reject", "counts")},

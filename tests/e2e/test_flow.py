@@ -144,6 +144,7 @@ def test_invalid_session_is_rejected_with_a_message_and_nothing_is_lost(
         "job_type": "default",
         "user_email": EMAIL,
         "asset_name": ASSET,
+        "audience": '["user"]',
     }
     assert message["Subject"].startswith(f"Upload rejected: {ASSET}")
     assert len(message["Subject"]) < 100

@@ -54,9 +54,10 @@ def _rejection(report: Report, job: dict[str, Any] | None = None) -> notify.Noti
 def _check_sns_limits(n: notify.Notification) -> None:
     assert len(n.subject) < SNS_MAX_SUBJECT
     assert n.subject.isprintable(), "no line breaks or control characters"
-    assert all(isinstance(v, str) and v for v in n.attributes.values())
+    assert all(isinstance(v, str | list) and v for v in n.attributes.values())
     size = len(notify.render(n).encode()) + sum(
-        len(k.encode()) + len(v.encode()) + len(b"String") for k, v in n.attributes.items()
+        len(k.encode()) + len(json.dumps(v).encode()) + len(b"String.Array")
+        for k, v in n.attributes.items()
     )
     assert size < SNS_MAX_MESSAGE
 
@@ -105,7 +106,12 @@ def test_rejection_subject_strips_line_breaks_and_control_characters() -> None:
 )
 def test_rejection_attributes_never_empty(job: dict[str, Any], expected: dict[str, str]) -> None:
     n = _rejection(_report([_issue(1)]), job)
-    assert n.attributes == {**expected, "asset_name": "750101_2025-06-12_15-03-00"}
+    audience = ["user"] if "user_email" in expected else ["operator"]
+    assert n.attributes == {
+        **expected,
+        "asset_name": "750101_2025-06-12_15-03-00",
+        "audience": audience,
+    }
     assert all(n.attributes.values())
 
 
@@ -270,7 +276,7 @@ def test_failure_without_user_email_or_asset_has_no_empty_attributes() -> None:
         error={"Error": "X" * 300, "Cause": "y" * 100_000},
     )
     _check_sns_limits(n)
-    assert n.attributes == {"event": "fail", "job_type": "unknown"}
+    assert n.attributes == {"event": "fail", "job_type": "unknown", "audience": ["operator"]}
     assert len(n.details["cause"]) <= 2000
 
 

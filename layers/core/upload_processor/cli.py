@@ -20,6 +20,8 @@ app.add_typer(local_app, name="local")
 from upload_processor.registry_cli import registry_app  # noqa: E402
 
 app.add_typer(registry_app, name="registry")
+notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_is_help=True)
+app.add_typer(notifications_app, name="notifications")
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 
@@ -95,6 +97,61 @@ def validate(
 
         print_report(Console(), report)
     raise typer.Exit(0 if report.status == "valid" else 1)
+
+
+@notifications_app.command("subscribe")
+def notifications_subscribe(
+    email: str = typer.Argument(..., help="Where the alerts go (an email subscription)."),
+    events: list[str] | None = typer.Option(
+        None, "--events", help="Only these events (begin, end, fail, retry, rejected); repeatable."
+    ),
+    operator: bool = typer.Option(
+        False,
+        "--operator",
+        help="An operator subscription: every fail, and jobs without a usable email.",
+    ),
+    topic_arn: str | None = typer.Option(
+        None,
+        "--topic-arn",
+        envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
+        help="The stack's NotificationTopicArn output.",
+    ),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="A local cloud (local serve)."
+    ),
+) -> None:
+    """Subscribe EMAIL to the alerts of their own jobs; prints the filter policy it set."""
+    import boto3
+
+    from upload_processor.notify import subscription_filter, usable_email
+
+    valid = {"begin", "end", "fail", "retry", "rejected"}
+    unknown = sorted(set(events or []) - valid)
+    if unknown:
+        err.print(f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(sorted(valid))}")
+        raise typer.Exit(2)
+    if not usable_email(email):
+        err.print(f"{email!r} is not an email address")
+        raise typer.Exit(2)
+    if not topic_arn:
+        err.print(
+            "give --topic-arn (the stack's NotificationTopicArn output) or set UPLOAD_PROCESSOR_TOPIC_ARN"
+        )
+        raise typer.Exit(2)
+    policy = subscription_filter(None if operator else email, list(events or []))
+    sns = boto3.client("sns", endpoint_url=endpoint_url)
+    out = sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="email",
+        Endpoint=email,
+        Attributes={"FilterPolicy": json.dumps(policy)},
+        ReturnSubscriptionArn=True,
+    )
+    sys.stdout.write(
+        json.dumps({"subscription_arn": out["SubscriptionArn"], "filter_policy": policy}, indent=2)
+        + "\n"
+    )
+    err.print(f"AWS sends {email} a confirmation mail: alerts start once it is confirmed.")
 
 
 @schema_app.command("upload-job")

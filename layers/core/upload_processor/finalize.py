@@ -242,11 +242,13 @@ def failed(
         asset_name=asset,
         staging_uri=_staging_uri(event),
         error=error,
+        step=event.get("step"),
     )
     store.update(
         event["job_id"],
         JobStatus.FAILED,
         error=f"{message.details['error']}: {message.details['cause']}",
+        failed_step=event.get("step"),
     )
     notify.publish(sns, topic_arn, message)
     return {"status": str(JobStatus.FAILED), "error": message.details["error"]}

@@ -3,6 +3,13 @@
 Every message carries `event` and `job_type` (and `user_email`, `asset_name` when known), so a
 subscription's filter policy delivers each user only their own alerts. The body is plain text a
 person reads, followed by the same facts as JSON for programs.
+
+`audience` (a String.Array attribute) says who a message is for: `user` when the job's
+`email_notification_types` ask for the event (`rejected` always), `operator` for every `fail`
+and for every message of a job without a usable `user_email`. A user subscribes with
+`{"user_email": [their address], "audience": ["user"]}`, an operator with
+`{"audience": ["operator"]}` (`upload-processor notifications subscribe` writes these). A message
+with no audience is not published.
 """
 
 from __future__ import annotations
@@ -44,12 +51,32 @@ def _subject(text: str) -> str:
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
 
 
-def _attributes(event: Event, job: dict[str, Any], asset_name: str | None) -> dict[str, str]:
-    attrs = {
+def usable_email(value: Any) -> str | None:
+    """The address, when it can receive mail (one @, a dotted domain, no spaces)."""
+    if not isinstance(value, str) or value.count("@") != 1 or any(c.isspace() for c in value):
+        return None
+    local, domain = value.split("@")
+    return value if local and "." in domain.strip(".") else None
+
+
+def audience(job: dict[str, Any], event: Event) -> list[str]:
+    """Who a message is for: the user (if they asked for it), operators (fail; no usable email)."""
+    out = []
+    has_user = usable_email(job.get("user_email")) is not None
+    if has_user and wants(job, event):
+        out.append("user")
+    if event == "fail" or (not has_user and wants(job, event)):
+        out.append("operator")
+    return out
+
+
+def _attributes(event: Event, job: dict[str, Any], asset_name: str | None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
         "event": event,
         "job_type": str(job.get("job_type") or "unknown"),
-        "user_email": str(job.get("user_email") or ""),
+        "user_email": usable_email(job.get("user_email")) or "",
         "asset_name": str(asset_name or ""),
+        "audience": audience(job, event),
     }
     return {k: v for k, v in attrs.items() if v}  # SNS refuses empty attribute values
 
@@ -104,6 +131,13 @@ def rejection(
     )
 
 
+RETRY_ADVICE = {
+    "AssetExistsError": "not until the conflict is resolved: the archive already holds this asset",
+    "FilesMissingError": "yes, once the missing files are uploaded: upload upload_job.json again",
+    "ConfigurationError": "not until an operator fixes the deployment's configuration",
+}
+
+
 def failure(
     *,
     job: dict[str, Any],
@@ -111,38 +145,79 @@ def failure(
     asset_name: str | None,
     staging_uri: str,
     error: dict[str, Any],
+    step: str | None = None,
 ) -> Notification:
-    """What an operator (and the user, if asked) receives when a job fails."""
+    """What an operator (and the user, if asked) receives when a job fails: the failed step,
+    the error, and whether a retry is safe."""
     err_name = str(error.get("Error") or error.get("error") or "Error")
     cause = _cause_text(error.get("Cause") or error.get("cause") or "")
-    transient = err_name in ("TransientError",) or err_name.startswith(
+    transient = err_name in ("TransientError", "MetadataServiceError") or err_name.startswith(
         ("Lambda.", "States.Timeout")
     )
+    if err_name in RETRY_ADVICE:
+        advice = RETRY_ADVICE[err_name]
+    elif transient:
+        advice = f"yes: the fault looks transient; run `upload-processor retry {job_id}`"
+    else:
+        advice = (
+            "yes, once the cause above is fixed: staged data was not changed and the archive "
+            f"keeps no partial object; run `upload-processor retry {job_id}`"
+        )
     subject = _subject(f"Upload failed: {asset_name or job_id} — {err_name}")
     lines = [
-        f"Upload job {job_id} failed.",
+        f"Upload job {job_id} failed" + (f" in step {step}." if step else "."),
         "",
         f"Error: {err_name}",
         f"Cause: {cause}",
         "",
-        f"Staged data is untouched at {staging_uri}; the archive holds no completed asset from this job.",
-        "A retry is safe: "
-        + (
-            "the fault looks transient; upload upload_job.json again to start a new job."
-            if transient
-            else "fix the cause above first, then upload upload_job.json again."
-        ),
+        f"Staged data is untouched at {staging_uri}; no asset from this job was sealed in the archive "
+        "(an asset is complete only with its manifest.json).",
+        f"Is a retry safe? {advice}.",
     ]
     details = {
         "event": "fail",
         "job_id": job_id,
+        "step": step,
         "error": err_name,
         "cause": cause,
+        "retry": advice,
         "staging": staging_uri,
     }
     return Notification(
         "fail", subject, "\n".join(lines), _attributes("fail", job, asset_name), details
     )
+
+
+def beginning(
+    *, job: dict[str, Any], job_id: str, asset_name: str, staging_uri: str
+) -> Notification:
+    """The job has started processing."""
+    subject = _subject(f"Upload started: {asset_name}")
+    body = (
+        f"Your upload {asset_name} (job {job_id}) passed its metadata checks and is being archived "
+        f"from {staging_uri}.\nFollow it with: upload-processor status {job_id}"
+    )
+    details = {"event": "begin", "job_id": job_id, "asset_name": asset_name, "staging": staging_uri}
+    return Notification("begin", subject, body, _attributes("begin", job, asset_name), details)
+
+
+def retrying(
+    *, job: dict[str, Any], job_id: str, asset_name: str, previous_job_id: str, staging_uri: str
+) -> Notification:
+    """A new job for an asset whose previous job failed."""
+    subject = _subject(f"Upload retried: {asset_name}")
+    body = (
+        f"A new job {job_id} started for {asset_name}, whose previous job {previous_job_id} "
+        f"failed. Staged data: {staging_uri}.\nFollow it with: upload-processor status {job_id}"
+    )
+    details = {
+        "event": "retry",
+        "job_id": job_id,
+        "previous_job_id": previous_job_id,
+        "asset_name": asset_name,
+        "staging": staging_uri,
+    }
+    return Notification("retry", subject, body, _attributes("retry", job, asset_name), details)
 
 
 def completion(
@@ -186,14 +261,30 @@ def render(notification: Notification) -> str:
     return message
 
 
-def publish(sns: Any, topic_arn: str, notification: Notification) -> str:
-    """Publish to the topic; returns the SNS message id."""
+def publish(sns: Any, topic_arn: str, notification: Notification) -> str | None:
+    """Publish to the topic; returns the SNS message id (None: nobody is to receive it)."""
+    if not notification.attributes.get("audience"):
+        return None
+    attributes = {}
+    for key, value in notification.attributes.items():
+        if isinstance(value, list):
+            attributes[key] = {"DataType": "String.Array", "StringValue": json.dumps(value)}
+        else:
+            attributes[key] = {"DataType": "String", "StringValue": value}
     out = sns.publish(
         TopicArn=topic_arn,
         Subject=notification.subject,
         Message=render(notification),
-        MessageAttributes={
-            k: {"DataType": "String", "StringValue": v} for k, v in notification.attributes.items()
-        },
+        MessageAttributes=attributes,
     )
     return out["MessageId"]
+
+
+def subscription_filter(email: str | None, events: list[str] | None = None) -> dict[str, Any]:
+    """The filter policy of a user's subscription (or, with no email, an operator's)."""
+    policy: dict[str, Any] = {"audience": ["user"]} if email else {"audience": ["operator"]}
+    if email:
+        policy["user_email"] = [email]
+    if events:
+        policy["event"] = sorted(set(events))
+    return policy
