@@ -48,6 +48,8 @@ lint: venv tools
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+	# security scan of the code: no high-severity finding (exceptions are justified in place)
+	$(BIN)/bandit -q -r layers functions --severity-level high
 
 build: tools
 	@test -n "$(PY312_DIR)" || { echo "sam build needs python3.12 on PATH (e.g. pyenv install 3.12)"; exit 1; }

@@ -290,10 +290,20 @@ class Deployment:
 class Deployer:
     """Creates the translated template's resources with boto3 against moto."""
 
-    def __init__(self, session: Any, root: Path, stack_name: str = STACK_NAME) -> None:
+    def __init__(
+        self,
+        session: Any,
+        root: Path,
+        stack_name: str = STACK_NAME,
+        *,
+        function_environment: dict[str, str] | None = None,
+    ) -> None:
         self.session = session
         self.root = root
         self.stack = stack_name
+        # added to every function's template environment (e.g. AWS_ENDPOINT_URL of a local
+        # server, so the handlers' boto3 clients talk to it)
+        self.function_environment = dict(function_environment or {})
 
     def c(self, service: str) -> Any:
         """A client for the local cloud."""
@@ -452,7 +462,8 @@ class Deployer:
     ) -> tuple[str, dict]:
         sns = self.c("sns")
         name = props.get("TopicName") or self._default_name(logical)
-        arn = sns.create_topic(Name=name)["TopicArn"]
+        attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
+        arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
         return arn, {"TopicName": name, "TopicArn": arn}
 
     def _create_aws_dynamodb_table(
@@ -497,6 +508,7 @@ class Deployer:
         environment = {
             k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
+        environment.update(self.function_environment)
         out = awslambda.create_function(
             FunctionName=name,
             Runtime=props["Runtime"],
@@ -613,6 +625,58 @@ class Deployer:
             kwargs["tracingEnabled"] = bool(props["TracingEnabled"])
         apigw.create_stage(**kwargs)
         return props["StageName"], {}
+
+
+def _create_aws_s3_bucketpolicy(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    self.c("s3").put_bucket_policy(
+        Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"])
+    )
+    return logical, {}
+
+
+def _create_aws_logs_loggroup(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    logs = self.c("logs")
+    name = props.get("LogGroupName") or f"/{self.stack}/{logical}"
+    logs.create_log_group(logGroupName=name)
+    if props.get("RetentionInDays"):
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    return name, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"}
+
+
+def _create_aws_cloudwatch_alarm(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    name = props.get("AlarmName") or self._default_name(logical)
+    keys = (
+        "AlarmDescription",
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "Period",
+        "EvaluationPeriods",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "AlarmActions",
+    )
+    kwargs = {k: props[k] for k in keys if k in props}
+    for number in ("Period", "EvaluationPeriods"):
+        if number in kwargs:
+            kwargs[number] = int(kwargs[number])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    self.c("cloudwatch").put_metric_alarm(AlarmName=name, **kwargs)
+    return name, {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"}
+
+
+Deployer._create_aws_s3_bucketpolicy = _create_aws_s3_bucketpolicy  # type: ignore[attr-defined]
+Deployer._create_aws_logs_loggroup = _create_aws_logs_loggroup  # type: ignore[attr-defined]
+Deployer._create_aws_cloudwatch_alarm = _create_aws_cloudwatch_alarm  # type: ignore[attr-defined]
 
 
 def _placeholder_zip() -> bytes:

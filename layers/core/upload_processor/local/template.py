@@ -65,8 +65,8 @@ for _tag in (
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    """The template as a dict, short tags expanded."""
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """The template as a dict, short tags expanded (_CfnLoader is a SafeLoader subclass)."""
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506  # nosec B506
 
 
 @dataclass(frozen=True)
