@@ -95,3 +95,29 @@ def test_the_state_machine_only_invokes_its_own_functions(cloud) -> None:
     assert not allowed(
         cloud, "UploadStateMachineRole", "lambda:InvokeFunction", functions["RegistryFunction"].arn
     )
+
+
+def test_buckets_refuse_plain_http_in_the_template() -> None:
+    from pathlib import Path
+
+    from upload_processor.local.template import translate
+
+    root = Path(__file__).resolve().parents[2]
+    resources = translate(
+        root / "template.yaml", region="us-east-1", account_id="123456789012", stack_name="t"
+    ).resources
+    policies = {
+        v["Properties"]["Bucket"]["Ref"]: v["Properties"]["PolicyDocument"]["Statement"]
+        for v in resources.values()
+        if v["Type"] == "AWS::S3::BucketPolicy"
+    }
+    assert set(policies) == {"StagingBucket", "ArchiveBucket", "OpenArchiveBucket"}
+    for statements in policies.values():
+        (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    buckets = [v for v in resources.values() if v["Type"] == "AWS::S3::Bucket"]
+    for bucket in buckets:
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+        assert props["BucketEncryption"]
+        assert props["VersioningConfiguration"]["Status"] == "Enabled"

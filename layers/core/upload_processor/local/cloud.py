@@ -630,9 +630,17 @@ class Deployer:
 def _create_aws_s3_bucketpolicy(
     self: Deployer, logical: str, props: dict[str, Any], _: Deployment
 ) -> tuple[str, dict]:
-    self.c("s3").put_bucket_policy(
-        Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"])
-    )
+    """The bucket policy, less its TLS-only statements: moto evaluates them, and in-process
+    calls to moto carry no TLS (aws:SecureTransport is false), so they would deny everything."""
+    document = dict(props["PolicyDocument"])
+    statements = document.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    kept = [
+        st for st in statements if "aws:SecureTransport" not in json.dumps(st.get("Condition", {}))
+    ]
+    if kept:
+        document["Statement"] = kept
+        self.c("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
     return logical, {}
 
 
