@@ -20,6 +20,9 @@ app.add_typer(local_app, name="local")
 from upload_processor.registry_cli import registry_app  # noqa: E402
 
 app.add_typer(registry_app, name="registry")
+from upload_processor.job_types_cli import job_types_app  # noqa: E402
+
+app.add_typer(job_types_app, name="job-types")
 notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_is_help=True)
 app.add_typer(notifications_app, name="notifications")
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
