@@ -254,8 +254,7 @@ def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
                 if not isinstance(entry, dict):
                     continue
                 for name in IGNORED_TASK_FIELDS:
-                    if name in entry:
-                        entry.pop(name)
+                    if name in entry and entry.pop(name) is not None:  # a null is no setting
                         notes.append(
                             _issue(
                                 file,
