@@ -16,7 +16,7 @@ export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv tools demo lint build pytest test bench events clean
+.PHONY: help venv tools demo lint build pytest test bench events docs clean
 
 help:
 	@echo "make demo   - set up and run the whole flow on the local cloud (moto)"
@@ -65,6 +65,9 @@ bench: venv
 
 events: venv
 	$(BIN)/upload-processor local events --write events
+
+docs: venv
+	$(BIN)/upload-processor schema upload-job --markdown > docs/upload_job.md
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache

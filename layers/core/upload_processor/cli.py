@@ -158,11 +158,14 @@ def notifications_subscribe(
 
 
 @schema_app.command("upload-job")
-def schema_upload_job() -> None:
+def schema_upload_job(
+    markdown: bool = typer.Option(False, "--markdown", help="The reference page (docs/upload_job.md)."),
+) -> None:
     """Print the JSON Schema of upload_job.json (generated from the model: it cannot drift)."""
-    from upload_processor.upload_job import UploadJob
+    from upload_processor import reference
 
-    sys.stdout.write(json.dumps(UploadJob.model_json_schema(), indent=2) + "\n")
+    text = reference.markdown() if markdown else json.dumps(reference.schema(), indent=2) + "\n"
+    sys.stdout.write(text)
 
 
 @local_app.command("demo")
