@@ -45,6 +45,9 @@ def test_local_invoke_runs_every_sample_event(
         assert payload["objects"] > 0 and payload["bytes_out"] > 0 and payload["resumed"] is False
     elif event_file == "registry_post_instrument.json":
         assert payload["statusCode"] == 201, payload
+    elif event_file == "status_list_jobs.json":
+        assert payload["statusCode"] == 200, payload
+        assert "items" in json.loads(payload["body"])
     elif event_file == "registry_get_instrument.json":
         assert payload["statusCode"] == 200, payload
         assert json.loads(payload["body"])["instrument_id"] == "447-EPHYS-1"

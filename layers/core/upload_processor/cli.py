@@ -23,6 +23,13 @@ app.add_typer(registry_app, name="registry")
 from upload_processor.job_types_cli import job_types_app  # noqa: E402
 
 app.add_typer(job_types_app, name="job-types")
+from upload_processor.operator_cli import cancel, redrive, retry  # noqa: E402
+from upload_processor.status_cli import status  # noqa: E402
+
+app.command("status")(status)
+app.command("retry")(retry)
+app.command("cancel")(cancel)
+app.command("redrive")(redrive)
 notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_is_help=True)
 app.add_typer(notifications_app, name="notifications")
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
@@ -159,7 +166,9 @@ def notifications_subscribe(
 
 @schema_app.command("upload-job")
 def schema_upload_job(
-    markdown: bool = typer.Option(False, "--markdown", help="The reference page (docs/upload_job.md)."),
+    markdown: bool = typer.Option(
+        False, "--markdown", help="The reference page (docs/upload_job.md)."
+    ),
 ) -> None:
     """Print the JSON Schema of upload_job.json (generated from the model: it cannot drift)."""
     from upload_processor import reference

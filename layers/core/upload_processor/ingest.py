@@ -90,8 +90,11 @@ class Ingest:
         existing = self.store.get(job_id)
         if existing is not None and existing.get("execution_arn"):
             return IngestOutcome(job_id, "duplicate", f"job already {existing.get('status')}")
-        if existing is not None and existing.get("status") == JobStatus.REJECTED:
-            return IngestOutcome(job_id, "duplicate", "job already REJECTED")
+        if existing is not None and existing.get("status") in (
+            JobStatus.REJECTED,
+            JobStatus.CANCELLED,
+        ):
+            return IngestOutcome(job_id, "duplicate", f"job already {existing.get('status')}")
 
         if not staged.prefix:
             message = (

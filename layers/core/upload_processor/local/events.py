@@ -136,6 +136,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "registry_get_instrument.json": _api_event(
             "GET", "/instruments/{id}", None, {"id": "447-EPHYS-1"}
         ),
+        "status_list_jobs.json": _api_event("GET", "/jobs", None),
         "finalize_failed.json": {
             **base,
             "outcome": "failed",
@@ -193,6 +194,7 @@ def _api_event(
 
 
 EVENT_FUNCTIONS = {
+    "status_list_jobs.json": "StatusFunction",
     "registry_post_instrument.json": "RegistryFunction",
     "registry_get_instrument.json": "RegistryFunction",
     "ingest_sqs.json": "IngestFunction",

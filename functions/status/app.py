@@ -1,0 +1,101 @@
+"""Status: the read-only job status API (API Gateway, IAM-signed requests only).
+
+GET /jobs        recent jobs, newest first: ?state= &since= &user= &job_type= &limit= &next_token=
+GET /jobs/{id}   one job (a job id, or an asset name: its newest job): the record, its
+                 execution's steps (Step Functions history) and its report's summary
+
+The same data as `upload-processor status` (upload_processor.status); this only routes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from upload_processor.clients import client
+from upload_processor.config import Settings
+from upload_processor.jobs import InvalidQueryError, JobStore
+from upload_processor.status import job_detail, list_page
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayRestResolver()
+
+DEFAULT_LIMIT = 50
+MAX_API_LIMIT = 200
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(body, default=str)
+    )
+
+
+def _store() -> JobStore:
+    return JobStore(client("dynamodb"), Settings.from_env().require("jobs_table"))
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    """One page of jobs; `next_token` (null on the last page) asks for the next one."""
+    query = app.current_event.get_query_string_value
+    raw_limit = query("limit") or str(DEFAULT_LIMIT)
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise InvalidQueryError(f"limit must be a whole number, got {raw_limit!r}") from None
+    if not 1 <= limit <= MAX_API_LIMIT:
+        raise InvalidQueryError(f"limit must be between 1 and {MAX_API_LIMIT}, got {limit}")
+    page = list_page(
+        _store(),
+        state=query("state"),
+        since=query("since"),
+        user=query("user"),
+        job_type=query("job_type"),
+        limit=limit,
+        next_token=query("next_token"),
+    )
+    return _json(200, page)
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """The job's record, execution steps and report summary."""
+    job_id = unquote(job_id)
+    detail = job_detail(_store(), sfn=client("stepfunctions"), s3=client("s3"), job_or_asset=job_id)
+    if detail is None:
+        return _json(404, {"message": f"no job {job_id!r} (neither a job id nor an asset name)"})
+    return _json(200, detail)
+
+
+@app.exception_handler(InvalidQueryError)
+def _invalid(exc: InvalidQueryError) -> Response:
+    return _json(400, {"message": str(exc)})
+
+
+@app.exception_handler(Exception)
+def _internal(exc: Exception) -> Response:
+    logger.exception("status request failed")
+    request_id = app.current_event.request_context.request_id
+    return _json(
+        500, {"message": f"internal error ({type(exc).__name__}); request id {request_id}"}
+    )
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response:
+    event = app.current_event
+    return _json(404, {"message": f"no route {event.http_method} {event.path}"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway (REST, proxy integration) → the resolver."""
+    return app.resolve(event, context)
