@@ -107,3 +107,37 @@ def test_rejection_body_names_every_problem_of_the_report(cloud, tmp_path: Path)
     for issue in errors:
         assert issue["message"] in message["Message"]
     assert f"{len(errors)} problems" in message["Subject"]
+
+
+def test_a_new_job_for_a_failed_asset_sends_retry(tmp_path: Path) -> None:
+    import warnings
+
+    from upload_processor.local import LocalCloud
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    root = Path(__file__).resolve().parents[2]
+    with LocalCloud(root, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
+        alice = cloud.subscribe_queue("alice", subscription_filter(ALICE))
+        session = _session(tmp_path, "s", email_notification_types=["retry", "fail", "end"])
+        job = json.loads((session / "upload_job.json").read_text())
+        late = session / "behavior" / "late.csv"
+        job["files"] = [{"path": "behavior/late.csv", "size": 5}]
+        (session / "upload_job.json").write_text(json.dumps(job))
+        cloud.upload_session(session, "lab/retry")  # late.csv is not there yet: the job fails
+        _wait_all(cloud)
+        assert _events(cloud.messages(alice)) == ["fail"]
+        late.write_bytes(b"t,x\n1")  # the 5 bytes upload_job.json lists
+        s3 = cloud.client("s3")
+        s3.upload_file(str(late), cloud.staging_bucket, "lab/retry/behavior/late.csv")
+        s3.upload_file(
+            str(session / "upload_job.json"), cloud.staging_bucket, "lab/retry/upload_job.json"
+        )
+        _wait_all(cloud)
+        messages = cloud.messages(alice)
+        assert _events(messages) == ["retry", "end"]
+        assert "previous job" in messages[0]["Message"]
+        records = sorted(
+            (cloud.job(e["name"]) for e in cloud.executions()), key=lambda r: r["created_at"]
+        )
+        assert [r["status"] for r in records] == ["FAILED", "COMPLETE"]
+        assert records[1]["retry_of_job"] == records[0]["job_id"]

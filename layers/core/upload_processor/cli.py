@@ -17,6 +17,11 @@ local_app = typer.Typer(
     help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
+from upload_processor.local.serve_cli import serve as local_serve  # noqa: E402
+from upload_processor.submit_cli import submit  # noqa: E402
+
+app.command("submit")(submit)
+local_app.command("serve")(local_serve)
 from upload_processor.registry_cli import registry_app  # noqa: E402
 
 app.add_typer(registry_app, name="registry")

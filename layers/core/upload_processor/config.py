@@ -26,6 +26,7 @@ class Settings:
     files_wait_seconds: float = 240.0
     chunk_threshold: int | None = None
     range_size: int | None = None
+    job_types_prefix: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             files_wait_seconds=float(os.environ.get("FILES_WAIT_SECONDS") or 240),
             chunk_threshold=mib(os.environ.get("CHUNK_THRESHOLD_MIB")),
             range_size=mib(os.environ.get("RANGE_SIZE_MIB")),
+            job_types_prefix=os.environ.get("JOB_TYPES_PREFIX") or None,
         )
 
     def archive_for(self, s3_bucket: str) -> str:

@@ -19,8 +19,9 @@ from typing import Any
 from upload_processor import notify
 from upload_processor.config import Settings
 from upload_processor.errors import UploadJobError
-from upload_processor.job_types import resolve
+from upload_processor.job_types import load_job_types, resolve_job
 from upload_processor.jobs import JobStatus, JobStore
+from upload_processor.naming import asset_name
 from upload_processor.report import REPORT_FILENAME, Issue, Report
 from upload_processor.s3io import join, put_json, read_bytes
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
@@ -118,9 +119,12 @@ class Ingest:
             job, notes = parse_upload_job(
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
             )
-            resolved = resolve(job)
+            resolution = resolve_job(job, load_job_types(self.settings.job_types_prefix))
         except UploadJobError as exc:
             return self._reject(job_id, staged, exc, _partial_job(raw))
+        resolved = resolution.resolved
+        notes = notes + resolution.notes
+        name = asset_name(job.subject_id, job.acq_datetime, job.platform)
 
         record = {
             "job_id": job_id,
@@ -132,8 +136,14 @@ class Ingest:
             "job_type": resolved["job_type"],
             "user_email": resolved.get("user_email"),
             "subject_id": resolved["subject_id"],
+            "asset_name": name,
         }
-        self.store.create(record)  # False on a retried delivery after a crash: start anyway
+        previous = self._previous_failure(name, job_id)
+        if previous is not None:
+            record["retry_of_job"] = previous["job_id"]
+        created = self.store.create(
+            record
+        )  # False on a retried delivery after a crash: start anyway
         execution_input = {
             "job_id": job_id,
             "bucket": bucket,
@@ -145,7 +155,27 @@ class Ingest:
         }
         arn = self._start(job_id, execution_input)
         self.store.update(job_id, execution_arn=arn)
+        if created and previous is not None:
+            notify.publish(
+                self.sns,
+                self.settings.require("topic_arn"),
+                notify.retrying(
+                    job=resolved,
+                    job_id=job_id,
+                    asset_name=name,
+                    previous_job_id=previous["job_id"],
+                    staging_uri=staged.uri,
+                ),
+            )
         return IngestOutcome(job_id, "started", arn)
+
+    def _previous_failure(self, name: str, job_id: str) -> dict[str, Any] | None:
+        """The newest earlier job for this asset, when it failed: this job is its retry."""
+        for record in self.store.for_asset(name, limit=5):
+            if record["job_id"] == job_id:
+                continue
+            return record if record.get("status") == JobStatus.FAILED else None
+        return None
 
     def _start(self, job_id: str, execution_input: dict[str, Any]) -> str:
         arn = self.settings.require("state_machine_arn")

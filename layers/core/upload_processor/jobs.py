@@ -35,6 +35,7 @@ from upload_processor.errors import UploadProcessorError
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 
+ASSET_INDEX = "asset_name-created_at"
 STATUS_INDEX = "status-created_at"
 MAX_LIMIT = 1000
 
@@ -344,11 +345,35 @@ class JobStore:
     def find(self, job_or_asset: str) -> dict[str, Any] | None:
         """The job with this id, else the newest job for an asset of this name, else None.
 
-        By asset name this is a Scan (no index holds asset names): it reads the whole table.
+        By asset name it queries the asset index (newest first).
         """
         record = self.get(job_or_asset)
         if record is not None:
             return record
+        jobs = self.for_asset(job_or_asset, limit=1)
+        if jobs:
+            return jobs[0]
+        return self._scan_for_asset(job_or_asset)
+
+    def for_asset(self, asset_name: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The jobs for an asset, newest first (the asset_name-created_at index)."""
+        try:
+            out = self._client.query(
+                TableName=self._table,
+                IndexName=ASSET_INDEX,
+                KeyConditionExpression="#a = :a",
+                ExpressionAttributeNames={"#a": "asset_name"},
+                ExpressionAttributeValues={":a": {"S": asset_name}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except self._client.exceptions.ClientError as exc:
+            if "index" not in str(exc).lower():
+                raise
+            return []  # a table made before the index existed: callers fall back to a scan
+        return [_record(item) for item in out.get("Items", [])]
+
+    def _scan_for_asset(self, job_or_asset: str) -> dict[str, Any] | None:
         kwargs = {
             "TableName": self._table,
             "FilterExpression": "#a = :a",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from upload_processor.errors import UploadJobError
 from upload_processor.gather import gather_session
-from upload_processor.job_types import resolve
+from upload_processor.job_types import resolve_job
 from upload_processor.metadata_service import MetadataService
 from upload_processor.report import Issue, Report
 from upload_processor.session import LocalSession
@@ -56,7 +56,7 @@ def validate_directory(
         raise UsageError(f"{job_path} cannot be read: {exc.strerror}") from exc
     try:
         job, notes = parse_upload_job(raw, file=label, default_tz=default_tz)
-        resolved = resolve(job, file=label)
+        resolution = resolve_job(job, file=label)
     except UploadJobError as exc:
         issues = exc.issues or [
             Issue(severity="error", file=label, field=None, rule="job.invalid", message=str(exc))
@@ -64,8 +64,8 @@ def validate_directory(
         return Report.from_issues(issues, asset_name=None)
     gathered = gather_session(
         LocalSession(root),
-        resolved,
-        job_notes=[n.model_dump(mode="json") for n in notes],
+        resolution.resolved,
+        job_notes=[n.model_dump(mode="json") for n in notes + resolution.notes],
         service=service,
     )
     return gathered.report
