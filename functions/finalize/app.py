@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor import finalize
 from upload_processor.clients import client
 from upload_processor.config import Settings
 from upload_processor.jobs import JobStore
+from upload_processor.observability import log_keys, record_outcome, record_stage
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Input: {"outcome": "complete" | "rejected" | "failed", job_id, job, bucket, prefix, ...}."""
-    logger.append_keys(job_id=event["job_id"], outcome=event["outcome"])
+    logger.append_keys(**log_keys(event), outcome=event["outcome"])
+    started = time.monotonic()
     settings = Settings.from_env()
     store = JobStore(client("dynamodb"), settings.require("jobs_table"))
     topic = settings.require("topic_arn")
@@ -39,5 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     else:
         raise ValueError(f"unknown outcome {outcome!r}; expected complete, rejected or failed")
+    record_outcome(metrics, result)
+    record_stage(metrics, "Finalize", time.monotonic() - started)
     logger.info("job closed", extra=result)
     return result

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor import notify
@@ -13,16 +14,20 @@ from upload_processor.config import Settings
 from upload_processor.gather import gather, gather_settings
 from upload_processor.jobs import JobStatus, JobStore
 from upload_processor.metadata_service import service_from_environment, service_from_spec
+from upload_processor.observability import log_keys, record_stage
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Input: the execution input written by Ingest. Output: the report summary and the plan."""
-    logger.append_keys(job_id=event["job_id"])
+    logger.append_keys(**log_keys(event))
+    started = time.monotonic()
     settings = Settings.from_env()
     store = JobStore(client("dynamodb"), settings.require("jobs_table"))
     store.update(event["job_id"], JobStatus.PROCESSING)
@@ -66,6 +71,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 staging_uri=f"s3://{event['bucket']}/{prefix}/",
             ),
         )
+    record_stage(metrics, "GatherMetadata", time.monotonic() - started)
     logger.info(
         "metadata gathered",
         extra={k: result[k] for k in ("status", "asset_name", "reject", "counts")},

@@ -26,6 +26,11 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
+INGEST_METRICS = {
+    "started": "UploadsReceived",
+    "rejected": "UploadsRejected",
+    "duplicate": "DuplicateDeliveries",
+}
 
 
 def _ingest() -> Ingest:
@@ -51,9 +56,9 @@ def record_handler(record: SQSRecord) -> list[dict[str, str]]:
         key = unquote_plus(s3_record.s3.get_object.key)
         outcome = ingest.handle(s3_record.s3.bucket.name, key, s3_record.s3.get_object.version_id)
         logger.info("upload_job.json ingested", extra={"key": key, **outcome.to_dict()})
-        metrics.add_metric(
-            name=f"Jobs{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1
-        )
+        name = INGEST_METRICS.get(outcome.action)
+        if name:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         outcomes.append(outcome.to_dict())
     return outcomes
 

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.clients import client
 from upload_processor.config import mib
+from upload_processor.observability import log_keys, record_stage
 from upload_processor.transfer_batch import run_batch
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Input: {"batch": [plan items], "job_id", "source_bucket", "dest_bucket", "verify"}.
 
     Output: a small summary; the per-object results go to the archive's work area.
     """
-    logger.append_keys(job_id=event.get("job_id"))
+    logger.append_keys(**log_keys(event))
+    started = time.monotonic()
     summary = run_batch(
         client("s3"),
         event["batch"],
@@ -33,5 +39,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         verify_mode=event.get("verify") or "quick",
         copy_threshold=mib(os.environ.get("COPY_THRESHOLD_MIB")),
     )
+    record_stage(metrics, "Transfer", time.monotonic() - started)
+    if not summary["resumed"]:
+        metrics.add_metric(
+            name="ObjectsTransferred", unit=MetricUnit.Count, value=summary["objects"]
+        )
     logger.info("batch transferred", extra=summary)
     return summary

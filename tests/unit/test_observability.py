@@ -1,0 +1,55 @@
+"""The handlers' metrics: what a completed, rejected or failed job records (Powertools EMF)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools import Metrics
+
+from upload_processor.observability import log_keys, record_outcome, record_stage
+
+
+@pytest.fixture
+def metrics(monkeypatch: pytest.MonkeyPatch) -> Metrics:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    m = Metrics(namespace="UploadProcessorTest", service="test")
+    yield m
+    m.clear_metrics()
+
+
+def _names(metrics: Metrics) -> dict[str, float]:
+    blob = metrics.serialize_metric_set()
+    values = {}
+    for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+        value = blob[definition["Name"]]
+        values[definition["Name"]] = value[0] if isinstance(value, list) else value
+    return values
+
+
+def test_a_completed_job_records_files_bytes_and_ratio(metrics: Metrics) -> None:
+    record_outcome(
+        metrics, {"status": "COMPLETE", "files": 6, "bytes_in": 8_000, "bytes_out": 2_000}
+    )
+    record_stage(metrics, "Finalize", 1.5)
+    values = _names(metrics)
+    assert values["UploadsCompleted"] == 1
+    assert values["Files"] == 6 and values["BytesIn"] == 8_000 and values["BytesOut"] == 2_000
+    assert values["CompressionRatio"] == 4.0
+    assert values["FinalizeDuration"] == 1500.0
+    json.dumps(metrics.serialize_metric_set())
+
+
+@pytest.mark.parametrize(
+    ("status", "name"), [("REJECTED", "UploadsRejected"), ("FAILED", "UploadsFailed")]
+)
+def test_rejected_and_failed_are_counted(metrics: Metrics, status: str, name: str) -> None:
+    record_outcome(metrics, {"status": status})
+    assert _names(metrics) == {name: 1.0}
+
+
+def test_every_log_line_carries_the_job_and_execution() -> None:
+    assert log_keys({"job_id": "lab-s1-abc"}) == {
+        "job_id": "lab-s1-abc",
+        "execution_name": "lab-s1-abc",
+    }
