@@ -14,6 +14,7 @@ from upload_processor.observability import log_keys, record_outcome, record_stag
 def metrics(monkeypatch: pytest.MonkeyPatch) -> Metrics:
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     m = Metrics(namespace="UploadProcessorTest", service="test")
+    m.clear_metrics()  # Powertools keeps one metric set per process: start from an empty one
     yield m
     m.clear_metrics()
 
