@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from upload_processor.api import install_error_routes, json_response
 from upload_processor.clients import client
 from upload_processor.registry import (
     RegistryConflictError,
@@ -32,12 +33,6 @@ tracer = Tracer()
 app = APIGatewayRestResolver()
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def _json(status: int, body: Any) -> Response:
-    return Response(
-        status_code=status, content_type="application/json", body=json.dumps(body, default=str)
-    )
 
 
 def _store() -> RegistryStore:
@@ -55,7 +50,7 @@ def _post(kind: str) -> Response:
     replace = (app.current_event.get_query_string_value("replace") or "").lower() in _TRUE
     result = _store().put(kind, document, replace=replace)
     logger.info("registered", extra=result.record.summary() | {"replaced": result.replaced})
-    return _json(201 if result.created else 200, result.to_dict())
+    return json_response(201 if result.created else 200, result.to_dict())
 
 
 def _get(kind: str, record_id: str) -> Response:
@@ -66,7 +61,7 @@ def _get(kind: str, record_id: str) -> Response:
     record = store.get(kind, record_id, version) if version else store.get_latest(kind, record_id)
     if record is None:
         what = f"{kind} {record_id!r}" + (f" version {version}" if version else "")
-        return _json(
+        return json_response(
             404,
             {"message": f"{what} is not registered (register it with POST /{spec.plural})"},
         )
@@ -83,13 +78,13 @@ def _versions(kind: str, record_id: str) -> Response:
     record_id = unquote(record_id)
     versions = _store().versions(kind, record_id)
     if not versions:
-        return _json(
+        return json_response(
             404,
             {
                 "message": f"{kind} {record_id!r} is not registered (register it with POST /{spec.plural})"
             },
         )
-    return _json(200, {"kind": kind, "id": record_id, "versions": versions})
+    return json_response(200, {"kind": kind, "id": record_id, "versions": versions})
 
 
 @app.post("/instruments")
@@ -148,27 +143,17 @@ def get_procedures_versions(subject_id: str) -> Response:
 
 @app.exception_handler(RegistryValidationError)
 def _invalid(exc: RegistryValidationError) -> Response:
-    return _json(400, exc.to_dict())
+    return json_response(400, exc.to_dict())
 
 
 @app.exception_handler(RegistryConflictError)
 def _conflict(exc: RegistryConflictError) -> Response:
-    return _json(409, {"message": str(exc), "kind": exc.kind, "id": exc.id, "version": exc.version})
-
-
-@app.exception_handler(Exception)
-def _internal(exc: Exception) -> Response:
-    logger.exception("registry request failed")
-    request_id = app.current_event.request_context.request_id
-    return _json(
-        500, {"message": f"internal error ({type(exc).__name__}); request id {request_id}"}
+    return json_response(
+        409, {"message": str(exc), "kind": exc.kind, "id": exc.id, "version": exc.version}
     )
 
 
-@app.not_found
-def _not_found(_: Exception) -> Response:
-    event = app.current_event
-    return _json(404, {"message": f"no route {event.http_method} {event.path}"})
+install_error_routes(app, logger, "registry")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

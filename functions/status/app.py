@@ -9,7 +9,6 @@ The same data as `upload-processor status` (upload_processor.status); this only 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from upload_processor.api import install_error_routes, json_response
 from upload_processor.clients import client
 from upload_processor.config import Settings
 from upload_processor.jobs import InvalidQueryError, JobStore
@@ -29,12 +29,6 @@ app = APIGatewayRestResolver()
 
 DEFAULT_LIMIT = 50
 MAX_API_LIMIT = 200
-
-
-def _json(status: int, body: Any) -> Response:
-    return Response(
-        status_code=status, content_type="application/json", body=json.dumps(body, default=str)
-    )
 
 
 def _store() -> JobStore:
@@ -61,7 +55,7 @@ def list_jobs() -> Response:
         limit=limit,
         next_token=query("next_token"),
     )
-    return _json(200, page)
+    return json_response(200, page)
 
 
 @app.get("/jobs/<job_id>")
@@ -70,28 +64,18 @@ def get_job(job_id: str) -> Response:
     job_id = unquote(job_id)
     detail = job_detail(_store(), sfn=client("stepfunctions"), s3=client("s3"), job_or_asset=job_id)
     if detail is None:
-        return _json(404, {"message": f"no job {job_id!r} (neither a job id nor an asset name)"})
-    return _json(200, detail)
+        return json_response(
+            404, {"message": f"no job {job_id!r} (neither a job id nor an asset name)"}
+        )
+    return json_response(200, detail)
 
 
 @app.exception_handler(InvalidQueryError)
 def _invalid(exc: InvalidQueryError) -> Response:
-    return _json(400, {"message": str(exc)})
+    return json_response(400, {"message": str(exc)})
 
 
-@app.exception_handler(Exception)
-def _internal(exc: Exception) -> Response:
-    logger.exception("status request failed")
-    request_id = app.current_event.request_context.request_id
-    return _json(
-        500, {"message": f"internal error ({type(exc).__name__}); request id {request_id}"}
-    )
-
-
-@app.not_found
-def _not_found(_: Exception) -> Response:
-    event = app.current_event
-    return _json(404, {"message": f"no route {event.http_method} {event.path}"})
+install_error_routes(app, logger, "status")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
