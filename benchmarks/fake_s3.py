@@ -1,9 +1,11 @@
-"""A minimal in-memory S3 client: exactly the calls `transfer()`'s compress path makes.
+"""A minimal in-memory S3 client: exactly the calls `transfer()`'s compress and copy paths make.
 
 moto's S3 keeps every uploaded part and joins them in memory on CompleteMultipartUpload;
 with it, a compression benchmark mostly measures moto. This fake serves source objects
 from any byte stream and *discards* what is uploaded, counting it, so the figure is the
 worker's own work: reading, hashing, compressing, chunking into parts, checksumming them.
+Server-side copies (CopyObject, UploadPartCopy) are checked (source, range, ETag condition)
+and counted, never performed: a source can be as large as S3 allows without existing.
 
 The surface mirrors what layers/core/upload_processor/transfer.py uses (keyword arguments,
 response fields); anything else is an AttributeError, so a change in the worker that needs
@@ -52,6 +54,7 @@ class FakeS3:
     bytes_uploaded: int = 0
     completed: list[str] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
+    bytes_copied: int = 0  # server-side, by CopyObject and UploadPartCopy
     _uploads: dict[str, str] = field(default_factory=dict)
 
     def add_object(
@@ -145,6 +148,59 @@ class FakeS3:
             )
         self.completed.append(Key)
         return {"ETag": f'"complete-{len(MultipartUpload["Parts"])}"'}
+
+    # --- server-side copies (checked and counted, never performed) -------------------------
+
+    def _copy_source(self, operation: str, copy_source: Any, if_match: str | None) -> _Source:
+        if not isinstance(copy_source, dict):
+            raise ValueError(f"{operation}: CopySource must be a dict, got {copy_source!r}")
+        return self._source(operation, copy_source["Bucket"], copy_source["Key"], if_match)
+
+    def copy_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        CopySource: dict[str, str],
+        CopySourceIfMatch: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        self.calls["copy_object"] += 1
+        source = self._copy_source("CopyObject", CopySource, CopySourceIfMatch)
+        if source.size > 5 * 1024**3:
+            raise ClientError(
+                {"Error": {"Code": "InvalidRequest", "Message": "larger than 5 GiB"}}, "CopyObject"
+            )
+        self.bytes_copied += source.size
+        self.completed.append(Key)
+        return {"CopyObjectResult": {"ETag": f'"{source.etag}"'}}
+
+    def upload_part_copy(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        UploadId: str,
+        PartNumber: int,
+        CopySource: dict[str, str],
+        CopySourceRange: str,
+        CopySourceIfMatch: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        self.calls["upload_part_copy"] += 1
+        if self._uploads.get(UploadId) != Key:
+            raise ClientError(
+                {"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPartCopy"
+            )
+        source = self._copy_source("UploadPartCopy", CopySource, CopySourceIfMatch)
+        first, last = (int(v) for v in CopySourceRange.removeprefix("bytes=").split("-"))
+        if not 0 <= first <= last < source.size:
+            raise ClientError(
+                {"Error": {"Code": "InvalidArgument", "Message": CopySourceRange}},
+                "UploadPartCopy",
+            )
+        self.bytes_copied += last - first + 1
+        return {"CopyPartResult": {"ETag": f'"copy-part-{PartNumber}"'}}
 
     def abort_multipart_upload(self, *, Bucket: str, Key: str, UploadId: str) -> dict[str, Any]:
         self.calls["abort_multipart_upload"] += 1
