@@ -283,8 +283,10 @@ def test_bad_upload_job_is_rejected_at_ingest(
 
 
 def test_fault_is_caught_job_failed_and_operator_notified(cloud, tmp_path: Path) -> None:
-    """The same session uploaded under a second prefix: the asset exists, the archive is not
-    overwritten, the job goes FAILED and the `fail` message names the cause."""
+    """The session uploaded again under a second prefix with one data file changed: the asset
+    exists and differs, the archive is not overwritten, the job goes FAILED and the `fail`
+    message names the cause and what differs. (An identical session is a no-op:
+    tests/e2e/test_guarantees.py.)"""
     operator = cloud.subscribe_queue("operator", {"event": ["fail"]})
     session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.1)
     cloud.upload_session(session, "rig-7/first")
@@ -295,6 +297,7 @@ def test_fault_is_caught_job_failed_and_operator_notified(cloud, tmp_path: Path)
         "ETag"
     ]
 
+    (session / "behavior" / "trials.csv").write_text("trial,outcome\n1,changed\n")
     cloud.upload_session(session, "rig-7/second")
     second = next(e for e in cloud.executions() if e["name"] != first["name"])
     described = cloud.wait(second["executionArn"])
@@ -302,6 +305,7 @@ def test_fault_is_caught_job_failed_and_operator_notified(cloud, tmp_path: Path)
     record = cloud.job(second["name"])
     assert record["status"] == "FAILED"
     assert record["error"].startswith("AssetExistsError")
+    assert "behavior/trials.csv: " in record["error"]
     assert (
         s3.head_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/manifest.json")["ETag"]
         == manifest_before

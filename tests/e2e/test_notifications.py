@@ -67,7 +67,9 @@ def test_fail_reaches_the_operator_and_the_user_with_step_and_advice(cloud, tmp_
     operator = cloud.subscribe_queue("ops", subscription_filter(None))
     cloud.upload_session(_session(tmp_path, "a"), "lab/first")
     _wait_all(cloud)
-    cloud.upload_session(_session(tmp_path, "b"), "lab/second")  # the asset now exists
+    second = _session(tmp_path, "b")
+    (second / "behavior" / "trials.csv").write_text("trial\n1\n")  # differs from the asset
+    cloud.upload_session(second, "lab/second")  # the asset now exists
     _wait_all(cloud)
     (fail,) = cloud.messages(operator)
     assert _events([fail]) == ["fail"]

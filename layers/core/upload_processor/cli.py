@@ -11,34 +11,32 @@ import typer
 from rich.console import Console
 
 from upload_processor import __version__
+from upload_processor.job_types_cli import job_types_app
+from upload_processor.local.serve_cli import serve as local_serve
+from upload_processor.operator_cli import cancel, redrive, retry
+from upload_processor.registry_cli import registry_app
+from upload_processor.status_cli import status
+from upload_processor.submit_cli import submit
+from upload_processor.versions_cli import versions
 
 app = typer.Typer(help="Serverless upload processor for neuroscience data.", no_args_is_help=True)
 local_app = typer.Typer(
     help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
 )
+notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_is_help=True)
+schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
-from upload_processor.local.serve_cli import serve as local_serve  # noqa: E402
-from upload_processor.submit_cli import submit  # noqa: E402
-
-app.command("submit")(submit)
-local_app.command("serve")(local_serve)
-from upload_processor.registry_cli import registry_app  # noqa: E402
-
 app.add_typer(registry_app, name="registry")
-from upload_processor.job_types_cli import job_types_app  # noqa: E402
-
 app.add_typer(job_types_app, name="job-types")
-from upload_processor.operator_cli import cancel, redrive, retry  # noqa: E402
-from upload_processor.status_cli import status  # noqa: E402
-
+app.add_typer(notifications_app, name="notifications")
+app.add_typer(schema_app, name="schema")
+app.command("submit")(submit)
 app.command("status")(status)
 app.command("retry")(retry)
 app.command("cancel")(cancel)
 app.command("redrive")(redrive)
-notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_is_help=True)
-app.add_typer(notifications_app, name="notifications")
-schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
-app.add_typer(schema_app, name="schema")
+app.command("versions")(versions)
+local_app.command("serve")(local_serve)
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 

@@ -4,14 +4,35 @@
 core files, the staged originals under `original_metadata/`) and `manifest.json` last (its
 presence marks the asset complete), mark the job COMPLETE, notify. `rejected`: mark the job
 REJECTED and send the user the report's problems. `failed`: mark the job FAILED and notify.
+
+The archive is never overwritten (upload_processor.archive_guard): `complete` writes only while
+the job holds the asset's lease and no manifest exists, and writes the manifest itself with
+`IfNoneMatch="*"`; objects a failed earlier job left under the asset that this job's plan does
+not account for are removed before the manifest seals it. A no-op job (GatherMetadata found the
+complete asset identical to the staged session) writes nothing into the asset: the job is
+COMPLETE with a `note`. Every outcome releases the job's lease (never another job's).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from upload_processor import notify
+from upload_processor.archive_guard import (
+    AssetLockedError,
+    as_transient,
+    asset_objects,
+    error_code,
+    holds_asset_lock,
+    is_transient,
+    read_manifest,
+    release_asset_lock,
+)
+from upload_processor.errors import AssetExistsError
 from upload_processor.gather import MANIFEST, work_key
 from upload_processor.jobs import JobStatus, JobStore
 from upload_processor.report import REPORT_FILENAME, Report
@@ -24,6 +45,8 @@ from upload_processor.transfer import (
     verify,
 )
 from upload_processor.transfer_batch import collect_results
+
+logger = logging.getLogger(__name__)
 
 
 def _staging_uri(event: dict[str, Any]) -> str:
@@ -114,10 +137,151 @@ def clear_work_area(s3: Any, *, archive: str, job_id: str) -> None:
             s3.delete_objects(Bucket=archive, Delete={"Objects": keys, "Quiet": True})
 
 
+def _release(s3: Any, archive: str | None, name: str | None, job_id: str) -> None:
+    """Release the job's lease on the asset, if it holds it; never fail the outcome over it."""
+    if not (s3 is not None and archive and name):
+        return
+    try:
+        release_asset_lock(s3, archive, name, job_id)
+    except Exception:  # a stale lease is taken over by the next job (archive_guard)
+        logger.exception("could not release the lease of %s", name)
+
+
+def _put_manifest(s3: Any, archive: str, name: str, manifest: dict[str, Any]) -> None:
+    """Seal the asset: the manifest is created, never replaced."""
+    try:
+        s3.put_object(
+            Bucket=archive,
+            Key=f"{name}/{MANIFEST}",
+            Body=json.dumps(manifest, indent=2, default=str).encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            raise AssetExistsError(
+                f"s3://{archive}/{name}/{MANIFEST} appeared while this job was finishing; the "
+                "asset is never overwritten"
+            ) from exc
+        raise
+
+
+def _remove_leftovers(s3: Any, archive: str, name: str, keep: set[str]) -> list[str]:
+    """Delete what a failed earlier job left under the (not yet sealed) asset that this job's
+    plan and metadata do not account for; returns the keys removed."""
+    stray = sorted(k for k in asset_objects(s3, archive, name) if k not in keep)
+    for start in range(0, len(stray), 1000):
+        chunk = [{"Key": k} for k in stray[start : start + 1000]]
+        s3.delete_objects(Bucket=archive, Delete={"Objects": chunk, "Quiet": True})
+    return stray
+
+
 def complete(
     *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
 ) -> dict[str, Any]:
-    """Verify and seal the asset; the manifest is written last."""
+    """Verify and seal the asset; the manifest is written last (a no-op job writes nothing)."""
+    gather = event["gather"]
+    try:
+        if gather.get("noop"):
+            return _complete_noop(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
+        return _complete(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
+    except ClientError as exc:
+        if is_transient(exc):
+            raise as_transient(exc, f"sealing {gather.get('asset_name')}") from exc
+        raise
+
+
+def _complete_noop(
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    """The staged session is already archived, identical: close the job, touch no asset."""
+    gather = event["gather"]
+    name: str = gather["asset_name"]
+    archive: str = gather["archive_bucket"]
+    clear_work_area(s3, archive=archive, job_id=event["job_id"])
+    _release(s3, archive, name, event["job_id"])  # GatherMetadata released it already
+    archive_uri = f"s3://{archive}/{name}/"
+    counts = {"files": 0, "bytes_in": 0, "bytes_out": 0}
+    store.update(
+        event["job_id"],
+        JobStatus.COMPLETE,
+        asset_name=name,
+        archive_uri=archive_uri,
+        report_key=gather["report_key"],
+        note=gather.get("note") or "the archive already holds this exact session",
+        **counts,
+    )
+    job = event.get("job") or {}
+    if notify.wants(job, "end"):
+        notify.publish(
+            sns,
+            topic_arn,
+            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
+        )
+    return {
+        "status": str(JobStatus.COMPLETE),
+        "asset_name": name,
+        "archive_uri": archive_uri,
+        "noop": True,
+        **counts,
+    }
+
+
+def _complete(
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    gather = event["gather"]
+    name: str = gather["asset_name"]
+    archive: str = gather["archive_bucket"]
+    job_id: str = event["job_id"]
+    sealed = read_manifest(s3, archive, name)
+    if sealed is not None and sealed.get("job_id") == job_id:
+        counts = dict(sealed["counts"])  # a retried Finalize: this job sealed it already
+    else:
+        if sealed is not None:
+            raise AssetExistsError(
+                f"the archive already holds a complete asset {name} (s3://{archive}/{name}/, "
+                f"sealed by job {sealed.get('job_id')}); it is never overwritten, and nothing was "
+                "written into it"
+            )
+        if not holds_asset_lock(s3, archive, name, job_id):
+            raise AssetLockedError(
+                f"job {job_id} no longer holds the lease of asset {name} (another job took it "
+                "over, or it was released); nothing was written into the asset"
+            )
+        counts = _seal(s3, event)
+    clear_work_area(s3, archive=archive, job_id=job_id)
+    _release(s3, archive, name, job_id)
+    archive_uri = f"s3://{archive}/{name}/"
+    store.update(
+        job_id,
+        JobStatus.COMPLETE,
+        asset_name=name,
+        archive_uri=archive_uri,
+        report_key=gather["report_key"],
+        files=counts["files"],
+        bytes_in=counts["bytes_in"],
+        bytes_out=counts["bytes_out"],
+    )
+    job = event.get("job") or {}
+    if notify.wants(job, "end"):
+        notify.publish(
+            sns,
+            topic_arn,
+            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
+        )
+    return {
+        "status": str(JobStatus.COMPLETE),
+        "asset_name": name,
+        "archive_uri": archive_uri,
+        **counts,
+    }
+
+
+def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
+    """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
+    manifest last; returns the counts."""
     gather = event["gather"]
     name: str = gather["asset_name"]
     archive: str = gather["archive_bucket"]
@@ -130,7 +294,9 @@ def complete(
         plan=plan,
         verify_mode=gather.get("verify") or "quick",
     )
-    results = [r.to_dict() for r in sealed]
+    # the source ETag each object was planned from: a later job compares staged files with it
+    etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
+    results = [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
 
     versions: dict[str, str] = gather.get("metadata_versions") or {}
     assembly = json.loads(read_bytes(s3, archive, work_key(event["job_id"], "assembly.json")))
@@ -163,7 +329,9 @@ def complete(
         "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
         "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
     }
-    manifest = {
+    keep = {r["dest_key"] for r in results} | set(written) | {f"{name}/{REPORT_FILENAME}"}
+    removed = _remove_leftovers(s3, archive, name, keep)
+    manifest: dict[str, Any] = {
         "asset_name": name,
         "job_id": event["job_id"],
         "staging": _staging_uri(event),
@@ -171,32 +339,10 @@ def complete(
         "objects": results,
         "metadata": written,
     }
-    put_json(s3, archive, f"{name}/{MANIFEST}", manifest)
-    clear_work_area(s3, archive=archive, job_id=event["job_id"])
-    archive_uri = f"s3://{archive}/{name}/"
-    store.update(
-        event["job_id"],
-        JobStatus.COMPLETE,
-        asset_name=name,
-        archive_uri=archive_uri,
-        report_key=gather["report_key"],
-        files=counts["files"],
-        bytes_in=counts["bytes_in"],
-        bytes_out=counts["bytes_out"],
-    )
-    job = event.get("job") or {}
-    if notify.wants(job, "end"):
-        notify.publish(
-            sns,
-            topic_arn,
-            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
-        )
-    return {
-        "status": str(JobStatus.COMPLETE),
-        "asset_name": name,
-        "archive_uri": archive_uri,
-        **counts,
-    }
+    if removed:
+        manifest["removed_leftovers"] = removed
+    _put_manifest(s3, archive, name, manifest)
+    return counts
 
 
 def rejected(
@@ -204,6 +350,7 @@ def rejected(
 ) -> dict[str, Any]:
     """Mark the job REJECTED and tell the user exactly what to fix."""
     gather = event["gather"]
+    _release(s3, gather.get("archive_bucket"), gather.get("asset_name"), event["job_id"])
     report = Report.model_validate_json(read_bytes(s3, event["bucket"], gather["report_key"]))
     store.update(
         event["job_id"],
@@ -236,6 +383,7 @@ def failed(
     asset = record.get("asset_name")
     if record.get("archive_bucket") and s3 is not None:
         abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event["job_id"])
+        _release(s3, record["archive_bucket"], asset, event["job_id"])
     message = notify.failure(
         job=job,
         job_id=event["job_id"],

@@ -5,31 +5,61 @@
 (`reject: true` when the job's `raise_if_invalid` says so), which the state machine's Choice
 routes; only faults raise. The report is saved beside the staged data: the one object the
 pipeline ever adds to a staging prefix.
+
+`gather` also guards the archive (upload_processor.archive_guard): it takes the asset's lease
+first (a job racing for the same asset fails with AssetLockedError before writing anything),
+then a complete asset (with its manifest.json) is either the staged session byte for byte (the
+job completes as a no-op: `noop: true`, an empty plan) or AssetExistsError listing what
+differs; an incomplete asset (a failed job's remains) is resumed: plan items whose destination
+exists are marked `resume` and Transfer keeps what it verifies. Transient S3 faults raise
+TransientError, which the state machine retries.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from upload_processor import data_description
+from upload_processor.archive_guard import MANIFEST as MANIFEST  # re-exported
+from upload_processor.archive_guard import (
+    acquire_asset_lock,
+    as_transient,
+    asset_objects,
+    compare_with_asset,
+    describe_differences,
+    error_code,
+    is_transient,
+    read_manifest,
+    release_asset_lock,
+)
 from upload_processor.errors import AssetExistsError, UploadProcessorError
 from upload_processor.merge import Assembly, JobFacts, assemble, metadata_type_of
 from upload_processor.metadata_service import MetadataRequestError, MetadataService
 from upload_processor.naming import asset_name as build_asset_name
 from upload_processor.plan import PlanItem, needs_chunks, plan_item
 from upload_processor.report import REPORT_FILENAME, Issue, Report
-from upload_processor.s3io import exists, join, put_json
+from upload_processor.s3io import join, put_json
 from upload_processor.session import Entry, S3Session, SessionSource
 from upload_processor.transfer import start_chunked
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
 
 BATCH_SIZE = 100
 BATCH_BYTES = 2 * 1024**3  # one Map iteration moves at most this much (well inside 15 minutes)
-MANIFEST = "manifest.json"
 WORK_PREFIX = "_jobs"
+# A metadata file is read whole into memory (and validated): larger ones are refused from
+# their listed size, before a byte is read. Real core files are kilobytes to a few MB.
+MAX_METADATA_BYTES = 20 * 1024**2
+# S3's key limit; every staged key becomes `<asset>/<relative>[.zst]` in the archive.
+MAX_KEY_BYTES = 1024
+# A path segment longer than this cannot be a file name on the usual file systems, so the
+# asset could not be downloaded as it is archived.
+MAX_SEGMENT_BYTES = 255
 INSTRUMENT_ID_FIELD = (
     "tasks.gather_preliminary_metadata.job_settings.instrument_settings.instrument_id"
 )
@@ -158,6 +188,92 @@ def _from_service(
     return extra
 
 
+def key_problem(relative: str, asset_name: str) -> str | None:
+    """Why a staged key cannot become a key of the asset, or None.
+
+    S3 takes any key, but the archive must be a folder tree a person can download: no
+    empty, `.` or `..` segment (a key starting with `/` has an empty first segment), no
+    control character, no name longer than 255 bytes, no archive key over S3's 1024 bytes.
+    """
+    if relative.startswith("/") or "//" in relative:
+        return "has an empty folder name (a '/' at its start or a '//' in it)"
+    segments = relative.split("/")
+    if any(s in (".", "..") for s in segments):
+        return (
+            "has a '.' or '..' path segment, which would point outside its folder once downloaded"
+        )
+    controls = sorted({c for c in relative if ord(c) < 32 or ord(c) == 127})
+    if controls:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in controls)
+        return f"contains control character(s) {shown}"
+    longest = max(len(s.encode()) for s in segments)
+    if longest > MAX_SEGMENT_BYTES:
+        return f"has a name of {longest} bytes; names are at most {MAX_SEGMENT_BYTES} bytes"
+    archived = len(f"{asset_name}/{relative}.zst".encode())
+    if archived > MAX_KEY_BYTES:
+        return (
+            f"would be an archive key of {archived} bytes under {asset_name}/; S3 keys are at "
+            f"most {MAX_KEY_BYTES} bytes"
+        )
+    return None
+
+
+def _key_issues(entries: list[Entry], asset_name: str) -> tuple[list[Entry], list[Issue]]:
+    """The entries whose keys are usable, and one `session.bad_key` error per other one."""
+    good, issues = [], []
+    for entry in entries:
+        why = key_problem(entry.relative, asset_name)
+        if why is None:
+            good.append(entry)
+            continue
+        issues.append(
+            _issue(
+                "session.bad_key",
+                f"the staged key {entry.key!r} {why}; rename it (plain folder and file names, "
+                "no '..', no leading '/', no control characters) and upload the session again",
+                file=entry.relative,
+            )
+        )
+    return good, issues
+
+
+def _folder_issues(data: list[Entry], modalities: list[str]) -> list[Issue]:
+    """Data folders (the first path segment of data files) must be the declared modalities."""
+    folders: dict[str, int] = {}
+    for entry in data:
+        if "/" in entry.relative:
+            first = entry.relative.split("/", 1)[0]
+            folders[first] = folders.get(first, 0) + 1
+    issues = []
+    declared = ", ".join(modalities)
+    if data:
+        for modality in modalities:
+            if modality not in folders:
+                issues.append(
+                    _issue(
+                        "session.missing_modality_folder",
+                        f"{JOB_FILENAME} declares modality {modality!r}, but the session has no "
+                        f"{modality}/ folder with data files; put the {modality} data under "
+                        f"{modality}/, or remove {modality!r} from modalities",
+                        file=f"{modality}/",
+                        field="modalities",
+                    )
+                )
+    for folder in sorted(set(folders) - set(modalities)):
+        issues.append(
+            _issue(
+                "session.undeclared_modality_folder",
+                f"the data folder {folder}/ ({folders[folder]} file(s)) is not a modality declared "
+                f"in {JOB_FILENAME} ({declared}); data folders are named after the declared "
+                f"modalities: add {folder!r} to modalities if it is one, or move its files into "
+                "the folder of their modality",
+                file=f"{folder}/",
+                field="modalities",
+            )
+        )
+    return issues
+
+
 def gather_session(
     source: SessionSource,
     job: dict[str, Any],
@@ -172,13 +288,28 @@ def gather_session(
     settings = gather_settings(job)
     issues = [Issue.model_validate(n) for n in (job_notes or [])]
 
-    entries = [e for e in source.entries() if e.relative not in (JOB_FILENAME, REPORT_FILENAME)]
-    metadata_names = [e.relative for e in entries if metadata_type_of(e.relative)]
+    listed = [e for e in source.entries() if e.relative not in (JOB_FILENAME, REPORT_FILENAME)]
+    entries, key_issues = _key_issues(listed, name)
+    issues += key_issues
+    metadata = [e for e in entries if metadata_type_of(e.relative)]
     data = [e for e in entries if not metadata_type_of(e.relative)]
     files: dict[str, bytes] = {}
     versions: dict[str, str] = {}
-    for rel in metadata_names:
-        files[rel], versions[rel] = source.read(rel)
+    for entry in metadata:
+        if entry.size > MAX_METADATA_BYTES:
+            issues.append(
+                _issue(
+                    "json.too_large",
+                    f"{entry.relative} is {entry.size} bytes; a metadata file is at most "
+                    f"{MAX_METADATA_BYTES} bytes ({MAX_METADATA_BYTES // 1024**2} MB), so it was not "
+                    "read. If it holds data, move it into its modality's folder; otherwise remove "
+                    "the bulky content",
+                    file=entry.relative,
+                )
+            )
+            continue
+        files[entry.relative], versions[entry.relative] = _read_staged(source, entry)
+    metadata_names = [e.relative for e in metadata]
     supplied = {metadata_type_of(n) or "" for n in metadata_names}
 
     extra = _from_service(service, job, settings, supplied, issues)
@@ -208,6 +339,7 @@ def gather_session(
                 "the session folder holds no data files; upload the data before upload_job.json",
             )
         )
+    issues += _folder_issues(data, list(job["modalities"]))
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
@@ -222,6 +354,30 @@ def gather_session(
 
 class FilesMissingError(UploadProcessorError):
     """Files that upload_job.json lists never arrived in staging within the wait."""
+
+
+class StagedObjectUnreadableError(UploadProcessorError):
+    """S3 refuses to let the pipeline read a staged object (403, archived to Glacier, ...):
+    the job fails naming it; it is not the session's metadata that is wrong."""
+
+
+UNREADABLE_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState")
+
+
+def _read_staged(source: SessionSource, entry: Entry) -> tuple[bytes, str]:
+    """A metadata file's bytes; a refusal names the key, a transient fault is retryable."""
+    try:
+        return source.read(entry.relative)
+    except ClientError as exc:
+        if error_code(exc) in UNREADABLE_CODES:
+            raise StagedObjectUnreadableError(
+                f"cannot read the staged object {entry.key!r}: S3 answered {error_code(exc)}; "
+                "give the pipeline read access to it (its ACL, the bucket policy or its KMS key; "
+                "restore it if it is archived), then upload upload_job.json again"
+            ) from exc
+        if is_transient(exc):
+            raise as_transient(exc, f"reading {entry.key}") from exc
+        raise
 
 
 def transformation(job: dict[str, Any], modality: str | None) -> dict[str, Any]:
@@ -334,6 +490,36 @@ def verify_mode(job: dict[str, Any]) -> str:
     return "full" if mode == "full" else "quick"
 
 
+def _job_status_lookup(store: Any) -> Any:
+    """job id -> its status (None: no record), for telling a stale lease from a live one.
+
+    Without a store, the jobs table the function's environment names (JOBS_TABLE), if any.
+    """
+    if store is None:
+        table = os.environ.get("JOBS_TABLE")
+        if not table:
+            return None
+        from upload_processor.clients import client
+        from upload_processor.jobs import JobStore
+
+        store = JobStore(client("dynamodb"), table)
+
+    def status(job_id: str) -> str | None:
+        record = store.get(job_id)
+        return str(record.get("status")) if record else None
+
+    return status
+
+
+def _release_quietly(s3: Any, archive: str, name: str, job_id: str) -> None:
+    try:
+        release_asset_lock(s3, archive, name, job_id)
+    except Exception:  # the original fault matters more; Finalize's `failed` releases too
+        import logging
+
+        logging.getLogger(__name__).exception("could not release the lease of %s", name)
+
+
 def gather(
     s3: Any,
     *,
@@ -349,28 +535,110 @@ def gather(
     files_wait_seconds: float = 0.0,
     chunk_threshold: int | None = None,
     range_size: int | None = None,
+    store: Any = None,
 ) -> dict[str, Any]:
     """The GatherMetadata stage; returns the (small, JSON-able) summary the state machine routes.
 
     The plan goes to the archive's work area (`_jobs/<job_id>/plan.json`, a JSON array of
     batches) for the Map's ItemReader, so the state payload stays small whatever the file count.
     Files over `chunk_threshold` get their multipart upload here and one plan item per range.
+
+    The asset's lease is taken first (AssetLockedError if another live job holds it) and kept
+    for the transfer unless the job is rejected, a no-op, or fails here. `store` (a JobStore;
+    default: the JOBS_TABLE of the environment) tells a stale lease from a live one.
     """
     acq = datetime.fromisoformat(job["acq_datetime"])
     name = build_asset_name(job["subject_id"], acq, job.get("platform"))
-    if exists(s3, archive_bucket, f"{name}/{MANIFEST}"):
-        raise AssetExistsError(
-            f"the archive already holds a complete asset {name} (s3://{archive_bucket}/{name}/); "
-            "it is never overwritten: if this is a different session, fix subject_id or acq_datetime"
-        )
+    try:
+        acquire_asset_lock(s3, archive_bucket, name, job_id, job_status=_job_status_lookup(store))
+        try:
+            result = _gather_leased(
+                s3,
+                name=name,
+                bucket=bucket,
+                prefix=prefix,
+                job=job,
+                archive_bucket=archive_bucket,
+                job_id=job_id,
+                job_notes=job_notes,
+                service=service,
+                job_key=job_key,
+                job_version_id=job_version_id,
+                files_wait_seconds=files_wait_seconds,
+                chunk_threshold=chunk_threshold,
+                range_size=range_size,
+            )
+        except BaseException:
+            _release_quietly(s3, archive_bucket, name, job_id)
+            raise
+        if result["reject"] or result["noop"]:
+            release_asset_lock(s3, archive_bucket, name, job_id)
+        return result
+    except ClientError as exc:
+        if is_transient(exc):
+            raise as_transient(exc, f"gathering {name}") from exc
+        raise
+
+
+def _gather_leased(
+    s3: Any,
+    *,
+    name: str,
+    bucket: str,
+    prefix: str,
+    job: dict[str, Any],
+    archive_bucket: str,
+    job_id: str,
+    job_notes: list[dict[str, Any]] | None,
+    service: MetadataService | None,
+    job_key: str | None,
+    job_version_id: str | None,
+    files_wait_seconds: float,
+    chunk_threshold: int | None,
+    range_size: int | None,
+) -> dict[str, Any]:
     source = S3Session(s3, bucket, prefix)
     listed = listed_files(s3, bucket, job_key, job_version_id)
     if listed:
         wait_for_files(source, listed, wait_seconds=files_wait_seconds)
+    manifest = read_manifest(s3, archive_bucket, name)
+    if manifest is not None:
+        differences = compare_with_asset(
+            s3, source, manifest, archive=archive_bucket, asset_name=name
+        )
+        if differences:
+            raise AssetExistsError(
+                f"the archive already holds a complete asset {name} (s3://{archive_bucket}/"
+                f"{name}/) and the staged session differs from it: "
+                f"{describe_differences(differences)}. The asset is never overwritten: if this "
+                "is a different session, fix subject_id or acq_datetime"
+            )
+        return _noop(
+            s3,
+            bucket=bucket,
+            prefix=prefix,
+            name=name,
+            archive_bucket=archive_bucket,
+            job_id=job_id,
+            manifest=manifest,
+            job=job,
+        )
+    existing = asset_objects(s3, archive_bucket, name)
+    notes = list(job_notes or [])
+    if existing:
+        notes.append(
+            _issue(
+                "asset.resumed",
+                f"the archive holds {len(existing)} object(s) of the unfinished asset {name} "
+                "(no manifest.json: left by a job that did not complete); objects verified to hold "
+                "this session's files are kept, everything else is transferred again",
+                severity="warning",
+            ).model_dump(mode="json")
+        )
     gathered = gather_session(
         source,
         job,
-        job_notes=job_notes,
+        job_notes=notes,
         service=service,
         location=f"s3://{archive_bucket}/{name}",
     )
@@ -392,12 +660,18 @@ def gather(
                 )
             else:
                 expanded.append(item)
+        planned = batches(expanded)
+        for batch in planned:
+            for raw in batch:
+                # a failed job's object: Transfer keeps it if it verifies, else redoes it
+                if raw["dest_key"] in existing and raw["action"] != "compress_range":
+                    raw["resume"] = True
         plan_key = work_key(job_id, "plan.json")
         s3.put_object(
             Bucket=archive_bucket,
             Key=plan_key,
             ContentType="application/json",
-            Body=json.dumps(batches(expanded)).encode(),
+            Body=json.dumps(planned).encode(),
             ChecksumAlgorithm="SHA256",
         )
         assembly = gathered.assembly
@@ -412,6 +686,7 @@ def gather(
         "status": report.status,
         "asset_name": name,
         "reject": gathered.reject,
+        "noop": False,
         "report_key": report_key,
         "summary": report.summary(),
         "error_count": len(report.errors),
@@ -421,4 +696,63 @@ def gather(
         "plan_key": plan_key,
         "verify": verify_mode(job),
         "counts": {"files": len(plan), "bytes_in": sum(i.size for i in plan)},
+    }
+
+
+def _noop(
+    s3: Any,
+    *,
+    bucket: str,
+    prefix: str,
+    name: str,
+    archive_bucket: str,
+    job_id: str,
+    manifest: dict[str, Any],
+    job: dict[str, Any],
+) -> dict[str, Any]:
+    """The staged session is the complete asset byte for byte: nothing to copy or rewrite.
+
+    The result routes through the usual path (not rejected; the Map runs over an empty plan)
+    and Finalize closes the job COMPLETE with `note`, writing nothing into the asset.
+    """
+    note = (
+        f"the archive already holds this exact session as {name} (s3://{archive_bucket}/{name}/, "
+        f"sealed by job {manifest.get('job_id') or 'unknown'}): every staged file matches its "
+        "manifest, so nothing was copied or rewritten"
+    )
+    report = Report.from_issues(
+        [
+            _issue(
+                "asset.identical",
+                note + "; the metadata was not validated again",
+                severity="warning",
+            )
+        ],
+        asset_name=name,
+    )
+    report_key = join(prefix, REPORT_FILENAME)
+    put_json(s3, bucket, report_key, report.model_dump(mode="json"))
+    plan_key = work_key(job_id, "plan.json")
+    s3.put_object(
+        Bucket=archive_bucket,
+        Key=plan_key,
+        ContentType="application/json",
+        Body=b"[]",
+        ChecksumAlgorithm="SHA256",
+    )
+    return {
+        "status": report.status,
+        "asset_name": name,
+        "reject": False,
+        "noop": True,
+        "note": note,
+        "report_key": report_key,
+        "summary": report.summary(),
+        "error_count": 0,
+        "warning_count": len(report.warnings),
+        "archive_bucket": archive_bucket,
+        "metadata_versions": {},
+        "plan_key": plan_key,
+        "verify": verify_mode(job),
+        "counts": {"files": 0, "bytes_in": 0},
     }

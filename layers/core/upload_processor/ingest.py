@@ -3,8 +3,12 @@
 The execution name is derived from the staging key and the object's version id: a duplicate
 delivery of the same event maps to the same name (and finds its record), while uploading
 upload_job.json again creates a new version, hence a new job. A job file that cannot be parsed,
-or names an unknown job type, is rejected right here: a job record, a report beside the data,
-an SNS message; never a stack trace.
+names an unknown job type, or pins a task to a version no deploy published, is rejected right
+here: a job record, a report beside the data, an SNS message; never a stack trace.
+
+Ingest also decides which published version of each pipeline function the job runs on
+(upload_processor.versions): the execution input's `functions` holds the ARNs the state
+machine's tasks invoke.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from upload_processor.naming import asset_name
 from upload_processor.report import REPORT_FILENAME, Issue, Report
 from upload_processor.s3io import join, put_json, read_bytes
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
+from upload_processor.versions import function_names_from_env, resolve_pins
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,38 @@ class IngestOutcome:
 class Ingest:
     """Turns one staged upload_job.json into a job record and an execution."""
 
-    def __init__(self, *, s3: Any, sfn: Any, sns: Any, store: JobStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        sfn: Any,
+        sns: Any,
+        store: JobStore,
+        settings: Settings,
+        awslambda: Any = None,
+        function_names: dict[str, str] | None = None,
+    ) -> None:
         self.s3, self.sfn, self.sns, self.store, self.settings = s3, sfn, sns, store, settings
+        # the pipeline functions whose published versions a job's tasks pin (default: the
+        # environment template.yaml gives IngestFunction) and a Lambda client to read them
+        self._awslambda = awslambda
+        self._function_names = function_names
+
+    @property
+    def awslambda(self) -> Any:
+        """The Lambda client pins are resolved with (made on first use)."""
+        if self._awslambda is None:
+            from upload_processor.clients import client
+
+            self._awslambda = client("lambda")
+        return self._awslambda
+
+    @property
+    def function_names(self) -> dict[str, str]:
+        """{"gather", "transfer", "finalize": function name}."""
+        if self._function_names is None:
+            self._function_names = function_names_from_env()
+        return self._function_names
 
     def version_of(self, bucket: str, key: str, version_id: str | None) -> str:
         """The event's version id; when an event lacks one, the object's current version."""
@@ -120,6 +155,7 @@ class Ingest:
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
             )
             resolution = resolve_job(job, load_job_types(self.settings.job_types_prefix))
+            functions = resolve_pins(resolution.resolved, self.awslambda, self.function_names)
         except UploadJobError as exc:
             return self._reject(job_id, staged, exc, _partial_job(raw))
         resolved = resolution.resolved
@@ -137,6 +173,7 @@ class Ingest:
             "user_email": resolved.get("user_email"),
             "subject_id": resolved["subject_id"],
             "asset_name": name,
+            "functions": functions,
         }
         previous = self._previous_failure(name, job_id)
         if previous is not None:
@@ -152,6 +189,9 @@ class Ingest:
             "job_version_id": staged.version_id,
             "job": resolved,
             "job_notes": [n.model_dump(mode="json") for n in notes],
+            # what every Lambda task of the state machine invokes (FunctionName.$): a pinned
+            # published version, else the alias live. MarkFailed reads it too: always present.
+            "functions": functions,
         }
         arn = self._start(job_id, execution_input)
         self.store.update(job_id, execution_arn=arn)

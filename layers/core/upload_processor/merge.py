@@ -11,7 +11,9 @@ invalid session is a result to report to a scientist, not a crash.
 Rules enforced here beyond the library's own validation (rule ids are stable):
 
 - ``json.empty`` / ``json.malformed`` / ``json.not_object`` / ``json.duplicate_key``: a file
-  that is not one JSON object.
+  that is not one JSON object. ``json.wrong_type``: a document of another core type (its
+  ``object_type``, e.g. a Subject saved as ``acquisition_x.json``): one error naming the
+  file to rename, instead of every field of the wrong model.
 - ``schema.invalid``: the file does not validate on its own (an unknown field is one of these:
   every aind-data-schema model forbids extra fields). ``schema.version_mismatch``: the file
   declares another ``schema_version`` than aind-data-schema 2.9.2's model; the library
@@ -498,8 +500,42 @@ def _extra_object(label: str, value: Any, issues: list[Issue]) -> dict | None:
     return copy.deepcopy(value)
 
 
+def _object_type(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("object_type")
+    return field.default if field is not None and isinstance(field.default, str) else None
+
+
+def _check_object_type(label: str, data: dict, core_type: str, issues: list[Issue]) -> bool:
+    """A document declaring another core type's object_type is in the wrong file: one error
+    saying so (validating it against the file's model would list every field as wrong)."""
+    declared = data.get("object_type")
+    expected = _object_type(MODELS[core_type])
+    if not isinstance(declared, str) or expected is None or declared == expected:
+        return True
+    actual = next((t for t, m in MODELS.items() if _object_type(m) == declared), None)
+    if actual is None:
+        return True  # not a core type's: the model's own validation reports the value
+    issues.append(
+        Issue(
+            severity="error",
+            file=label,
+            field="object_type",
+            rule="json.wrong_type",
+            message=(
+                f"{label} holds a {declared} document (object_type {declared!r}), but a file "
+                f"named {core_type}*.json must hold {expected} metadata (object_type "
+                f"{expected!r}). Rename it to {actual}.json if it is the session's {actual}, or "
+                f"replace it with the {expected} file."
+            ),
+        )
+    )
+    return False
+
+
 def _validate(label: str, data: dict, core_type: str, issues: list[Issue]) -> BaseModel | None:
     """Validate one file on its own; errors name the file and the dotted field."""
+    if not _check_object_type(label, data, core_type, issues):
+        return None
     model = MODELS[core_type]
     version_ok = _check_schema_version(label, data, model, issues)
     with _library_output() as said:

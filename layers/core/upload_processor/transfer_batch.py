@@ -2,7 +2,14 @@
 
 Results go to the archive's work area (`_jobs/<job_id>/results/<batch>.json`) rather than
 into the state, so the Map's output stays small whatever the file count. A batch whose results
-are already recorded (a retried iteration, a resumed job) is not redone.
+are already recorded (a retried iteration, a resumed job) is not redone. An item GatherMetadata
+marked `resume` (its destination was left by an earlier, failed job for the asset) is not
+transferred again when the object there is verified to hold the planned source version
+(`archive_guard.reuse_verified`).
+
+A permanent refusal to read or write an object (403 AccessDenied, an archived source) becomes a
+TransferError naming both keys: the state machine does not retry it, and the job's failure
+says which object to fix. Throttling and 5xx propagate unchanged, for the Map's Retry.
 """
 
 from __future__ import annotations
@@ -11,15 +18,25 @@ import hashlib
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from upload_processor.archive_guard import error_code, reuse_verified
 from upload_processor.plan import PlanItem
-from upload_processor.transfer import TransferResult, transfer, verify
+from upload_processor.transfer import TransferError, TransferResult, transfer, verify
 
 RESULTS = "results"
+# S3 answers that no retry fixes: the object's permissions (or KMS key), or its storage class.
+REFUSED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
 
 
 def batch_id(batch: list[dict[str, Any]]) -> str:
-    """A stable id for a batch: a hash of its items (the same plan gives the same ids)."""
-    digest = hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()
+    """A stable id for a batch: a hash of its items (the same plan gives the same ids).
+
+    The `resume` mark is left out: a retried job's re-planned batches, marked because its
+    first attempt left objects in the asset, keep the ids their recorded results have.
+    """
+    items = [{k: v for k, v in item.items() if k != "resume"} for item in batch]
+    digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
     return digest[:24]
 
 
@@ -54,14 +71,22 @@ def run_batch(
     key = results_key(job_id, ident)
     results = _recorded(s3, dest_bucket, key)
     resumed = results is not None
+    reused = 0
     if results is None:
         results = []
         for raw in batch:
             item = PlanItem.model_validate(raw)
-            options = {"copy_threshold": copy_threshold} if copy_threshold else {}
-            result = transfer(
-                s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
-            )
+            result = None
+            if raw.get("resume"):
+                result = reuse_verified(
+                    s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket
+                )
+                reused += result is not None
+            if result is None:
+                options = {"copy_threshold": copy_threshold} if copy_threshold else {}
+                result = _transfer(
+                    s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
+                )
             if verify_mode == "full" and item.action != "compress_range":
                 verify(s3, result, dest_bucket=dest_bucket)
             results.append(result.to_dict())
@@ -78,7 +103,28 @@ def run_batch(
         "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
         "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
         "resumed": resumed,
+        "reused": reused,
     }
+
+
+def _transfer(
+    s3: Any, item: PlanItem, *, source_bucket: str, dest_bucket: str, **options: Any
+) -> TransferResult:
+    """`transfer`, with a permanent refusal turned into a TransferError naming the object."""
+    try:
+        return transfer(s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code not in REFUSED_CODES:
+            raise
+        raise TransferError(
+            f"S3 refused the transfer ({code}: {exc.response.get('Error', {}).get('Message', '')}); "
+            f"give the pipeline read access to the staged object {item.source_key!r} and write "
+            "access to the archive (ACL, bucket policy, KMS key; restore an archived object), "
+            "then upload upload_job.json again",
+            source=f"s3://{source_bucket}/{item.source_key}",
+            dest=f"s3://{dest_bucket}/{item.dest_key}",
+        ) from exc
 
 
 def collect_results(s3: Any, bucket: str, job_id: str) -> list[TransferResult]:

@@ -182,6 +182,32 @@ class LocalCloud:
 
         return JobStore(self.client("dynamodb"), self.jobs_table).get(job_id)
 
+    def publish_version(
+        self, logical_id: str, code_version: str, *, move_alias: bool = True
+    ) -> dict[str, Any]:
+        """Publish another version of a template function carrying `code_version`, as a deploy
+        of that code would (and point the alias live at it, unless move_alias is False).
+
+        Local mode runs the project's current code for every version: this records what a
+        deployment published, for version pinning (upload_processor.versions).
+        """
+        from upload_processor.versions import ALIAS, version_description
+
+        fn = self._d().functions.get(logical_id)
+        if fn is None:
+            raise LocalModeError(f"no function {logical_id!r} in template.yaml")
+        awslambda = self.client("lambda")
+        # Lambda (and moto) publish a new version only when the function changed since the last
+        awslambda.update_function_configuration(
+            FunctionName=fn.name, Description=f"code {code_version}"
+        )
+        out = awslambda.publish_version(
+            FunctionName=fn.name, Description=version_description(code_version)
+        )
+        if move_alias:
+            awslambda.update_alias(FunctionName=fn.name, Name=ALIAS, FunctionVersion=out["Version"])
+        return out
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> tuple[dict[str, Any] | str, bool]:
         """Invoke a template function by logical id through Lambda's API, as `sam local invoke`."""
         fn = self._d().functions.get(logical_id)

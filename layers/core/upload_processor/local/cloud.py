@@ -5,6 +5,12 @@ moto runs Lambda code only through Docker. Its one seam for running a handler in
 tests/integration/test_moto_seam.py fails loudly if it moves). Every path that invokes a
 function (direct invoke, Step Functions, S3/SQS event sources) goes through it. Invocations
 are serialised: handlers share process-global state (environment, module caches).
+
+Published versions and aliases (template.yaml's AutoPublishAlias) are created as a deploy
+creates them, so ingest resolves version pins against what the local deployment published.
+moto hands the seam the version it resolved (a copy of the function under the same name, its
+ARN qualified): every version runs the project's current code in-process, and the runner
+records which qualified ARN each invocation was for (`RUNNER.calls`).
 """
 
 from __future__ import annotations
@@ -88,13 +94,23 @@ class LocalFunction:
     module: ModuleType | None = None
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One in-process invocation: which function, which published version, how it ended."""
+
+    logical_id: str
+    arn: str  # the ARN moto resolved: qualified with the version for a published version
+    version: str  # "$LATEST", or the published version number
+    errored: bool
+
+
 class LambdaContext:
     """The attributes Powertools reads from a Lambda context."""
 
-    def __init__(self, fn: LocalFunction) -> None:
+    def __init__(self, fn: LocalFunction, arn: str | None = None, version: str = "$LATEST") -> None:
         self.function_name = fn.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = fn.arn
+        self.function_version = version
+        self.invoked_function_arn = arn or fn.arn
         self.memory_limit_in_mb = fn.memory
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{fn.name}"
@@ -113,6 +129,7 @@ class InProcessRunner:
         self.functions: dict[str, LocalFunction] = {}
         self.lock = threading.RLock()
         self.invocations: list[tuple[str, bool]] = []
+        self.calls: list[Invocation] = []
         self.env_overrides: dict[str, str] = {}
 
     def register(self, fn: LocalFunction) -> None:
@@ -133,11 +150,12 @@ class InProcessRunner:
         return getattr(fn.module, attr)
 
     @contextlib.contextmanager
-    def _environment(self, fn: LocalFunction) -> Iterator[None]:
+    def _environment(self, fn: LocalFunction, version: str = "$LATEST") -> Iterator[None]:
         values = {
             **fn.environment,
             **LOCAL_FUNCTION_ENV,
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
             **self.env_overrides,
         }
@@ -152,20 +170,32 @@ class InProcessRunner:
                 else:
                     os.environ[key] = old
 
-    def invoke(self, name: str, event: Any) -> tuple[str, bool, str]:
-        """Run one invocation; the result has moto's shape: (payload, errored, logs)."""
+    def invoke(
+        self, name: str, event: Any, *, arn: str | None = None, version: str | None = None
+    ) -> tuple[str, bool, str]:
+        """Run one invocation; the result has moto's shape: (payload, errored, logs).
+
+        `name` is the function's name (a published version keeps it); `arn` and `version` say
+        which version moto resolved (a qualified ARN and its number, or $LATEST).
+        """
         fn = self.functions.get(name)
         if fn is None:
             raise LocalModeError(f"function {name} is not part of the local deployment")
+        version = version or "$LATEST"
+        arn = arn or fn.arn
         with self.lock:
             try:
                 handler = self._load(fn)
-                with self._environment(fn):
-                    result = handler(event if event is not None else {}, LambdaContext(fn))
+                with self._environment(fn, version):
+                    result = handler(
+                        event if event is not None else {}, LambdaContext(fn, arn, version)
+                    )
                 self.invocations.append((fn.logical_id, False))
+                self.calls.append(Invocation(fn.logical_id, arn, version, False))
                 return json.dumps(result, default=str), False, ""
             except Exception as exc:  # the Lambda runtime's own contract: report, don't raise
                 self.invocations.append((fn.logical_id, True))
+                self.calls.append(Invocation(fn.logical_id, arn, version, True))
                 payload = {
                     "errorMessage": str(exc),
                     "errorType": type(exc).__name__,
@@ -191,7 +221,14 @@ def install_seam() -> None:
         return
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        return RUNNER.invoke(self.function_name, event)
+        # a published version (or an alias, which moto resolves to its version) is a copy of
+        # the function under the same function_name, with its own ARN and version number
+        return RUNNER.invoke(
+            self.function_name,
+            event,
+            arn=getattr(self, "function_arn", None),
+            version=str(getattr(self, "version", "$LATEST")),
+        )
 
     _invoke_lambda._upload_processor_seam = True  # type: ignore[attr-defined]
     models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
@@ -533,6 +570,31 @@ class Deployer:
         RUNNER.register(fn)
         d.functions[logical] = fn
         return name, {"Arn": out["FunctionArn"]}
+
+    def _create_aws_lambda_version(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        """A published version (AutoPublishAlias), with its description (the code version)."""
+        awslambda = self.c("lambda")
+        kwargs = {"FunctionName": props["FunctionName"]}
+        if props.get("Description"):
+            kwargs["Description"] = str(props["Description"])
+        out = awslambda.publish_version(**kwargs)
+        return out["FunctionArn"], {"Version": out["Version"], "FunctionArn": out["FunctionArn"]}
+
+    def _create_aws_lambda_alias(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        awslambda = self.c("lambda")
+        if props.get("RoutingConfig") or props.get("ProvisionedConcurrencyConfig"):
+            raise LocalModeError(f"{logical}: local mode creates plain aliases only")
+        out = awslambda.create_alias(
+            FunctionName=props["FunctionName"],
+            Name=props["Name"],
+            FunctionVersion=str(props["FunctionVersion"]),
+            Description=str(props.get("Description") or ""),
+        )
+        return out["AliasArn"], {"AliasArn": out["AliasArn"]}
 
     def _create_aws_lambda_eventsourcemapping(
         self, logical: str, props: dict[str, Any], _: Deployment
