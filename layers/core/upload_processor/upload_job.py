@@ -281,7 +281,9 @@ def _apply_time_zone(data: dict[str, Any], default_tz: str | None, file: str) ->
     if not default_tz:
         message = (
             f"acq_datetime {value!r} has no UTC offset and this deployment has no default time zone; "
-            "write it with its offset, e.g. 2025-06-12T15:03:00-07:00"
+            "write it with its offset, e.g. 2025-06-12T15:03:00-07:00 (or deploy with the "
+            "DefaultTimeZone parameter; `upload-processor validate --default-tz ZONE` checks a "
+            "session as such a deployment would)"
         )
         raise UploadJobError(
             message, issues=[_issue(file, "acq_datetime", "job.naive_datetime", message)]
