@@ -1,58 +1,27 @@
-"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz.
-
-Each channel is Gaussian noise with its own gain and DC offset, plus occasional negative
-spikes spread over neighbouring channels, so zstd sees a realistic ratio (about 1.5-2x), not
-a trivial one. No numpy (not a dependency): a uniform random byte is mapped to a Gaussian
-quantile with ``bytes.translate`` and written into the channel's stride of the buffer, so no
-Python loop runs per sample.
-"""
+"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz
+(upload_processor.synthetic's generator, at a few hundred spikes a second), and readers that
+stream it without holding a whole file in memory."""
 
 from __future__ import annotations
 
 import io
 import random
-import struct
-from statistics import NormalDist
+
+from upload_processor.synthetic import ap_band
 
 CHANNELS = 384
 SAMPLE_RATE = 30_000
 FRAME = 2 * CHANNELS  # bytes per time point
 SPIKES_PER_SECOND = 300  # across the probe: a few hundred units firing at a few Hz
-_SPIKE = (-20, -120, -180, -90, 30, 45, 20)
 
 
 def neuropixels_like(n_bytes: int, seed: int = 0) -> bytes:
     """`n_bytes` of Neuropixels-like AP-band data (the last frame cut short if need be)."""
     if n_bytes <= 0:
         return b""
-    rng = random.Random(seed)
     n_samples = -(-n_bytes // FRAME)
-    data = bytearray(n_samples * FRAME)
-    normal = NormalDist()
-    quantiles = [normal.inv_cdf((b + 0.5) / 256) for b in range(256)]
-    for channel in range(CHANNELS):
-        sigma = rng.uniform(40.0, 70.0)  # counts: ~8 to 14 uV rms at 0.195 uV/bit
-        dc = rng.randint(-40, 40)
-        values = [max(-32768, min(32767, dc + round(sigma * q))) for q in quantiles]
-        low = bytes(v & 0xFF for v in values)
-        high = bytes((v >> 8) & 0xFF for v in values)
-        noise = rng.randbytes(n_samples)
-        data[2 * channel :: FRAME] = noise.translate(low)
-        data[2 * channel + 1 :: FRAME] = noise.translate(high)
     n_spikes = max(1, n_samples * SPIKES_PER_SECOND // SAMPLE_RATE)
-    for _ in range(n_spikes):
-        t0 = rng.randrange(max(1, n_samples - len(_SPIKE)))
-        centre = rng.randrange(CHANNELS)
-        for neighbour in range(max(0, centre - 2), min(CHANNELS, centre + 3)):
-            scale = 1.0 / (1 + abs(neighbour - centre))
-            for k, amplitude in enumerate(_SPIKE):
-                if t0 + k >= n_samples:
-                    break
-                offset = (t0 + k) * FRAME + 2 * neighbour
-                (old,) = struct.unpack_from("<h", data, offset)
-                struct.pack_into(
-                    "<h", data, offset, max(-32768, min(32767, old + round(amplitude * scale)))
-                )
+    data = ap_band(n_samples, CHANNELS, n_spikes, random.Random(seed))
     del data[n_bytes:]
     return bytes(data)
 

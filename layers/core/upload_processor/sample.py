@@ -23,7 +23,6 @@ import struct
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from statistics import NormalDist
 
 from aind_data_schema.components.configs import (
     EphysAssemblyConfig,
@@ -88,6 +87,8 @@ from aind_data_schema_models.species import Species, Strain
 from aind_data_schema_models.stimulus_modality import StimulusModality
 from aind_data_schema_models.units import MassUnit, SizeUnit, VolumeUnit
 from pydantic import BaseModel
+
+from upload_processor.synthetic import ap_band
 
 DEFAULT_ACQ_DATETIME = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 
@@ -580,32 +581,7 @@ def _write_ecephys_data(folder: Path, budget: int, start: datetime, rng: random.
 
     frame = 2 * ECEPHYS_CHANNELS
     n_samples = max(0, budget - len(settings) - len(sync)) // frame
-    data = bytearray(n_samples * frame)
-    if n_samples:
-        normal = NormalDist()
-        quantiles = [normal.inv_cdf((b + 0.5) / 256) for b in range(256)]
-        for channel in range(ECEPHYS_CHANNELS):
-            sigma = rng.uniform(40.0, 70.0)  # counts: ~8 to 14 uV rms at 0.195 uV/bit
-            dc = rng.randint(-40, 40)
-            values = [max(-32768, min(32767, dc + round(sigma * q))) for q in quantiles]
-            low = bytes(v & 0xFF for v in values)
-            high = bytes((v >> 8) & 0xFF for v in values)
-            noise = rng.randbytes(n_samples)
-            data[2 * channel :: frame] = noise.translate(low)
-            data[2 * channel + 1 :: frame] = noise.translate(high)
-        # Spikes: a few per second on random channels, spread over neighbouring channels.
-        n_spikes = max(1, math.ceil(n_samples / ECEPHYS_SAMPLE_RATE * 40))
-        spike = (-20, -120, -180, -90, 30, 45, 20)
-        for _ in range(n_spikes):
-            t0 = rng.randrange(max(1, n_samples - len(spike)))
-            centre = rng.randrange(ECEPHYS_CHANNELS)
-            for neighbour in range(max(0, centre - 2), min(ECEPHYS_CHANNELS, centre + 3)):
-                scale = 1.0 / (1 + abs(neighbour - centre))
-                for k, amplitude in enumerate(spike):
-                    if t0 + k >= n_samples:
-                        break
-                    offset = (t0 + k) * frame + 2 * neighbour
-                    (old,) = struct.unpack_from("<h", data, offset)
-                    new = max(-32768, min(32767, old + round(amplitude * scale)))
-                    struct.pack_into("<h", data, offset, new)
+    # spikes: a few per second on random channels, spread over neighbouring channels
+    n_spikes = max(1, math.ceil(n_samples / ECEPHYS_SAMPLE_RATE * 40)) if n_samples else 0
+    data = ap_band(n_samples, ECEPHYS_CHANNELS, n_spikes, rng)
     (folder / "continuous.dat").write_bytes(bytes(data))

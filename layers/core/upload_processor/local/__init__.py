@@ -14,6 +14,7 @@ from typing import Any
 from upload_processor.local.cloud import (
     RUNNER,
     SFN_CONFIG,
+    DeployedResources,
     Deployer,
     Deployment,
     LocalModeError,
@@ -28,7 +29,7 @@ __all__ = ["LocalCloud", "LocalModeError"]
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
-class LocalCloud:
+class LocalCloud(DeployedResources):
     """A context manager: moto started, the template deployed, handlers wired in-process."""
 
     def __init__(
@@ -73,36 +74,6 @@ class LocalCloud:
         if self.deployment is None:
             raise LocalModeError("the local cloud is not running")
         return self.deployment
-
-    @property
-    def staging_bucket(self) -> str:
-        """The staging bucket's name."""
-        return self._d().name("StagingBucket")
-
-    @property
-    def archive_bucket(self) -> str:
-        """The archive bucket's name."""
-        return self._d().name("ArchiveBucket")
-
-    @property
-    def topic_arn(self) -> str:
-        """The notification topic's ARN."""
-        return self._d().name("NotificationTopic")
-
-    @property
-    def jobs_table(self) -> str:
-        """The jobs table's name."""
-        return self._d().name("JobsTable")
-
-    @property
-    def state_machine_arn(self) -> str:
-        """The upload state machine's ARN."""
-        return self._d().name("UploadStateMachine")
-
-    @property
-    def registry_table(self) -> str:
-        """The metadata registry table's name (local mode's metadata service)."""
-        return self._d().name("RegistryTable")
 
     @property
     def registry(self) -> Any:

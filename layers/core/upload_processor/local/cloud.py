@@ -324,6 +324,59 @@ class Deployment:
         return self.physical[logical_id]
 
 
+class DeployedResources:
+    """The deployed names users and tests point at, for whatever holds a Deployment
+    (LocalCloud in-process, LocalServer behind an endpoint)."""
+
+    def _d(self) -> Deployment:
+        raise NotImplementedError
+
+    def resources(self) -> dict[str, str]:
+        """The deployed names a user points tools at."""
+        d = self._d()
+        return {
+            "staging_bucket": d.name("StagingBucket"),
+            "archive_bucket": d.name("ArchiveBucket"),
+            "open_archive_bucket": d.name("OpenArchiveBucket"),
+            "ingest_queue_url": d.name("IngestQueue"),
+            "ingest_dead_letter_queue_url": d.name("IngestDeadLetterQueue"),
+            "notification_topic_arn": d.name("NotificationTopic"),
+            "jobs_table": d.name("JobsTable"),
+            "registry_table": d.name("RegistryTable"),
+            "state_machine_arn": d.name("UploadStateMachine"),
+        }
+
+    @property
+    def staging_bucket(self) -> str:
+        """The staging bucket's name."""
+        return self._d().name("StagingBucket")
+
+    @property
+    def archive_bucket(self) -> str:
+        """The archive bucket's name."""
+        return self._d().name("ArchiveBucket")
+
+    @property
+    def topic_arn(self) -> str:
+        """The notification topic's ARN."""
+        return self._d().name("NotificationTopic")
+
+    @property
+    def jobs_table(self) -> str:
+        """The jobs table's name."""
+        return self._d().name("JobsTable")
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The upload state machine's ARN."""
+        return self._d().name("UploadStateMachine")
+
+    @property
+    def registry_table(self) -> str:
+        """The metadata registry table's name (local mode's metadata service)."""
+        return self._d().name("RegistryTable")
+
+
 class Deployer:
     """Creates the translated template's resources with boto3 against moto."""
 

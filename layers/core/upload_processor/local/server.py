@@ -32,6 +32,7 @@ from upload_processor.local.cloud import (
     REGION,
     RUNNER,
     SFN_CONFIG,
+    DeployedResources,
     Deployer,
     Deployment,
     LocalModeError,
@@ -89,7 +90,7 @@ class _EndpointSession:
         return self._session.client(service, **kwargs)
 
 
-class LocalServer:
+class LocalServer(DeployedResources):
     """The local cloud served over HTTP: `with LocalServer(port) as server: ...`.
 
     `port=0` picks a free port. Only one runs per process (moto's state and MOTO_PORT are
@@ -223,46 +224,6 @@ class LocalServer:
     def client(self, service: str) -> Any:
         """A boto3 client on the server."""
         return _EndpointSession(self.endpoint_url).client(service)
-
-    def resources(self) -> dict[str, str]:
-        """The deployed names a user points tools at."""
-        d = self._d()
-        return {
-            "staging_bucket": d.name("StagingBucket"),
-            "archive_bucket": d.name("ArchiveBucket"),
-            "open_archive_bucket": d.name("OpenArchiveBucket"),
-            "ingest_queue_url": d.name("IngestQueue"),
-            "ingest_dead_letter_queue_url": d.name("IngestDeadLetterQueue"),
-            "notification_topic_arn": d.name("NotificationTopic"),
-            "jobs_table": d.name("JobsTable"),
-            "registry_table": d.name("RegistryTable"),
-            "state_machine_arn": d.name("UploadStateMachine"),
-        }
-
-    @property
-    def staging_bucket(self) -> str:
-        """The staging bucket's name."""
-        return self._d().name("StagingBucket")
-
-    @property
-    def archive_bucket(self) -> str:
-        """The archive bucket's name."""
-        return self._d().name("ArchiveBucket")
-
-    @property
-    def jobs_table(self) -> str:
-        """The jobs table's name."""
-        return self._d().name("JobsTable")
-
-    @property
-    def topic_arn(self) -> str:
-        """The notification topic's ARN."""
-        return self._d().name("NotificationTopic")
-
-    @property
-    def state_machine_arn(self) -> str:
-        """The upload state machine's ARN."""
-        return self._d().name("UploadStateMachine")
 
     def running_executions(self) -> list[str]:
         """ARNs of executions still running."""
