@@ -14,7 +14,8 @@ times each (best of N):
   :class:`FakeS3`, which serves those bytes and discards the upload (moto would join the
   parts in memory and dominate the figure). The worker reads 1 MiB chunks, hashes them
   (SHA-256), streams them through zstd (content checksum, pledged size) into 16 MiB parts and
-  SHA-256s each part for S3's part checksum.
+  SHA-256s each part for S3's part checksum. Like the CLI with its default ``-T1``, it
+  compresses on one libzstd worker thread while its calling thread does the rest.
 
 The same child also times, on the same bytes, two diagnostics: zstandard's one-shot
 ``compress`` and ``copy_stream`` with SHA-256 of input and output (the least the worker's
@@ -191,7 +192,8 @@ def bench_throughput(
         cores = {name: cpu[name][times[name].index(best[name])] / best[name] for name in best}
         ratio = mb_s["worker"] / mb_s[baseline]
         # The same from CPU seconds (user + sys, best of N): what each costs when it has a core
-        # to itself, so less disturbed by a busy machine (both are single-threaded here).
+        # to itself, so less disturbed by a busy machine (both compress on one worker thread
+        # beside the thread that reads and writes: the sum of their work).
         cpu_mb_s = {name: size / MiB / min(values) for name, values in cpu.items() if values}
         profiled = None
         if profile == "always" or (profile == "on_miss" and ratio < TARGET_RATIO):

@@ -1,6 +1,6 @@
 """Registry: the metadata registry's REST API (API Gateway, IAM-signed requests only).
 
-POST /instruments | /subjects | /procedures            register a document (?replace=true)
+POST /instruments | /subjects | /procedures | /projects  register a document (?replace=true)
 GET  /instruments/{id} | /subjects/{subject_id} | ...  the latest version (?version=... for one)
 GET  .../{id}/versions                                  every version, newest first
 
@@ -139,6 +139,24 @@ def get_procedures(subject_id: str) -> Response:
 def get_procedures_versions(subject_id: str) -> Response:
     """Every version of a subject's procedures."""
     return _versions("procedures", subject_id)
+
+
+@app.post("/projects")
+def post_project() -> Response:
+    """Register a project's funding and investigators."""
+    return _post("project")
+
+
+@app.get("/projects/<project_name>")
+def get_project(project_name: str) -> Response:
+    """The project's latest funding and investigators."""
+    return _get("project", project_name)
+
+
+@app.get("/projects/<project_name>/versions")
+def get_project_versions(project_name: str) -> Response:
+    """Every version of a project's record."""
+    return _versions("project", project_name)
 
 
 @app.exception_handler(RegistryValidationError)

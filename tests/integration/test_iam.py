@@ -26,9 +26,10 @@ def _as_list(value: Any) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def allowed(cloud, role_logical: str, action: str, resource: str) -> bool:
-    """Allow unless denied, from the role's inline policies (the managed ones grant logs/X-Ray)."""
-    verdict = False
+def matching(cloud, role_logical: str, action: str, resource: str) -> list[dict[str, Any]]:
+    """The role's inline statements whose actions and resources cover this action on this
+    resource (conditions not evaluated)."""
+    out = []
     for statement in _statements(cloud, role_logical):
         actions = [a.lower() for a in _as_list(statement.get("Action", []))]
         resources = _as_list(statement.get("Resource", []))
@@ -36,10 +37,17 @@ def allowed(cloud, role_logical: str, action: str, resource: str) -> bool:
             continue
         if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
             continue
-        if statement["Effect"] == "Deny":
-            return False
-        verdict = True
-    return verdict
+        out.append(statement)
+    return out
+
+
+def allowed(cloud, role_logical: str, action: str, resource: str) -> bool:
+    """Allow unless denied, from the role's inline policies (the managed ones grant logs/X-Ray).
+    A statement's condition is not evaluated: a conditional allow counts as allowed."""
+    statements = matching(cloud, role_logical, action, resource)
+    if any(statement["Effect"] == "Deny" for statement in statements):
+        return False
+    return bool(statements)
 
 
 ROLES = [
@@ -60,11 +68,32 @@ def test_no_role_grants_every_action(cloud, role: str) -> None:
 
 
 def test_staged_data_is_read_only_to_every_function(cloud) -> None:
+    """No function may write staged data or delete a version of it; only Finalize (the opt-in
+    cleanup after a verified archive copy) may delete a staged object's current version."""
     staged = f"arn:aws:s3:::{cloud.staging_bucket}/lab/session/ecephys/continuous.dat"
     for role in ROLES:
-        assert not allowed(cloud, role, "s3:DeleteObject", staged), role
         assert not allowed(cloud, role, "s3:PutObject", staged), role
+        assert not allowed(cloud, role, "s3:DeleteObjectVersion", staged), role
+        if role != "FinalizeFunctionRole":
+            assert not allowed(cloud, role, "s3:DeleteObject", staged), role
     assert allowed(cloud, "TransferFunctionRole", "s3:GetObject", staged)
+
+
+def test_only_finalize_may_delete_from_staging_and_only_conditionally(cloud) -> None:
+    staged = f"arn:aws:s3:::{cloud.staging_bucket}/lab/session/ecephys/continuous.dat"
+    grants = matching(cloud, "FinalizeFunctionRole", "s3:DeleteObject", staged)
+    assert grants, "Finalize cannot delete staged objects: the opt-in cleanup would fail"
+    for statement in grants:
+        assert statement["Effect"] == "Allow"
+        # a conditional delete only (If-Match on the archived ETag), of one action
+        assert statement["Condition"] == {"Null": {"s3:if-match": "false"}}, statement
+        assert _as_list(statement["Action"]) == ["s3:DeleteObject"], statement
+        assert _as_list(statement["Resource"]) == [f"arn:aws:s3:::{cloud.staging_bucket}/*"]
+    assert not allowed(cloud, "FinalizeFunctionRole", "s3:DeleteObjectVersion", staged)
+    assert not allowed(cloud, "FinalizeFunctionRole", "s3:PutObject", staged)
+    # and that grant reaches no other bucket
+    elsewhere = "arn:aws:s3:::some-other-bucket/lab/session/ecephys/continuous.dat"
+    assert not allowed(cloud, "FinalizeFunctionRole", "s3:DeleteObject", elsewhere)
 
 
 def test_only_the_report_may_be_added_to_staging(cloud) -> None:

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from upload_processor.errors import UnknownJobTypeError, UploadJobError
-from upload_processor.job_types import DEFAULT_JOB_TYPES, TASK_IDS, deep_merge, resolve
+from upload_processor.job_types import (
+    DEFAULT_JOB_TYPES,
+    OPT_IN_TASKS,
+    TASK_IDS,
+    deep_merge,
+    resolve,
+    resolve_job,
+    validate_preset,
+)
 from upload_processor.upload_job import UploadJob, parse_upload_job
 
 BASE: dict[str, Any] = {
@@ -83,6 +91,7 @@ def test_default_preset_resolves_every_task() -> None:
     }
     assert tasks["check_s3_folder_exists"] == TASK_DEFAULTS
     assert tasks["gather_final_metadata"] == TASK_DEFAULTS
+    assert tasks["remove_source_folders"] == {**TASK_DEFAULTS, "skip_task": True}  # opt-in
     # modality tasks resolve to one entry per declared modality
     compress = tasks["modality_transformation_settings"]
     assert list(compress) == ["behavior", "ecephys"]
@@ -225,8 +234,13 @@ def test_default_gather_override_keeps_raise_if_invalid() -> None:
 def test_skip_task_carried_through(task_id: str) -> None:
     resolved = resolve(_job(tasks={task_id: {"skip_task": True}}))
     assert resolved["tasks"][task_id]["skip_task"] is True
-    others = [t for t in TASK_IDS if t not in (task_id, "modality_transformation_settings")]
+    others = [
+        t
+        for t in TASK_IDS
+        if t not in (task_id, "modality_transformation_settings") and t not in OPT_IN_TASKS
+    ]
     assert all(resolved["tasks"][t]["skip_task"] is False for t in others)
+    assert all(resolved["tasks"][t]["skip_task"] is True for t in OPT_IN_TASKS)
 
 
 def test_per_modality_override_changes_only_that_modality() -> None:
@@ -373,3 +387,66 @@ def test_per_modality_override_for_an_undeclared_modality_is_an_error() -> None:
     (issue,) = caught.value.issues
     assert issue.rule == "job.undeclared_modality"
     assert issue.field == "tasks.modality_transformation_settings.ecephys"
+
+
+# --- the opt-in staging cleanup (remove_source_folders) --------------------------------------
+
+
+@pytest.mark.parametrize("job_type", sorted(DEFAULT_JOB_TYPES))
+def test_every_shipped_job_type_ships_the_cleanup_skipped(job_type: str) -> None:
+    assert DEFAULT_JOB_TYPES[job_type]["tasks"]["remove_source_folders"] == {"skip_task": True}
+    validate_preset(DEFAULT_JOB_TYPES[job_type])
+    resolved = resolve(_job(job_type=job_type))
+    assert resolved["tasks"]["remove_source_folders"]["skip_task"] is True
+
+
+def test_a_job_asks_for_the_cleanup_and_provenance_says_so() -> None:
+    job = _job(tasks={"remove_source_folders": {"skip_task": False}})
+    resolution = resolve_job(job)
+    assert resolution.resolved["tasks"]["remove_source_folders"]["skip_task"] is False
+    assert resolution.sources["tasks.remove_source_folders.skip_task"] == "upload_job.json"
+    # no longer an ignored aind-data-transfer-service task
+    assert [n.field for n in resolution.notes] == []
+    shipped = resolve_job(_job())
+    assert shipped.sources["tasks.remove_source_folders.skip_task"] == "job type default"
+
+
+def test_remove_staging_folder_is_still_ignored() -> None:
+    resolution = resolve_job(_job(tasks={"remove_staging_folder": {"skip_task": False}}))
+    assert [(n.rule, n.field) for n in resolution.notes] == [
+        ("job.task_ignored", "tasks.remove_staging_folder")
+    ]
+    assert "remove_staging_folder" not in resolution.resolved["tasks"]
+
+
+@pytest.mark.parametrize(
+    "preset_tasks",
+    [
+        {"check_s3_folder_exists": {}},  # an SSM preset written before the task existed
+        {"check_s3_folder_exists": {}, "remove_source_folders": {}},  # {} is still skipped
+        {"remove_source_folders": {"job_settings": {"note": "x"}}},
+    ],
+)
+def test_a_custom_preset_never_turns_the_cleanup_on_by_omission(
+    preset_tasks: dict[str, Any],
+) -> None:
+    presets = {"lean": {"tasks": preset_tasks}}
+    validate_preset(presets["lean"])
+    resolved = resolve(_job(job_type="lean"), presets)
+    assert resolved["tasks"]["remove_source_folders"]["skip_task"] is True
+    resolution = resolve_job(_job(job_type="lean"), presets)
+    assert resolution.sources["tasks.remove_source_folders.skip_task"] == "default"
+    # and a job of that type may still ask for it
+    asked = resolve(_job(job_type="lean", tasks={"remove_source_folders": {}}), presets)
+    assert asked["tasks"]["remove_source_folders"]["skip_task"] is True
+    asked = resolve(
+        _job(job_type="lean", tasks={"remove_source_folders": {"skip_task": False}}), presets
+    )
+    assert asked["tasks"]["remove_source_folders"]["skip_task"] is False
+
+
+def test_a_job_type_may_turn_the_cleanup_on_for_its_jobs() -> None:
+    presets = {"scratch": {"tasks": {"remove_source_folders": {"skip_task": False}}}}
+    resolution = resolve_job(_job(job_type="scratch"), presets)
+    assert resolution.resolved["tasks"]["remove_source_folders"]["skip_task"] is False
+    assert resolution.sources["tasks.remove_source_folders.skip_task"] == "job type scratch"

@@ -364,13 +364,98 @@ def test_aind_retries_5xx_too(fake: FakeService) -> None:
     assert fake.count("/api/v2/subject/750101") == 2
 
 
+# --------------------------------------------------------------------------- projects
+PROJECT = "Example Foraging Project"
+FUNDING = [
+    {
+        "object_type": "Funding",
+        "funder": {"name": "National Institute of Mental Health", "abbreviation": "NIMH"},
+        "grant_number": "R01MH000001",
+        "fundee": [{"object_type": "Person", "name": "Jane Doe"}],
+    },
+    {"object_type": "Funding", "funder": {"name": "Allen Institute", "abbreviation": "AI"}},
+]
+PEOPLE = [
+    {"object_type": "Person", "name": "Jane Doe", "registry_identifier": "0000-0002-1825-0097"},
+    {"object_type": "Person", "name": "John Roe"},
+]
+FUNDING_PATH = "/api/v2/funding/Example%20Foraging%20Project"
+PEOPLE_PATH = "/api/v2/investigators/Example%20Foraging%20Project"
+
+
+def test_aind_project_reads_the_funding_and_investigators_routes(fake: FakeService) -> None:
+    fake.on("/svc" + FUNDING_PATH, Reply(200, FUNDING))
+    fake.on(
+        "/svc" + PEOPLE_PATH, Reply(200, [*PEOPLE, {"object_type": "Person", "name": "Jane Doe"}])
+    )
+    project = aind(fake, "/svc").get_project(PROJECT)
+    assert project == {"project_name": PROJECT, "funding_source": FUNDING, "investigators": PEOPLE}
+    # the project name is one percent-encoded path segment
+    assert [r.path for r in fake.requests] == ["/svc" + FUNDING_PATH, "/svc" + PEOPLE_PATH]
+
+
+def test_aind_project_unknown_is_none_and_half_known_is_half_empty(fake: FakeService) -> None:
+    fake.on(FUNDING_PATH, Reply(404, {"detail": "Not found"}))
+    fake.on(PEOPLE_PATH, Reply(404, {"detail": "Not found"}))
+    assert aind(fake).get_project(PROJECT) is None
+    assert fake.count(FUNDING_PATH) == fake.count(PEOPLE_PATH) == 1  # 404s are not retried
+
+    fake.on(PEOPLE_PATH, Reply(200, PEOPLE))
+    project = aind(fake).get_project(PROJECT)
+    assert project is not None
+    assert project["funding_source"] == [] and project["investigators"] == PEOPLE
+
+
+def test_aind_project_400_returns_the_unvalidated_lists(fake: FakeService) -> None:
+    invalid = [{"object_type": "Funding", "funder": "Some Foundation"}]
+    fake.on(FUNDING_PATH, Reply(400, invalid, {"X-Error-Message": '[{"loc": ["funder"]}]'}))
+    fake.on(PEOPLE_PATH, Reply(200, PEOPLE))
+    assert aind(fake).get_project(PROJECT)["funding_source"] == invalid
+    assert fake.count(FUNDING_PATH) == 1
+
+
+def test_aind_project_with_subprojects_is_a_final_error_that_says_so(fake: FakeService) -> None:
+    detail = (
+        "Project 'Example Foraging Project' has subprojects. Please specify a subproject in the "
+        "format: 'Example Foraging Project - Subproject Name'"
+    )
+    fake.on(FUNDING_PATH, Reply(406, {"detail": detail}))
+    with pytest.raises(MetadataRequestError) as caught:
+        aind(fake).get_project(PROJECT)
+    assert detail in str(caught.value) and "406" in str(caught.value)
+    assert "<project> - <subproject>" in str(caught.value)
+    assert "numeric subject" not in str(caught.value)
+    assert fake.count(FUNDING_PATH) == 1
+
+
+def test_aind_project_older_multiple_funding_rows_are_all_kept(fake: FakeService) -> None:
+    fake.on(FUNDING_PATH, Reply(300, {"message": "Multiple Items Found", "data": FUNDING}))
+    fake.on(PEOPLE_PATH, Reply(200, {"message": "Valid Model", "data": PEOPLE[0]}))
+    project = aind(fake).get_project(PROJECT)
+    assert project["funding_source"] == FUNDING and project["investigators"] == PEOPLE[:1]
+
+
+def test_aind_project_answer_that_is_not_records_is_an_error(fake: FakeService) -> None:
+    fake.on(FUNDING_PATH, Reply(200, ["Allen Institute"]))
+    with pytest.raises(MetadataRequestError, match=FUNDING_PATH):
+        aind(fake).get_project(PROJECT)
+
+
+def test_registry_project_path(fake: FakeService) -> None:
+    record = {"object_type": "Project", "project_name": PROJECT, "funding_source": FUNDING}
+    fake.on("/projects/Example%20Foraging%20Project", Reply(200, record))
+    service = registry(fake)
+    assert service.get_project(PROJECT) == record
+    assert service.get_project("Unknown project") is None
+
+
 # --------------------------------------------------------------------------- registry table
 def test_registry_table_service_reads_the_store(tmp_path: Any) -> None:
     import boto3
     from moto import mock_aws
 
     from upload_processor.registry import RegistryStore
-    from upload_processor.sample import build_session
+    from upload_processor.sample import build_session, project_record
 
     session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
     instrument = json.loads((session / "instrument_ecephys.json").read_text())
@@ -398,6 +483,10 @@ def test_registry_table_service_reads_the_store(tmp_path: Any) -> None:
         assert service.get_subject("750101")["subject_id"] == "750101"
         assert service.get_procedures("750101") is None
         assert service.get_instrument("nope") is None
+        assert service.get_project("Example Foraging Project") is None
+        store.put("project", project_record())
+        project = service.get_project("Example Foraging Project")
+        assert project["funding_source"] == project_record()["funding_source"]
 
         missing = service_from_spec("registry-table:no-such-table", dynamodb=client)
         with pytest.raises(MetadataRequestError, match="registry-table:no-such-table"):

@@ -323,6 +323,83 @@ def test_subjects_and_procedures(
     assert call("GET", item, {param: "999999"})[0] == 404
 
 
+# --------------------------------------------------------------------------- projects
+PROJECT = "Example Foraging Project"
+
+
+def _project() -> dict[str, Any]:
+    """A project's funding and investigators (valid aind-data-schema Funding / Person)."""
+    return {
+        "project_name": PROJECT,
+        "funding_source": [
+            {
+                "funder": {"name": "National Institute of Mental Health", "abbreviation": "NIMH"},
+                "grant_number": "R01MH000001",
+                "fundee": [{"name": "Jane Doe"}],
+            }
+        ],
+        "investigators": [{"name": "Jane Doe", "registry_identifier": "0000-0002-1825-0097"}],
+    }
+
+
+def test_projects(call: Any) -> None:
+    item = "/projects/{project_name}"
+    encoded = {"project_name": "Example%20Foraging%20Project"}
+    assert call("GET", item, encoded)[0] == 404
+
+    status, _, body = call("POST", "/projects", body=_project())
+    assert status == 201, body
+    assert (body["kind"], body["id"], body["version"]) == ("project", PROJECT, "000001")
+    assert body["location"] == "/projects/Example%20Foraging%20Project"
+
+    status, headers, got = call("GET", item, encoded)
+    assert status == 200 and headers["x-registry-version"] == "000001"
+    # stored in canonical form: validated with aind-data-schema's Funding and Person
+    assert got["object_type"] == "Project"
+    assert got["funding_source"][0]["object_type"] == "Funding"
+    assert got["funding_source"][0]["funder"]["registry_identifier"]  # NIMH's ROR id
+    assert got["funding_source"][0]["fundee"][0]["object_type"] == "Person"
+    assert got["investigators"][0]["registry_identifier"] == "0000-0002-1825-0097"
+
+    status, _, body = call("POST", "/projects", body=_project())
+    assert status == 409
+    assert "project record for project 'Example Foraging Project'" in body["message"]
+    assert "?replace=true" in body["message"]
+
+    changed = _project()
+    changed["investigators"].append({"name": "John Roe"})
+    status, _, body = call("POST", "/projects", query={"replace": "true"}, body=changed)
+    assert status == 201 and body["version"] == "000002"
+    status, _, got = call("GET", item, {"project_name": PROJECT})  # unencoded works too
+    assert status == 200 and [p["name"] for p in got["investigators"]] == ["Jane Doe", "John Roe"]
+    status, _, body = call("GET", item + "/versions", encoded)
+    assert status == 200 and [v["version"] for v in body["versions"]] == ["000002", "000001"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"investigators": []}, "investigators"),
+        ({"funding_source": []}, "funding_source"),
+        ({"funding_source": [{"funder": "Somebody"}]}, "funding_source.0.funder"),
+        ({"investigators": [{"orcid": "x"}]}, "investigators.0.name"),
+        ({"project_name": ""}, "project_name"),
+        ({"grant": "R01"}, "grant"),
+    ],
+)
+def test_invalid_project_is_400_naming_the_field(
+    call: Any, change: dict[str, Any], field: str
+) -> None:
+    status, _, body = call("POST", "/projects", body={**_project(), **change})
+    assert status == 400, body
+    assert any(e["field"].startswith(field) for e in body["errors"]), body["errors"]
+
+
+def test_a_subject_posted_as_a_project_says_where_it_belongs(call: Any, session: Path) -> None:
+    status, _, body = call("POST", "/projects", body=_doc(session, "subject.json"))
+    assert status == 400 and "POST /subjects" in body["message"]
+
+
 # --------------------------------------------------------------------------- the store itself
 def test_store_keeps_kinds_apart_and_compresses(dynamodb: Any, session: Path) -> None:
     store = RegistryStore(dynamodb, TABLE)
@@ -372,6 +449,27 @@ def test_cli_put_and_get_on_a_table(dynamodb: Any, session: Path) -> None:
         registry_app, ["put", "instrument", str(session / "subject.json"), "--table", TABLE]
     )
     assert result.exit_code == 1 and "subject" in result.stderr.lower()
+
+
+def test_cli_put_and_get_a_project_on_a_table(dynamodb: Any, tmp_path: Path) -> None:
+    from upload_processor.sample import project_record
+
+    runner = CliRunner()
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps(project_record()))
+    result = runner.invoke(registry_app, ["put", "project", str(path), "--table", TABLE])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["id"] == "Example Foraging Project"
+
+    result = runner.invoke(registry_app, ["get", "project", PROJECT, "--table", TABLE])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["funding_source"] == project_record()["funding_source"]
+    assert got["investigators"] == project_record()["investigators"]
+
+    path.write_text(json.dumps({**project_record(), "investigators": []}))
+    result = runner.invoke(registry_app, ["put", "project", str(path), "--table", TABLE])
+    assert result.exit_code == 1 and "investigators" in result.stderr
 
 
 def test_cli_usage_errors_exit_2(session: Path) -> None:

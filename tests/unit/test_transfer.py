@@ -15,11 +15,13 @@ import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+import upload_processor.transfer as transfer_module
 from upload_processor.plan import PlanItem, plan_item
 from upload_processor.transfer import (
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
     ZSTD_CONTENT_TYPE,
+    ZSTD_WORKERS,
     TransferError,
     TransferResult,
     VerificationError,
@@ -151,6 +153,23 @@ def test_multipart_round_trip_is_exact(s3: Any) -> None:
     assert head["Metadata"][META_SOURCE_SIZE] == str(len(data))
     assert open_uploads(s3) == []
     verify(s3, result, dest_bucket=ARCHIVE, expected_sha256=hashlib.sha256(data).hexdigest())
+
+
+def test_compressed_bytes_depend_on_the_source_and_level_only(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # zstd compresses on a worker thread (ZSTD_WORKERS): rerunning a step must still write
+    # the same bytes, whatever the read sizes, the part size and the timing.
+    data = semi_compressible(20 * MiB)
+    item = stage(s3, "ecephys/probe_d.dat", data)
+    first = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=5 * MiB)
+    stored = read_dest(s3, first.dest_key)
+    monkeypatch.setattr(transfer_module, "READ_CHUNK", 777_777)
+    again = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=6 * MiB)
+
+    assert read_dest(s3, again.dest_key) == stored
+    one_shot = zstandard.ZstdCompressor(level=3, write_checksum=True, threads=ZSTD_WORKERS)
+    assert stored == one_shot.compress(data)
 
 
 def test_zero_byte_file_becomes_a_valid_zstd_frame(s3: Any) -> None:
@@ -363,7 +382,9 @@ class _GrowingSource:
 
 
 def test_stream_longer_than_planned_aborts_the_upload(s3: Any) -> None:
-    data = semi_compressible(12 * MiB)
+    # Long enough that parts go out before the end whatever the timing: zstd's worker thread
+    # holds a few 8 MiB jobs of input at most, then the reader waits for (and uploads) output.
+    data = semi_compressible(40 * MiB)
     item = stage(s3, "ecephys/probe_c.dat", data)
     parts = record_calls(s3, "UploadPart")
 

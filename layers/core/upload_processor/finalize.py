@@ -11,6 +11,12 @@ the job holds the asset's lease and no manifest exists, and writes the manifest 
 not account for are removed before the manifest seals it. A no-op job (GatherMetadata found the
 complete asset identical to the staged session) writes nothing into the asset: the job is
 COMPLETE with a `note`. Every outcome releases the job's lease (never another job's).
+
+Staging is read-only here, with one opt-in exception: a `complete` job whose resolved task
+`remove_source_folders` is not skipped removes, once its manifest is written, the staged
+objects the manifest records that still have the ETag it archived
+(upload_processor.staging_cleanup). The job record's `staging_cleanup` says what was removed
+and kept; a cleanup problem is logged and recorded, and never fails or undoes the job.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from upload_processor import notify
+from upload_processor import notify, staging_cleanup
 from upload_processor.archive_guard import (
     AssetLockedError,
     as_transient,
@@ -44,7 +50,7 @@ from upload_processor.transfer import (
     complete_chunked,
     verify,
 )
-from upload_processor.transfer_batch import collect_results
+from upload_processor.transfer_batch import collect_failures, collect_results
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +84,11 @@ def seal_transfers(
     done = {r.dest_key for r in whole}
     missing = sorted(planned - done)
     if missing:
+        # the transfers' own recorded failures first: they say which object and what to do
+        causes = "".join(f"{c}; " for c in collect_failures(s3, archive, job_id)[:5])
         raise VerificationError(
-            f"{len(missing)} planned object(s) have no transfer result: {', '.join(missing[:10])}",
+            f"{causes}{len(missing)} planned object(s) have no transfer result: "
+            f"{', '.join(missing[:10])}",
             source=f"s3://{archive}/{work_key(job_id, 'plan.json')}",
             dest=f"s3://{archive}/",
         )
@@ -167,6 +176,64 @@ def _put_manifest(s3: Any, archive: str, name: str, manifest: dict[str, Any]) ->
         raise
 
 
+def _staged_source(s3: Any, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+    """A staged file the asset was made from: its key, version and ETag (for the manifest,
+    and for the opt-in cleanup, which removes it only while it still has this ETag)."""
+    kwargs: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    try:
+        head = s3.head_object(**kwargs)
+    except ClientError as exc:
+        if is_transient(exc):
+            raise
+        # gone since (or not readable): recorded without an ETag, so never cleaned up
+        logger.warning("no ETag for staged s3://%s/%s: %s", bucket, key, error_code(exc))
+        return {"source_key": key, "source_version_id": version_id or "", "source_etag": ""}
+    return {
+        "source_key": key,
+        "source_version_id": version_id or str(head.get("VersionId") or ""),
+        "source_etag": str(head.get("ETag") or "").strip('"'),
+    }
+
+
+def _cleanup_staging(s3: Any, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The opt-in cleanup of staging, run only once the asset is sealed; None when the job did
+    not ask for it. Never raises: a problem is logged and recorded as `error`."""
+    if not staging_cleanup.cleanup_requested(event.get("job") or {}):
+        return None
+    gather = event["gather"]
+    name, archive = gather["asset_name"], gather["archive_bucket"]
+    try:
+        manifest = read_manifest(s3, archive, name)
+        if manifest is None or manifest.get("job_id") != event["job_id"]:
+            return {
+                "removed": 0,
+                "kept": [],
+                "kept_count": 0,
+                "absent": 0,
+                "error": f"the manifest of {name} is not this job's; nothing was removed",
+            }
+        objects = staging_cleanup.staged_objects(
+            manifest, prefix=event.get("prefix") or "", exclude={gather["report_key"]}
+        )
+        summary = staging_cleanup.remove_staged(s3, event["bucket"], objects).summary()
+    except Exception as exc:  # the job is COMPLETE whatever happens here
+        logger.exception("staging cleanup of %s failed", _staging_uri(event))
+        return {
+            "removed": 0,
+            "kept": [],
+            "kept_count": 0,
+            "absent": 0,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+    if summary["kept_count"]:
+        logger.warning(
+            "staging cleanup of %s kept %d object(s)", _staging_uri(event), summary["kept_count"]
+        )
+    return summary
+
+
 def _remove_leftovers(s3: Any, archive: str, name: str, keep: set[str]) -> list[str]:
     """Delete what a failed earlier job left under the (not yet sealed) asset that this job's
     plan and metadata do not account for; returns the keys removed."""
@@ -203,6 +270,17 @@ def _complete_noop(
     _release(s3, archive, name, event["job_id"])  # GatherMetadata released it already
     archive_uri = f"s3://{archive}/{name}/"
     counts = {"files": 0, "bytes_in": 0, "bytes_out": 0}
+    cleanup = None
+    if staging_cleanup.cleanup_requested(event.get("job") or {}):
+        # this job verified no copy of its own: the staged session stays
+        cleanup = {
+            "removed": 0,
+            "kept": [],
+            "kept_count": 0,
+            "absent": 0,
+            "skipped": "the job archived nothing (the archive already holds this exact "
+            "session), so it removes nothing from staging",
+        }
     store.update(
         event["job_id"],
         JobStatus.COMPLETE,
@@ -210,6 +288,7 @@ def _complete_noop(
         archive_uri=archive_uri,
         report_key=gather["report_key"],
         note=gather.get("note") or "the archive already holds this exact session",
+        staging_cleanup=cleanup,
         **counts,
     )
     job = event.get("job") or {}
@@ -219,13 +298,16 @@ def _complete_noop(
             topic_arn,
             notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
         )
-    return {
+    result: dict[str, Any] = {
         "status": str(JobStatus.COMPLETE),
         "asset_name": name,
         "archive_uri": archive_uri,
         "noop": True,
         **counts,
     }
+    if cleanup is not None:
+        result["staging_cleanup"] = cleanup
+    return result
 
 
 def _complete(
@@ -253,6 +335,8 @@ def _complete(
         counts = _seal(s3, event)
     clear_work_area(s3, archive=archive, job_id=job_id)
     _release(s3, archive, name, job_id)
+    # only now: the manifest is written (the asset sealed, every transfer verified)
+    cleanup = _cleanup_staging(s3, event)
     archive_uri = f"s3://{archive}/{name}/"
     store.update(
         job_id,
@@ -263,6 +347,7 @@ def _complete(
         files=counts["files"],
         bytes_in=counts["bytes_in"],
         bytes_out=counts["bytes_out"],
+        staging_cleanup=cleanup,
     )
     job = event.get("job") or {}
     if notify.wants(job, "end"):
@@ -271,12 +356,15 @@ def _complete(
             topic_arn,
             notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
         )
-    return {
+    result: dict[str, Any] = {
         "status": str(JobStatus.COMPLETE),
         "asset_name": name,
         "archive_uri": archive_uri,
         **counts,
     }
+    if cleanup is not None:
+        result["staging_cleanup"] = cleanup
+    return result
 
 
 def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
@@ -301,6 +389,7 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
     versions: dict[str, str] = gather.get("metadata_versions") or {}
     assembly = json.loads(read_bytes(s3, archive, work_key(event["job_id"], "assembly.json")))
     written = []
+    staged_metadata = []  # the staged originals and upload_job.json, with their ETags
     for core_type, document in sorted(assembly["core"].items()):
         put_json(s3, archive, f"{name}/{core_type}.json", document)
         written.append(f"{name}/{core_type}.json")
@@ -315,6 +404,11 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
             CopySource=source, Bucket=archive, Key=f"{name}/original_metadata/{original}"
         )
         written.append(f"{name}/original_metadata/{original}")
+        staged_metadata.append(_staged_source(s3, bucket, source["Key"], version))
+    if event.get("job_key"):
+        staged_metadata.append(
+            _staged_source(s3, bucket, event["job_key"], event.get("job_version_id"))
+        )
     report_body = read_bytes(s3, bucket, gather["report_key"])
     s3.put_object(
         Bucket=archive,
@@ -338,6 +432,7 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
         "counts": counts,
         "objects": results,
         "metadata": written,
+        "staged_metadata": staged_metadata,
     }
     if removed:
         manifest["removed_leftovers"] = removed

@@ -47,7 +47,7 @@ from upload_processor.report import REPORT_FILENAME, Issue, Report
 from upload_processor.s3io import join, put_json
 from upload_processor.session import Entry, S3Session, SessionSource
 from upload_processor.transfer import start_chunked
-from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
+from upload_processor.upload_job import JOB_FILENAME, parse_listed_files
 
 BATCH_SIZE = 100
 BATCH_BYTES = 2 * 1024**3  # one Map iteration moves at most this much (well inside 15 minutes)
@@ -274,6 +274,23 @@ def _folder_issues(data: list[Entry], modalities: list[str]) -> list[Issue]:
     return issues
 
 
+def _empty_file_issues(data: list[Entry]) -> list[Issue]:
+    """A zero-byte data file is archived as it is, with a warning: it may be a marker or an
+    empty log, but it is often an upload that was cut short."""
+    return [
+        _issue(
+            "session.empty_file",
+            f"{entry.relative} is empty (0 bytes); it is archived as an empty file. If it should "
+            "hold data, its upload was cut short: upload it again, then upload upload_job.json "
+            "again (a complete asset is never overwritten: an operator must remove it first)",
+            file=entry.relative,
+            severity="warning",
+        )
+        for entry in data
+        if entry.size == 0
+    ]
+
+
 def gather_session(
     source: SessionSource,
     job: dict[str, Any],
@@ -314,9 +331,11 @@ def gather_session(
 
     extra = _from_service(service, job, settings, supplied, issues)
     if "data_description" not in supplied:
+        dd_settings = settings.get("data_description_settings")
+        found = data_description.lookup(service, job["project_name"], dd_settings)
         try:
             extra["data_description@job"] = data_description.build(
-                job, name, settings.get("data_description_settings")
+                job, name, dd_settings, found=found
             )
         except (data_description.DataDescriptionError, ValueError) as exc:
             issues.append(
@@ -340,6 +359,7 @@ def gather_session(
             )
         )
     issues += _folder_issues(data, list(job["modalities"]))
+    issues += _empty_file_issues(data)
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
@@ -453,8 +473,8 @@ def listed_files(
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": job_key}
     if version_id:
         kwargs["VersionId"] = version_id
-    job, _ = parse_upload_job(s3.get_object(**kwargs)["Body"].read())
-    return {f.path: f.size for f in job.files or []}
+    listed = parse_listed_files(s3.get_object(**kwargs)["Body"].read())
+    return {f.path: f.size for f in listed}
 
 
 def wait_for_files(

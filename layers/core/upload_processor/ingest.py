@@ -27,8 +27,13 @@ from upload_processor.job_types import load_job_types, resolve_job
 from upload_processor.jobs import JobStatus, JobStore
 from upload_processor.naming import asset_name
 from upload_processor.report import REPORT_FILENAME, Issue, Report
-from upload_processor.s3io import join, put_json, read_bytes
-from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
+from upload_processor.s3io import ObjectTooLargeError, join, put_json, read_bytes
+from upload_processor.upload_job import (
+    JOB_FILENAME,
+    MAX_JOB_BYTES,
+    job_too_large,
+    parse_upload_job,
+)
 from upload_processor.versions import function_names_from_env, resolve_pins
 
 
@@ -145,11 +150,15 @@ class Ingest:
                 rule="job.at_bucket_root",
                 message=message,
             )
-            raw = read_bytes(self.s3, bucket, key, staged.version_id)
-            return self._reject(
-                job_id, staged, UploadJobError(message, issues=[issue]), _partial_job(raw)
-            )
-        raw = read_bytes(self.s3, bucket, key, staged.version_id)
+            try:
+                partial = _partial_job(self._read_job(staged))
+            except UploadJobError:
+                partial = {}
+            return self._reject(job_id, staged, UploadJobError(message, issues=[issue]), partial)
+        try:
+            raw = self._read_job(staged)
+        except UploadJobError as exc:
+            return self._reject(job_id, staged, exc, {})
         try:
             job, notes = parse_upload_job(
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
@@ -208,6 +217,15 @@ class Ingest:
                 ),
             )
         return IngestOutcome(job_id, "started", arn)
+
+    def _read_job(self, staged: StagedJobFile) -> bytes:
+        """The job file's bytes; one over MAX_JOB_BYTES is rejected from its size, unread."""
+        try:
+            return read_bytes(
+                self.s3, staged.bucket, staged.key, staged.version_id, max_bytes=MAX_JOB_BYTES
+            )
+        except ObjectTooLargeError as exc:
+            raise job_too_large(exc.size, JOB_FILENAME) from exc
 
     def _previous_failure(self, name: str, job_id: str) -> dict[str, Any] | None:
         """The newest earlier job for this asset, when it failed: this job is its retry."""

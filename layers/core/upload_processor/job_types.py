@@ -22,8 +22,14 @@ TASK_IDS = (
     "check_s3_folder_exists",
     "modality_transformation_settings",
     "gather_final_metadata",
+    "remove_source_folders",
 )
 MODALITY_TASKS = ("modality_transformation_settings",)
+# Tasks a job must ask for: skipped unless the upload's tasks (or its job type) set
+# `"skip_task": false`, even when a job type (say an SSM preset written before the task
+# existed) leaves them out. `remove_source_folders` removes the staged session once its asset
+# is sealed and verified (upload_processor.staging_cleanup).
+OPT_IN_TASKS: dict[str, dict[str, Any]] = {"remove_source_folders": {"skip_task": True}}
 
 # Task ids of aind-data-transfer-service that this pipeline does not run (its own steps do the
 # work, or the task is about Code Ocean / VAST): accepted in a job file and reported as ignored.
@@ -38,13 +44,13 @@ AIND_TASKS_NOT_RUN = (
     "codeocean_pipeline_settings",
     "run_codeocean_pipeline",
     "remove_staging_folder",
-    "remove_source_folders",
     "send_job_end_email",
     "final_check_s3_folder_exist",
 )
 
 _GATHER = {"job_settings": {"raise_if_invalid": True}}
 _COMPRESS = {"job_settings": {"codec": "zstd", "level": 3}}
+_CLEANUP = {"skip_task": True}  # opt-in: a job asks for it with {"skip_task": false}
 
 DEFAULT_JOB_TYPES: dict[str, dict[str, Any]] = {
     "default": {
@@ -53,6 +59,7 @@ DEFAULT_JOB_TYPES: dict[str, dict[str, Any]] = {
             "check_s3_folder_exists": {},
             "modality_transformation_settings": _COMPRESS,
             "gather_final_metadata": {},
+            "remove_source_folders": _CLEANUP,
         }
     },
     "ecephys": {
@@ -61,6 +68,7 @@ DEFAULT_JOB_TYPES: dict[str, dict[str, Any]] = {
             "check_s3_folder_exists": {},
             "modality_transformation_settings": {"job_settings": {"codec": "zstd", "level": 5}},
             "gather_final_metadata": {},
+            "remove_source_folders": _CLEANUP,
         }
     },
     "behavior": {
@@ -69,6 +77,7 @@ DEFAULT_JOB_TYPES: dict[str, dict[str, Any]] = {
             "check_s3_folder_exists": {},
             "modality_transformation_settings": _COMPRESS,
             "gather_final_metadata": {},
+            "remove_source_folders": _CLEANUP,
         }
     },
 }
@@ -185,7 +194,7 @@ def resolve(
                 )
             ],
         )
-    preset_tasks: dict[str, Any] = presets[job.job_type].get("tasks", {})
+    preset_tasks = with_opt_in_tasks(presets[job.job_type].get("tasks", {}))
     unknown = sorted(set(job.tasks) - set(preset_tasks))
     if unknown:
         issues = [
@@ -259,6 +268,15 @@ def resolve(
     resolved["email_notification_types"] = sorted(job.email_notification_types)
     resolved["tasks"] = tasks
     return resolved
+
+
+def with_opt_in_tasks(preset_tasks: dict[str, Any]) -> dict[str, Any]:
+    """A preset's tasks with every opt-in task present, skipped unless the preset says
+    otherwise: a job type that leaves one out (or gives it `{}`) never runs it by default."""
+    out = dict(preset_tasks)
+    for task_id, base in OPT_IN_TASKS.items():
+        out[task_id] = deep_merge(base, preset_tasks.get(task_id) or {})
+    return out
 
 
 def _is_per_modality(preset: dict[str, Any]) -> bool:

@@ -9,7 +9,8 @@ and `updated_at`. Fields, and who writes them:
   (a job file rejected at ingest: `report_key` and `error` instead of an execution);
 - GatherMetadata: `asset_name`, `report_key` (the validation report, beside the staged data:
   s3://`staging_bucket`/`report_key`), `archive_bucket`;
-- Finalize: COMPLETE with `archive_uri` and the counts `files`, `bytes_in`, `bytes_out`;
+- Finalize: COMPLETE with `archive_uri` and the counts `files`, `bytes_in`, `bytes_out`
+  (and `staging_cleanup` when the job asked for it: upload_processor.staging_cleanup);
   REJECTED or FAILED with `error`;
 - operators (`operations.py`): `attempts`, `retry_of`, `previous_execution_arns`,
   `last_error` (retry); `cancel_reason` (cancel).

@@ -1,14 +1,16 @@
 """Where registered metadata comes from: the client side of the metadata service.
 
-GatherMetadata and the CLI ask a `MetadataService` for a subject, a subject's procedures, or
-the latest version of an instrument. Three backends:
+GatherMetadata and the CLI ask a `MetadataService` for a subject, a subject's procedures, the
+latest version of an instrument, or a project's funding and investigators (for the
+data_description it builds). Three backends:
 
 - `RegistryTableService` reads the project's registry table directly (local mode; and in AWS
   the Gather function, which reads the registry table of its own stack);
 - `RegistryHttpService` calls the project's registry REST API, signing requests with SigV4
   (service ``execute-api``) when AWS credentials are available;
 - `AindMetadataService` calls an AIND-compatible metadata service
-  (``/api/v2/subject/{id}``, ``/api/v2/procedures/{id}``, ``/api/v2/instrument/{id}``).
+  (``/api/v2/subject/{id}``, ``/api/v2/procedures/{id}``, ``/api/v2/instrument/{id}``,
+  ``/api/v2/funding/{project_name}``, ``/api/v2/investigators/{project_name}``).
 
 `service_from_spec` builds one from a setting (METADATA_SERVICE in template.yaml).
 
@@ -30,7 +32,17 @@ How aind-metadata-service answers (read from its source, v2 routes):
   error that says so;
 - the instrument route answers a *list* (every version it knows, with status 400 because the
   records are not validated): we keep the records whose ``instrument_id`` matches exactly and
-  return the one with the latest ``modification_date``.
+  return the one with the latest ``modification_date``;
+- the funding and investigators routes answer a *list* too: every aind-data-schema ``Funding``
+  of the project (its ``fundee`` people included), and every ``Person`` investigator (the
+  service fills in ORCID ids it can resolve). 200: all of them validate; 400: the list is in
+  the body but some entries fail validation (``X-Error-Message``): we use it and let the
+  data_description's validation report the problems; 404: the project is unknown (or has no
+  such entries); 406: the project has subprojects and the name must say which one
+  (``"<project> - <subproject>"``): a final error that says so; 300 (older releases'
+  ``/funding`` route, several funding rows under ``data``): the rows, since a project may
+  have several funding sources. Investigators are de-duplicated by name, as
+  aind-metadata-mapper does.
 """
 
 from __future__ import annotations
@@ -99,6 +111,11 @@ class MetadataService(Protocol):
         """The instrument with the latest modification_date."""
         ...
 
+    def get_project(self, project_name: str) -> dict[str, Any] | None:
+        """A project's ``{"project_name", "funding_source": [Funding...], "investigators":
+        [Person...]}`` (either list may be empty when the service knows only the other)."""
+        ...
+
 
 # --------------------------------------------------------------------------- registry table
 # Errors that retrying will not cure: a wrong table name, missing permissions.
@@ -156,6 +173,10 @@ class RegistryTableService:
     def get_instrument(self, instrument_id: str) -> dict[str, Any] | None:
         """The instrument with the latest modification_date."""
         return self._latest("instrument", instrument_id)
+
+    def get_project(self, project_name: str) -> dict[str, Any] | None:
+        """The project's latest funding and investigators."""
+        return self._latest("project", project_name)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -423,6 +444,21 @@ class RegistryHttpService(_HttpClient):
         """GET /instruments/{instrument_id} (the registry answers the latest version)."""
         return self._get("instruments", "instrument", instrument_id)
 
+    def get_project(self, project_name: str) -> dict[str, Any] | None:
+        """GET /projects/{project_name}: the project's funding and investigators."""
+        return self._get("projects", "project", project_name)
+
+
+_ID_HINT = (
+    "the service finds the request not acceptable, e.g. an id it cannot look up "
+    "(aind-metadata-service wants numeric subject ids); fix the id in upload_job.json"
+)
+_PROJECT_HINT = (
+    "the service finds the project name not acceptable: a project with subprojects must be "
+    "named '<project> - <subproject>' (GET /api/v2/project_names lists them); fix project_name "
+    "in upload_job.json"
+)
+
 
 class AindMetadataService(_HttpClient):
     """An AIND-compatible metadata service (aind-metadata-service's /api/v2 routes)."""
@@ -437,8 +473,10 @@ class AindMetadataService(_HttpClient):
             return data["data"]
         return data
 
-    def _record(self, reply: HttpReply, what: str) -> Any:
-        """The record(s) in a reply, or None for 404; raises for anything unusable."""
+    def _record(self, reply: HttpReply, what: str, not_acceptable: str = _ID_HINT) -> Any:
+        """The record(s) in a reply, or None for 404; raises for anything unusable.
+
+        `not_acceptable` is the hint given with a 406 that carries no record."""
         if reply.status == 404:
             return None
         if reply.status in (200, 400):
@@ -460,12 +498,7 @@ class AindMetadataService(_HttpClient):
                     reply.message()[:500],
                 )
                 return data
-            raise _refused(
-                reply,
-                what,
-                "the service finds the request not acceptable, e.g. an id it cannot look up "
-                "(aind-metadata-service wants numeric subject ids); fix the id in upload_job.json",
-            )
+            raise _refused(reply, what, not_acceptable)
         if reply.status == 300:
             raise MetadataRequestError(
                 f"{reply.url} found several records for {what} ({reply.message()}); "
@@ -531,6 +564,46 @@ class AindMetadataService(_HttpClient):
         if not matching:
             return None
         return max(matching, key=lambda r: str(r["modification_date"]))
+
+    def _list(self, route: str, what: str, project_name: str) -> list[dict[str, Any]] | None:
+        """A list route's records (None for 404); a single record becomes a list of one."""
+        url = self.url("api", "v2", route, project_name)
+        reply = self.get(url)
+        data = self._record_or_none(reply) if reply.status == 300 else None
+        if data is None:
+            data = self._record(reply, what, _PROJECT_HINT)
+        if data is None:
+            return None
+        records = data if isinstance(data, list) else [data]
+        if not all(isinstance(r, dict) for r in records):
+            raise MetadataRequestError(
+                f"{url} returned {type(data).__name__} entries that are not {what} records",
+                url=url,
+                status=reply.status,
+            )
+        return records
+
+    def get_project(self, project_name: str) -> dict[str, Any] | None:
+        """GET /api/v2/funding/{project_name} and /api/v2/investigators/{project_name}: None
+        when the service knows neither."""
+        funding = self._list("funding", f"funding of project {project_name!r}", project_name)
+        people = self._list(
+            "investigators", f"investigators of project {project_name!r}", project_name
+        )
+        if funding is None and people is None:
+            return None
+        investigators: list[dict[str, Any]] = []
+        seen: set[Any] = set()
+        for person in people or []:
+            name = person.get("name")
+            if name not in seen:
+                seen.add(name)
+                investigators.append(person)
+        return {
+            "project_name": project_name,
+            "funding_source": funding or [],
+            "investigators": investigators,
+        }
 
 
 # --------------------------------------------------------------------------- configuration

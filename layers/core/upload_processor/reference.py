@@ -142,6 +142,12 @@ def markdown() -> str:
         "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",
         "gather_final_metadata": "`verify`: quick (size and S3 checksum, default) or full "
         "(decompress every object and compare with the source's SHA-256)",
+        "remove_source_folders": 'opt-in, skipped unless asked for (`{"skip_task": false}`): '
+        "once the asset is sealed and every object verified, remove the staged objects it was "
+        "made from (data files, metadata files, upload_job.json; never the report), each only "
+        "if it still has the ETag that was archived. The staging bucket is versioned: a removed "
+        "object stays recoverable as a noncurrent version. The job record's `staging_cleanup` "
+        "says what was removed and what was kept",
     }
     for task_id in TASK_IDS:
         lines.append(f"- `{task_id}`: {task_docs.get(task_id, '')}")

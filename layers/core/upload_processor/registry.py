@@ -1,6 +1,8 @@
-"""The metadata registry: validated instruments, subjects and procedures in one DynamoDB table.
+"""The metadata registry: validated instruments, subjects, procedures and projects in one
+DynamoDB table.
 
-Instruments, subjects and procedures are registered here before the sessions that use them are
+Instruments, subjects, procedures and projects (a project's funding and investigators,
+`upload_processor.project`) are registered here before the sessions that use them are
 uploaded (the "metadata service" of DESIGN.md). Every document is validated with
 aind-data-schema 2.9.2 before it is stored, so what GatherMetadata reads back is known to be
 valid.
@@ -9,15 +11,15 @@ Table layout (template.yaml `RegistryTable`):
 
 - `kind_id` (partition key): ``"<kind>#<id>"``, e.g. ``"instrument#447-EPHYS-1"``;
 - `version` (sort key): for an instrument its ``modification_date`` (ISO date, so the latest
-  instrument is the greatest version); for subjects and procedures a zero-padded counter
+  instrument is the greatest version); for subjects, procedures and projects a zero-padded counter
   (``"000001"``, ``"000002"``, ...) that grows by one each time the record is replaced;
 - `document`: the validated document's JSON, zlib-compressed (DynamoDB items stop at 400 KB);
 - `kind`, `id`, `registered_at` (UTC ISO timestamp), `sha256` of the stored JSON.
 
 Writes never overwrite silently: an instrument whose id and ``modification_date`` are already
-registered, or a subject / procedures record that already exists, is refused with
+registered, or a subject / procedures / project record that already exists, is refused with
 `RegistryConflictError` unless ``replace=True``. Replacing an instrument overwrites that one
-version; replacing a subject or procedures record adds the next version (history is kept).
+version; replacing another record adds the next version (history is kept).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 from upload_processor.errors import ConfigurationError, UploadProcessorError
 
@@ -43,7 +46,7 @@ class RegistryError(UploadProcessorError):
 
 
 class UnknownKindError(RegistryError):
-    """Not one of the registry's kinds (instrument, subject, procedures)."""
+    """Not one of the registry's kinds (instrument, subject, procedures, project)."""
 
 
 class RegistryValidationError(RegistryError):
@@ -75,7 +78,8 @@ class RegistryConflictError(RegistryError):
                 f"one, POST again with ?replace=true (CLI: --replace)"
             )
         else:
-            what = f"{kind} record for subject {record_id!r} (version {version})"
+            owner = spec.id_field.removesuffix("_id").removesuffix("_name")
+            what = f"{kind} record for {owner} {record_id!r} (version {version})"
             hint = (
                 "to record a new version, POST again with ?replace=true (CLI: --replace); "
                 "earlier versions are kept"
@@ -108,6 +112,10 @@ class KindSpec:
             from aind_data_schema.core.subject import Subject
 
             return Subject
+        if self.kind == "project":
+            from upload_processor.project import Project
+
+            return Project
         from aind_data_schema.core.procedures import Procedures
 
         return Procedures
@@ -119,8 +127,14 @@ KINDS: dict[str, KindSpec] = {
     ),
     "subject": KindSpec("subject", "subjects", "Subject", "subject_id", None),
     "procedures": KindSpec("procedures", "procedures", "Procedures", "subject_id", None),
+    "project": KindSpec("project", "projects", "Project", "project_name", None),
 }
-_ALIASES = {"instruments": "instrument", "subjects": "subject", "procedure": "procedures"}
+_ALIASES = {
+    "instruments": "instrument",
+    "subjects": "subject",
+    "procedure": "procedures",
+    "projects": "project",
+}
 
 
 def kind_spec(kind: str) -> KindSpec:
@@ -169,7 +183,7 @@ class PutResult:
             **self.record.summary(),
             "created": self.created,
             "replaced": self.replaced,
-            "location": f"/{spec.plural}/{self.record.id}",
+            "location": f"/{spec.plural}/{quote(self.record.id, safe='')}",
         }
 
 

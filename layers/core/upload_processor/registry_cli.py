@@ -1,7 +1,9 @@
-"""`upload-processor registry`: register and read instruments, subjects and procedures.
+"""`upload-processor registry`: register and read instruments, subjects, procedures and
+projects (a project's funding and investigators, for the data_description the pipeline builds).
 
     upload-processor registry put instrument instrument_ecephys.json --registry https://.../v1
     upload-processor registry put subject subject.json --table my-stack-RegistryTable-XYZ
+    upload-processor registry put project project.json --registry https://.../v1
     upload-processor registry get instrument 447-EPHYS-1 --versions --registry https://.../v1
 
 `--registry URL` talks to the registry REST API (the stack's `RegistryApiUrl` output; requests
@@ -21,7 +23,8 @@ from typing import Any, NoReturn
 import typer
 
 registry_app = typer.Typer(
-    help="Register and read instruments, subjects and procedures in the metadata registry.",
+    help="Register and read instruments, subjects, procedures and projects (funding and "
+    "investigators) in the metadata registry.",
     no_args_is_help=True,
 )
 
@@ -34,6 +37,7 @@ class Kind(StrEnum):
     instrument = "instrument"
     subject = "subject"
     procedures = "procedures"
+    project = "project"
 
 
 RegistryOption = typer.Option(
@@ -113,19 +117,24 @@ def _validation_failed(message: str, errors: list[dict[str, Any]]) -> NoReturn:
 
 @registry_app.command("put")
 def put(
-    kind: Kind = typer.Argument(..., help="instrument, subject or procedures."),
+    kind: Kind = typer.Argument(..., help="instrument, subject, procedures or project."),
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, help="The JSON document."
     ),
     replace: bool = typer.Option(
         False,
         "--replace",
-        help="Overwrite this instrument version / record a new subject or procedures version.",
+        help="Overwrite this instrument version / record a new subject, procedures or project "
+        "version.",
     ),
     registry: str | None = RegistryOption,
     table: str | None = TableOption,
 ) -> None:
-    """Validate and register a document (aind-data-schema 2.9.2)."""
+    """Validate and register a document (aind-data-schema 2.9.2).
+
+    A project document is {"project_name": ..., "funding_source": [Funding, ...],
+    "investigators": [Person, ...]}.
+    """
     where, target = _target(registry, table)
     try:
         document = json.loads(file.read_text())
@@ -167,9 +176,11 @@ def put(
 
 @registry_app.command("get")
 def get(
-    kind: Kind = typer.Argument(..., help="instrument, subject or procedures."),
+    kind: Kind = typer.Argument(..., help="instrument, subject, procedures or project."),
     record_id: str = typer.Argument(
-        ..., metavar="ID", help="instrument_id, or the subject_id for subjects and procedures."
+        ...,
+        metavar="ID",
+        help="instrument_id, the subject_id for subjects and procedures, or the project_name.",
     ),
     versions: bool = typer.Option(False, "--versions", help="List every version instead."),
     registry: str | None = RegistryOption,

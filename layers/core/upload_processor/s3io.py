@@ -14,12 +14,30 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
         yield from page.get("Contents", [])
 
 
-def read_bytes(s3: Any, bucket: str, key: str, version_id: str | None = None) -> bytes:
-    """The whole object (for small metadata files only)."""
+class ObjectTooLargeError(ValueError):
+    """An object is larger than the caller reads whole; nothing of it was read."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"{key} is {size} bytes, more than the {limit} read whole")
+        self.key, self.size, self.limit = key, size, limit
+
+
+def read_bytes(
+    s3: Any, bucket: str, key: str, version_id: str | None = None, *, max_bytes: int | None = None
+) -> bytes:
+    """The whole object (for small metadata files only).
+
+    With `max_bytes`, a larger object raises ObjectTooLargeError from its size, unread.
+    """
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         kwargs["VersionId"] = version_id
-    return s3.get_object(**kwargs)["Body"].read()
+    out = s3.get_object(**kwargs)
+    size = int(out.get("ContentLength") or 0)
+    if max_bytes is not None and size > max_bytes:
+        out["Body"].close()
+        raise ObjectTooLargeError(key, size, max_bytes)
+    return out["Body"].read()
 
 
 def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:

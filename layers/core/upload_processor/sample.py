@@ -91,6 +91,7 @@ from pydantic import BaseModel
 from upload_processor.synthetic import ap_band
 
 DEFAULT_ACQ_DATETIME = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
+SAMPLE_PROJECT_NAME = "Example Foraging Project"
 
 # Instrument ids of the two rigs. aind-data-schema 2.9.2 merges instrument ids (and the
 # acquisitions' instrument_id) with merge_str_alphabetical: "_".join(sorted({a, b})). Each
@@ -138,22 +139,38 @@ def asset_name_for(subject_id: str, acq_datetime: datetime, platform: str | None
     return f"{platform}_{name}" if platform else name
 
 
+def project_record(project_name: str = SAMPLE_PROJECT_NAME) -> dict[str, object]:
+    """The sample project's funding and investigators, as the registry's ``project`` kind
+    holds them (`upload-processor registry put project`): the same as the sample
+    data_description.json's, so a session built with ``data_description=False`` gets an
+    equivalent data_description from the pipeline."""
+    return {
+        "project_name": project_name,
+        "funding_source": [f.model_dump(mode="json") for f in _funding_source()],
+        "investigators": [p.model_dump(mode="json") for p in _investigators()],
+    }
+
+
 def build_session(
     dest: Path,
     *,
     subject_id: str = "750101",
     acq_datetime: datetime = DEFAULT_ACQ_DATETIME,
-    project_name: str = "Example Foraging Project",
+    project_name: str = SAMPLE_PROJECT_NAME,
     data_mb_per_modality: float = 2.0,
     conflicting_subject_id: str | None = None,
     user_email: str = "scientist@example.org",
     write_job: bool = True,
+    data_description: bool = True,
 ) -> Path:
     """Write a complete, valid behavior + ecephys session into ``dest`` and return ``dest``.
 
     ``conflicting_subject_id`` makes the ecephys acquisition name another subject, the classic
     mistake merge rule 2 must reject. ``write_job=False`` leaves out ``upload_job.json`` (the
-    trigger), for tests that stage a session before "uploading" the job. Data files total
+    trigger), for tests that stage a session before "uploading" the job.
+    ``data_description=False`` leaves out ``data_description.json``: the pipeline then builds it
+    from the job and the project's registered funding and investigators (`project_record`).
+    Data files total
     about ``data_mb_per_modality`` MB per modality and depend only on the arguments.
     """
     if acq_datetime.tzinfo is None or acq_datetime.utcoffset() is None:
@@ -181,6 +198,8 @@ def build_session(
             subject_id, acq_datetime, project_name, asset_name
         ),
     }
+    if not data_description:
+        del models["data_description.json"]
     for filename, model in models.items():
         (dest / filename).write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
@@ -467,6 +486,16 @@ def _procedures(subject_id: str, session_day: date) -> Procedures:
     )
 
 
+def _funding_source() -> list[Funding]:
+    """The sample project's funding (internal AIND work is funded by the Allen Institute)."""
+    return [Funding(funder=Organization.AI)]
+
+
+def _investigators() -> list[Person]:
+    """The sample project's investigators."""
+    return [Person(name="Jane Doe")]
+
+
 def _data_description(
     subject_id: str, acq_datetime: datetime, project_name: str, asset_name: str
 ) -> DataDescription:
@@ -476,9 +505,9 @@ def _data_description(
         subject_id=subject_id,
         creation_time=acq_datetime,
         institution=Organization.AIND,
-        funding_source=[Funding(funder=Organization.AI)],
+        funding_source=_funding_source(),
         data_level=DataLevel.RAW,
-        investigators=[Person(name="Jane Doe")],
+        investigators=_investigators(),
         project_name=project_name,
         modalities=[Modality.BEHAVIOR, Modality.ECEPHYS],
     )

@@ -1,8 +1,9 @@
 """Move one planned object from the staging bucket into the archive bucket, and verify it.
 
 A data file can be far larger than a Lambda's memory or its /tmp, so `compress` streams: it
-reads the source in chunks, hashes and compresses them on the fly and writes the output as a
-multipart upload, never holding more than about two parts in memory. `copy` never moves a byte
+reads the source in chunks, hashes and compresses them on the fly (zstd on its own worker
+thread, see `ZSTD_WORKERS`) and writes the output as a multipart upload, never holding more
+than about two parts (and zstd's few jobs of input) in memory. `copy` never moves a byte
 through the function: S3 copies server-side.
 
 A file too big for one invocation is compressed in parallel (`start_chunked`, then
@@ -59,6 +60,12 @@ DEFAULT_PART_SIZE = 16 * MiB
 DEFAULT_COPY_PART_SIZE = 512 * MiB
 DEFAULT_LEVEL = 3
 READ_CHUNK = 1 * MiB
+# zstd compresses in one libzstd worker thread (the zstd command line's default, `-T1`): the
+# calling thread reads, hashes and uploads while it compresses, instead of taking turns with
+# it. libzstd's threaded mode writes the same bytes for the same input and level whatever the
+# read sizes or the number of workers (>= 1); they are not the bytes of its single-threaded
+# mode, so objects compressed before this setting decompress the same but differ in bytes.
+ZSTD_WORKERS = 1
 
 ZSTD_CONTENT_TYPE = "application/zstd"
 
@@ -413,10 +420,7 @@ def _compress(
 ) -> TransferResult:
     source, dest = _url(source_bucket, item.source_key), _url(dest_bucket, item.dest_key)
     level = DEFAULT_LEVEL if item.level is None else item.level
-    try:
-        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    except (ValueError, zstandard.ZstdError) as exc:
-        raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
+    compressor = _compressor(level, source=source, dest=dest)
     part_size = _part_size_for(item.size, part_size, source=source, dest=dest)
 
     response = _get_source(s3, source_bucket, item, source=source, dest=dest)
@@ -470,6 +474,14 @@ def _compress(
         bytes_out=writer.bytes_out,
         source_sha256=source_sha256,
     )
+
+
+def _compressor(level: int, *, source: str, dest: str) -> zstandard.ZstdCompressor:
+    """The compressor of every transfer: `level`, a content checksum, `ZSTD_WORKERS` threads."""
+    try:
+        return zstandard.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_WORKERS)
+    except (ValueError, zstandard.ZstdError) as exc:
+        raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
 
 
 class _PartWriter:
@@ -723,12 +735,9 @@ def _compress_one_range(
     start, end, number, count, upload_id = bounds
     length = end - start
     level = DEFAULT_LEVEL if item.level is None else item.level
-    try:
-        # One independent frame per range: the content size is pledged (in the header) and
-        # the frame ends with its own checksum, so frames concatenate into one valid stream.
-        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    except (ValueError, zstandard.ZstdError) as exc:
-        raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
+    # One independent frame per range: the content size is pledged (in the header) and the
+    # frame ends with its own checksum, so frames concatenate into one valid stream.
+    compressor = _compressor(level, source=source, dest=dest)
 
     conditions = {"IfMatch": _quoted(item.etag)} if item.etag else {}
     try:

@@ -14,6 +14,7 @@ says which object to fix. Throttling and 5xx propagate unchanged, for the Map's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -25,6 +26,9 @@ from upload_processor.plan import PlanItem
 from upload_processor.transfer import TransferError, TransferResult, transfer, verify
 
 RESULTS = "results"
+# Why a batch failed for good, for Finalize to name when results are missing (a Distributed
+# Map that tolerates failed iterations, as moto's does, carries on without the error).
+FAILURES = "failures"
 # S3 answers that no retry fixes: the object's permissions (or KMS key), or its storage class.
 REFUSED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
 
@@ -43,6 +47,11 @@ def batch_id(batch: list[dict[str, Any]]) -> str:
 def results_key(job_id: str, batch: str) -> str:
     """Where a batch's results are recorded."""
     return f"_jobs/{job_id}/{RESULTS}/{batch}.json"
+
+
+def failure_key(job_id: str, batch: str) -> str:
+    """Where a batch's permanent failure is recorded."""
+    return f"_jobs/{job_id}/{FAILURES}/{batch}.json"
 
 
 def _recorded(s3: Any, bucket: str, key: str) -> list[dict[str, Any]] | None:
@@ -84,9 +93,13 @@ def run_batch(
                 reused += result is not None
             if result is None:
                 options = {"copy_threshold": copy_threshold} if copy_threshold else {}
-                result = _transfer(
-                    s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
-                )
+                try:
+                    result = _transfer(
+                        s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
+                    )
+                except TransferError as exc:
+                    _record_failure(s3, dest_bucket, failure_key(job_id, ident), exc)
+                    raise
             if verify_mode == "full" and item.action != "compress_range":
                 verify(s3, result, dest_bucket=dest_bucket)
             results.append(result.to_dict())
@@ -125,6 +138,36 @@ def _transfer(
             source=f"s3://{source_bucket}/{item.source_key}",
             dest=f"s3://{dest_bucket}/{item.dest_key}",
         ) from exc
+
+
+def _record_failure(s3: Any, bucket: str, key: str, exc: TransferError) -> None:
+    """Keep the permanent failure's message beside the results (best effort: the error
+    itself is what the state machine sees)."""
+    with contextlib.suppress(ClientError):
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode(),
+            ContentType="application/json",
+        )
+
+
+def collect_failures(s3: Any, bucket: str, job_id: str) -> list[str]:
+    """The recorded permanent failures of the job's batches ("<error>: <message>"), in key order."""
+    out: list[str] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    done = {
+        obj["Key"].rsplit("/", 1)[1]
+        for page in paginator.paginate(Bucket=bucket, Prefix=f"_jobs/{job_id}/{RESULTS}/")
+        for obj in page.get("Contents", [])
+    }
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"_jobs/{job_id}/{FAILURES}/"):
+        for obj in page.get("Contents", []):
+            if obj["Key"].rsplit("/", 1)[1] in done:  # a later attempt of the batch succeeded
+                continue
+            body = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            out.append(f"{body.get('error')}: {body.get('message')}")
+    return out
 
 
 def collect_results(s3: Any, bucket: str, job_id: str) -> list[TransferResult]:

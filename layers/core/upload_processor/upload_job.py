@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -78,6 +79,9 @@ class ListedFile(BaseModel):
 
     path: str = Field(min_length=1, description="Path relative to the session folder")
     size: int = Field(ge=0, description="Size in bytes")
+
+
+_LISTED_FILES: TypeAdapter[list[ListedFile] | None] = TypeAdapter(list[ListedFile] | None)
 
 
 class UploadJob(BaseModel):
@@ -169,14 +173,22 @@ class UploadJob(BaseModel):
         return value or None
 
 
+def job_too_large(size: int, file: str = JOB_FILENAME) -> UploadJobError:
+    """The rejection of a job file over MAX_JOB_BYTES (Ingest refuses it from its size)."""
+    message = (
+        f"{file} is {size} bytes; a job file is at most {MAX_JOB_BYTES} bytes (1 MB), so it was "
+        "not read. It holds the job's fields only (job_type, project_name, subject_id, "
+        "acq_datetime, modalities, tasks, ...): put data and metadata in files of their own"
+    )
+    return UploadJobError(message, issues=[_issue(file, None, "job.too_large", message)])
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
 def _load_object(raw: bytes, file: str) -> dict[str, Any]:
     if len(raw) > MAX_JOB_BYTES:
-        raise UploadJobError(
-            f"{file} is {len(raw)} bytes; a job file is at most {MAX_JOB_BYTES} bytes",
-            issues=[
-                _issue(file, None, "job.too_large", "the job file is too large; keep it under 1 MB")
-            ],
-        )
+        raise job_too_large(len(raw), file)
     if not raw.strip():
         raise UploadJobError(
             f"{file} is empty",
@@ -187,9 +199,19 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
             ],
         )
     try:
-        data = json.loads(raw)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        message = (
+            f"{file} is not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8 "
+            "JSON and upload it again"
+        )
+        raise UploadJobError(
+            message, issues=[_issue(file, None, "job.malformed", message)]
+        ) from exc
+    try:
+        data = json.loads(text)
         too_deep = _nested_deeper_than(data, MAX_JOB_DEPTH)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         message = f"{file} is not valid JSON ({exc}); fix the syntax and upload it again"
         raise UploadJobError(
             message, issues=[_issue(file, None, "job.malformed", message)]
@@ -199,11 +221,16 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
     if too_deep:
         message = (
             f"{file} nests objects or arrays more than {MAX_JOB_DEPTH} levels deep; "
-            "a job file is an object with a few levels of settings"
+            "a job file is an object with a few levels of settings: remove the deep nesting "
+            "(see `upload-processor schema upload-job`)"
         )
         raise UploadJobError(message, issues=[_issue(file, None, "job.malformed", message)])
     if not isinstance(data, dict):
-        message = f"{file} must hold a JSON object, not a {type(data).__name__}"
+        kind = _JSON_KINDS.get(type(data), "a number")
+        message = (
+            f"{file} holds {kind}, but a job file is one JSON object ({{...}}) with the fields "
+            "job_type, project_name, subject_id, acq_datetime and modalities; write it as such"
+        )
         raise UploadJobError(message, issues=[_issue(file, None, "job.not_object", message)])
     return data
 
@@ -327,6 +354,23 @@ def parse_upload_job(
     return job, notes
 
 
+def parse_listed_files(raw: bytes, *, file: str = JOB_FILENAME) -> list[ListedFile]:
+    """Only the `files` list of a job file that Ingest accepted.
+
+    Ingest checked the rest with the deployment's settings (a naive acq_datetime took the
+    default time zone there); parsing the whole file again without them would fail the job.
+    """
+    data = _load_object(raw, file)
+    try:
+        return _LISTED_FILES.validate_python(data.get("files")) or []
+    except ValidationError as exc:
+        issues = [
+            _validation_issue(file, {**err, "loc": ("files", *err["loc"])}) for err in exc.errors()
+        ]
+        summary = "; ".join(f"{i.field}: {i.message}" for i in issues)
+        raise UploadJobError(f"{file} is not a valid upload job: {summary}", issues=issues) from exc
+
+
 def _validation_issue(file: str, err: Any) -> Issue:
     parts = [p for p in err["loc"] if not str(p).startswith(("function-after", "function-before"))]
     if len(parts) > 2 and parts[0] == "tasks" and parts[2] in ("task", "per_modality"):
@@ -341,5 +385,10 @@ def _validation_issue(file: str, err: Any) -> Issue:
         rule = "job.missing_field"
     else:
         message = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+        if kind.startswith(("datetime_", "date_")):
+            message += (
+                f"; write {loc} as an ISO 8601 date and time with its UTC offset, "
+                "e.g. 2025-06-12T15:03:00-07:00"
+            )
         rule = "job.invalid_field"
     return _issue(file, loc or None, rule, message)

@@ -23,6 +23,8 @@ Tasks map to functions as the state machine runs them:
   silently running the unpinned modalities on the pinned code, or the reverse).
 - `gather_final_metadata` → FinalizeFunction (which also runs the Reject and MarkFailed
   steps: a job pinned to a version records its outcome with that version's code).
+- `remove_source_folders` (the opt-in staging cleanup, a step of Finalize) → FinalizeFunction
+  as well: a pin on either pins the function; two different pins are an error.
 
 Ingest writes the resolved ARNs into the execution input (`functions`: {"gather",
 "transfer", "finalize"}) and every Lambda task of the state machine invokes
@@ -59,6 +61,7 @@ TASK_FUNCTIONS = {
     "check_s3_folder_exists": "gather",
     "modality_transformation_settings": "transfer",
     "gather_final_metadata": "finalize",
+    "remove_source_folders": "finalize",
 }
 _FILE = "upload_job.json"
 

@@ -1,7 +1,9 @@
 """`upload-processor local demo`: two sessions through the whole flow on the local cloud.
 
-The first is a valid behavior + ecephys session: it ends as an archived, verified asset. The
-second has acquisitions that disagree on subject_id: it is rejected and the user receives an
+The first is a valid behavior + ecephys session: it ends as an archived, verified asset. It
+carries no data_description.json: the pipeline builds it from the job and the project's funding
+and investigators, which the demo registers in the local registry first (as a lab registers its
+projects once). The second has acquisitions that disagree on subject_id: it is rejected and the user receives an
 SNS message saying what to fix. The demo checks both outcomes itself and says if either is off.
 """
 
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from upload_processor.local import LocalCloud
-from upload_processor.sample import build_session
+from upload_processor.sample import build_session, project_record
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 
@@ -74,8 +76,17 @@ def run_demo(
             "demo-scientist-inbox", {"user_email": ["scientist@example.org"]}
         )
 
+        project = project_record()
+        cloud.registry.put("project", project)
+        console.print(
+            f"  registered project {project['project_name']!r} (funding and investigators) in "
+            f"the registry table {cloud.registry.table_name}"
+        )
+
         console.rule("[bold]Session 1: a valid behavior + ecephys session")
-        good = build_session(root / "good", acq_datetime=ACQ, data_mb_per_modality=data_mb)
+        good = build_session(
+            root / "good", acq_datetime=ACQ, data_mb_per_modality=data_mb, data_description=False
+        )
         record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
         s3 = cloud.client("s3")
         asset = record.get("asset_name", "")
@@ -98,6 +109,23 @@ def run_demo(
             or f"{asset}/metadata.nd.json" not in outcome.asset_keys
         ):
             outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
+        elif record.get("status") == "COMPLETE":
+            described = json.loads(
+                s3.get_object(Bucket=cloud.archive_bucket, Key=f"{asset}/data_description.json")[
+                    "Body"
+                ].read()
+            )
+            console.print(
+                f"  data_description: funding {[f['funder']['name'] for f in described['funding_source']]}, "
+                f"investigators {[p['name'] for p in described['investigators']]} (from the registry)"
+            )
+            if (
+                described.get("funding_source") != project["funding_source"]
+                or described.get("investigators") != project["investigators"]
+            ):
+                outcome.problems.append(
+                    "session 1's data_description lacks the registered funding and investigators"
+                )
 
         console.rule("[bold]Session 2: acquisitions that disagree on subject_id")
         bad = build_session(

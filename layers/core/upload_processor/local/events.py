@@ -15,7 +15,7 @@ from typing import Any
 
 from upload_processor.gather import batches, build_plan
 from upload_processor.job_types import resolve
-from upload_processor.sample import build_session
+from upload_processor.sample import build_session, project_record
 from upload_processor.session import Entry, md5_etag
 from upload_processor.upload_job import JOB_FILENAME, parse_upload_job
 
@@ -47,6 +47,7 @@ def seed(cloud: Any) -> Path:
         cloud.registry.put(
             "instrument", json.loads((folder / "instrument_ecephys.json").read_text())
         )
+        cloud.registry.put("project", project_record())
     finally:
         s3.put_bucket_notification_configuration(
             Bucket=cloud.staging_bucket, NotificationConfiguration=notifications
