@@ -14,21 +14,22 @@ the fault and then checking both buckets and the job table:
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import random
 import threading
-import warnings
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 import zstandard
 from botocore.exceptions import ClientError
+from e2e_support import ACQ, ASSET, JOB, REPORT, Staged
+from e2e_support import body as _body
+from e2e_support import decompress as _decompress
+from e2e_support import keys as _keys
+from e2e_support import versions as _versions
 
 from upload_processor.archive_guard import lock_key
 from upload_processor.ingest import Ingest, execution_name
@@ -40,95 +41,14 @@ from upload_processor.sample import build_session
 from upload_processor.transfer import transfer
 from upload_processor.versions import function_names_from_env
 
-ROOT = Path(__file__).resolve().parents[2]
-ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
-ASSET = "750101_2025-06-12_15-03-00"
 MiB = 1024 * 1024
-JOB = "upload_job.json"
-REPORT = "upload_report.json"
-
-
-@pytest.fixture
-def quick_cloud() -> Iterator[LocalCloud]:
-    """The local cloud without the wait for listed files (none of these jobs list any)."""
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
-        yield cloud
 
 
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _versions(cloud: LocalCloud, bucket: str, prefix: str) -> dict[str, list[tuple[str, str]]]:
-    """Every version and delete marker under a prefix: key -> [(version id, ETag or DELETE)]."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    paginator = cloud.client("s3").get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for v in page.get("Versions", []):
-            out.setdefault(v["Key"], []).append((v["VersionId"], v["ETag"]))
-        for d in page.get("DeleteMarkers", []):
-            out.setdefault(d["Key"], []).append((d["VersionId"], "DELETE"))
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def _keys(cloud: LocalCloud, bucket: str, prefix: str) -> set[str]:
-    paginator = cloud.client("s3").get_paginator("list_objects_v2")
-    return {
-        o["Key"]
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-    }
-
-
 def _uploads(cloud: LocalCloud) -> list[dict]:
     return cloud.client("s3").list_multipart_uploads(Bucket=cloud.archive_bucket).get("Uploads", [])
-
-
-def _body(cloud: LocalCloud, bucket: str, key: str) -> bytes:
-    return cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def _decompress(body: bytes) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True)
-    return reader.read()
-
-
-class Staged:
-    """A session staged under a prefix: the staging bucket's versions before its job ran."""
-
-    def __init__(self, cloud: LocalCloud, folder: Path, prefix: str) -> None:
-        self.cloud, self.folder, self.prefix = cloud, folder, prefix
-        s3 = cloud.client("s3")
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != JOB):
-            s3.upload_file(str(path), cloud.staging_bucket, f"{prefix}/{path.relative_to(folder)}")
-        self.before = _versions(cloud, cloud.staging_bucket, f"{prefix}/")
-
-    def trigger(self, body: bytes | None = None) -> str:
-        """Upload upload_job.json (its arrival starts the job); returns the job id."""
-        key = f"{self.prefix}/{JOB}"
-        body = body if body is not None else (self.folder / JOB).read_bytes()
-        out = self.cloud.client("s3").put_object(
-            Bucket=self.cloud.staging_bucket, Key=key, Body=body
-        )
-        self.before.setdefault(key, []).append((out["VersionId"], out["ETag"]))
-        self.before[key].sort()
-        return execution_name(self.cloud.staging_bucket, key, out["VersionId"])
-
-    def run(self, body: bytes | None = None) -> dict[str, Any]:
-        """Trigger and wait for the job's execution; returns the job record."""
-        job_id = self.trigger(body)
-        record = self.cloud.job(job_id)
-        assert record is not None, "ingest recorded no job"
-        if record.get("execution_arn"):
-            self.cloud.wait(record["execution_arn"])
-        return self.cloud.job(job_id) or {}
-
-    def assert_untouched(self) -> None:
-        """Guarantee 1: every staged object version is as uploaded; only the report was added."""
-        after = _versions(self.cloud, self.cloud.staging_bucket, f"{self.prefix}/")
-        report = f"{self.prefix}/{REPORT}"
-        assert {k: v for k, v in after.items() if k != report} == self.before
-        assert all(etag != "DELETE" for _, etag in after.get(report, []))
 
 
 def _raise_once(

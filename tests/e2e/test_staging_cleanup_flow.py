@@ -9,58 +9,19 @@ clean up, whatever the job asked for.
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
-import zstandard
+from e2e_support import ACQ, ASSET, JOB, REPORT, Staged, decompress
+from e2e_support import keys as _current
+from e2e_support import versions as _versions
 
-from upload_processor.ingest import execution_name
 from upload_processor.local import LocalCloud
 from upload_processor.sample import build_session
 
-ROOT = Path(__file__).resolve().parents[2]
-ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
-ASSET = "750101_2025-06-12_15-03-00"
-JOB = "upload_job.json"
-REPORT = "upload_report.json"
 CLEANUP = {"remove_source_folders": {"skip_task": False}}
-
-
-@pytest.fixture
-def quick_cloud() -> Iterator[LocalCloud]:
-    """The local cloud without the wait for listed files (none of these jobs list any)."""
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
-        yield cloud
-
-
-def _versions(cloud: LocalCloud, prefix: str) -> dict[str, list[tuple[str, str]]]:
-    """Every version and delete marker under a staging prefix: key -> [(version id, ETag or
-    DELETE)]."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    paginator = cloud.client("s3").get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=cloud.staging_bucket, Prefix=prefix):
-        for v in page.get("Versions", []):
-            out.setdefault(v["Key"], []).append((v["VersionId"], v["ETag"]))
-        for d in page.get("DeleteMarkers", []):
-            out.setdefault(d["Key"], []).append((d["VersionId"], "DELETE"))
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def _current(cloud: LocalCloud, bucket: str, prefix: str) -> set[str]:
-    paginator = cloud.client("s3").get_paginator("list_objects_v2")
-    return {
-        o["Key"]
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-    }
 
 
 def _job_body(session: Path, tasks: dict[str, Any] | None) -> bytes:
@@ -68,41 +29,6 @@ def _job_body(session: Path, tasks: dict[str, Any] | None) -> bytes:
     if tasks:
         job["tasks"] = {**job.get("tasks", {}), **tasks}
     return json.dumps(job).encode()
-
-
-class Staged:
-    """A session staged under a prefix, with the staging versions before its job ran."""
-
-    def __init__(self, cloud: LocalCloud, folder: Path, prefix: str) -> None:
-        self.cloud, self.folder, self.prefix = cloud, folder, prefix
-        s3 = cloud.client("s3")
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != JOB):
-            s3.upload_file(str(path), cloud.staging_bucket, f"{prefix}/{path.relative_to(folder)}")
-        self.before: dict[str, list[tuple[str, str]]] = {}
-
-    def run(self, tasks: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Upload upload_job.json (with these task overrides), wait for the job; its record."""
-        key = f"{self.prefix}/{JOB}"
-        body = _job_body(self.folder, tasks)
-        self.before = _versions(self.cloud, f"{self.prefix}/")
-        out = self.cloud.client("s3").put_object(
-            Bucket=self.cloud.staging_bucket, Key=key, Body=body
-        )
-        self.before.setdefault(key, []).append((out["VersionId"], out["ETag"]))
-        self.before[key].sort()
-        job_id = execution_name(self.cloud.staging_bucket, key, out["VersionId"])
-        record = self.cloud.job(job_id)
-        assert record is not None, "ingest recorded no job"
-        if record.get("execution_arn"):
-            self.execution = self.cloud.wait(record["execution_arn"])
-        return self.cloud.job(job_id) or {}
-
-    def assert_untouched(self) -> None:
-        """Every staged object version is as uploaded; only the report was added."""
-        after = _versions(self.cloud, f"{self.prefix}/")
-        report = f"{self.prefix}/{REPORT}"
-        assert {k: v for k, v in after.items() if k != report} == self.before
-        assert all(etag != "DELETE" for _, etag in after.get(report, []))
 
 
 def _assert_archive_complete(cloud: LocalCloud, session: Path) -> dict[str, Any]:
@@ -123,10 +49,7 @@ def _assert_archive_complete(cloud: LocalCloud, session: Path) -> dict[str, Any]
         assert entry["dest_key"] in archived
         body = s3.get_object(Bucket=cloud.archive_bucket, Key=entry["dest_key"])["Body"].read()
         if entry["action"] == "compress":
-            reader = zstandard.ZstdDecompressor().stream_reader(
-                io.BytesIO(body), read_across_frames=True
-            )
-            body = reader.read()
+            body = decompress(body)
         assert body == path.read_bytes(), relative
     for key in manifest["metadata"]:
         assert key in archived
@@ -164,7 +87,7 @@ def test_a_job_asking_for_cleanup_removes_current_versions_only_after_sealing(
     cloud = quick_cloud
     session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
     staged = Staged(cloud, session, "rig-7/clean")
-    record = staged.run(CLEANUP)
+    record = staged.run(_job_body(staged.folder, CLEANUP))
 
     assert record["status"] == "COMPLETE", record
     manifest = _assert_archive_complete(cloud, session)
@@ -172,7 +95,7 @@ def test_a_job_asking_for_cleanup_removes_current_versions_only_after_sealing(
     # the current staged objects are gone, all but the report
     assert _current(cloud, cloud.staging_bucket, "rig-7/clean/") == {report}
     # every version uploaded is still there, under a delete marker
-    after = _versions(cloud, "rig-7/clean/")
+    after = _versions(cloud, cloud.staging_bucket, "rig-7/clean/")
     s3 = cloud.client("s3")
     for key, versions in staged.before.items():
         assert set(versions) <= set(after[key]), key
@@ -213,7 +136,7 @@ def test_a_file_re_uploaded_while_the_job_finishes_is_kept_and_listed(
     events = boto3._get_default_session().events
     events.register("before-parameter-build.s3.PutObject", reupload)
     try:
-        record = staged.run(CLEANUP)
+        record = staged.run(_job_body(staged.folder, CLEANUP))
     finally:
         events.unregister("before-parameter-build.s3.PutObject", reupload)
 
@@ -243,7 +166,7 @@ def test_a_rejected_job_asking_for_cleanup_deletes_nothing(
         tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05, conflicting_subject_id="7"
     )
     staged = Staged(cloud, session, "rig-7/rejected")
-    record = staged.run(CLEANUP)
+    record = staged.run(_job_body(staged.folder, CLEANUP))
     assert record["status"] == "REJECTED", record
     assert "staging_cleanup" not in record
     staged.assert_untouched()
@@ -258,7 +181,7 @@ def test_a_failed_job_asking_for_cleanup_deletes_nothing(
 
     (session / "behavior" / "extra.csv").write_text("a,b\n")  # another session, same asset
     second = Staged(cloud, session, "rig-7/second")
-    record = second.run(CLEANUP)
+    record = second.run(_job_body(second.folder, CLEANUP))
     assert record["status"] == "FAILED", record
     assert record["error"].startswith("AssetExistsError")
     assert "staging_cleanup" not in record
@@ -273,7 +196,7 @@ def test_a_no_op_job_asking_for_cleanup_deletes_nothing_and_says_why(
     assert Staged(cloud, session, "rig-7/first").run()["status"] == "COMPLETE"
 
     again = Staged(cloud, session, "rig-7/again")
-    record = again.run(CLEANUP)
+    record = again.run(_job_body(again.folder, CLEANUP))
     assert record["status"] == "COMPLETE", record
     assert "already holds this exact session" in record["note"]
     assert record["staging_cleanup"]["removed"] == 0

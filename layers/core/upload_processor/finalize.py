@@ -268,7 +268,6 @@ def _complete_noop(
     archive: str = gather["archive_bucket"]
     clear_work_area(s3, archive=archive, job_id=event["job_id"])
     _release(s3, archive, name, event["job_id"])  # GatherMetadata released it already
-    archive_uri = f"s3://{archive}/{name}/"
     counts = {"files": 0, "bytes_in": 0, "bytes_out": 0}
     cleanup = None
     if staging_cleanup.cleanup_requested(event.get("job") or {}):
@@ -281,33 +280,15 @@ def _complete_noop(
             "skipped": "the job archived nothing (the archive already holds this exact "
             "session), so it removes nothing from staging",
         }
-    store.update(
-        event["job_id"],
-        JobStatus.COMPLETE,
-        asset_name=name,
-        archive_uri=archive_uri,
-        report_key=gather["report_key"],
+    return _mark_complete(
+        sns=sns,
+        store=store,
+        topic_arn=topic_arn,
+        event=event,
+        counts=counts,
+        cleanup=cleanup,
         note=gather.get("note") or "the archive already holds this exact session",
-        staging_cleanup=cleanup,
-        **counts,
     )
-    job = event.get("job") or {}
-    if notify.wants(job, "end"):
-        notify.publish(
-            sns,
-            topic_arn,
-            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
-        )
-    result: dict[str, Any] = {
-        "status": str(JobStatus.COMPLETE),
-        "asset_name": name,
-        "archive_uri": archive_uri,
-        "noop": True,
-        **counts,
-    }
-    if cleanup is not None:
-        result["staging_cleanup"] = cleanup
-    return result
 
 
 def _complete(
@@ -337,17 +318,36 @@ def _complete(
     _release(s3, archive, name, job_id)
     # only now: the manifest is written (the asset sealed, every transfer verified)
     cleanup = _cleanup_staging(s3, event)
-    archive_uri = f"s3://{archive}/{name}/"
+    return _mark_complete(
+        sns=sns, store=store, topic_arn=topic_arn, event=event, counts=counts, cleanup=cleanup
+    )
+
+
+def _mark_complete(
+    *,
+    sns: Any,
+    store: JobStore,
+    topic_arn: str,
+    event: dict[str, Any],
+    counts: dict[str, int],
+    cleanup: dict[str, Any] | None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """The job is COMPLETE: its record, the `end` notification if asked, Finalize's result
+    (`noop` when a note says why nothing was archived)."""
+    gather = event["gather"]
+    name: str = gather["asset_name"]
+    archive_uri = f"s3://{gather['archive_bucket']}/{name}/"
+    extra: dict[str, Any] = {"note": note} if note else {}
     store.update(
-        job_id,
+        event["job_id"],
         JobStatus.COMPLETE,
         asset_name=name,
         archive_uri=archive_uri,
         report_key=gather["report_key"],
-        files=counts["files"],
-        bytes_in=counts["bytes_in"],
-        bytes_out=counts["bytes_out"],
         staging_cleanup=cleanup,
+        **counts,
+        **extra,
     )
     job = event.get("job") or {}
     if notify.wants(job, "end"):
@@ -360,6 +360,7 @@ def _complete(
         "status": str(JobStatus.COMPLETE),
         "asset_name": name,
         "archive_uri": archive_uri,
+        **({"noop": True} if note else {}),
         **counts,
     }
     if cleanup is not None:

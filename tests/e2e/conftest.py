@@ -1,0 +1,19 @@
+"""Fixtures of the end-to-end tests."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import ROOT
+
+from upload_processor.local import LocalCloud
+
+
+@pytest.fixture
+def quick_cloud() -> Iterator[LocalCloud]:
+    """The local cloud without the wait for listed files (for jobs that list none)."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
+        yield cloud
