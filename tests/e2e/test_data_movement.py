@@ -74,6 +74,12 @@ def test_large_files_are_chunked_and_copied_in_parts(
     (session / "ecephys" / "big.dat").write_bytes(big)
     (session / "ecephys" / "zeros.dat").write_bytes(zeros)
     (session / "behavior" / "movie.avi").write_bytes(movie)
+    # a Zarr store: its chunks (no extension) are compressed by the store's codec: copied
+    store = session / "ecephys" / "traces.zarr" / "data"
+    store.mkdir(parents=True)
+    chunk = zstandard.ZstdCompressor().compress(big[:65536])
+    (store / "0.0").write_bytes(chunk)
+    (store / ".zarray").write_text('{"zarr_format": 2, "compressor": {"id": "zstd"}}')
     build_session(tmp_path / "job", acq_datetime=ACQ, data_mb_per_modality=0)
     (session / "upload_job.json").write_bytes((tmp_path / "job" / "upload_job.json").read_bytes())
     small_cloud.upload_session(session, "rig-7/large")
@@ -86,6 +92,7 @@ def test_large_files_are_chunked_and_copied_in_parts(
     assert _decompress(_body(small_cloud, archive, f"{ASSET}/ecephys/big.dat.zst")) == big
     assert _decompress(_body(small_cloud, archive, f"{ASSET}/ecephys/zeros.dat.zst")) == zeros
     assert _body(small_cloud, archive, f"{ASSET}/behavior/movie.avi") == movie
+    assert _body(small_cloud, archive, f"{ASSET}/ecephys/traces.zarr/data/0.0") == chunk
 
     manifest = json.loads(_body(small_cloud, archive, f"{ASSET}/manifest.json"))
     objects = {o["dest_key"]: o for o in manifest["objects"]}

@@ -10,12 +10,24 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from aind_data_schema.core.acquisition import Acquisition
+from aind_data_schema.core.data_description import DataDescription
+from aind_data_schema.core.instrument import Instrument
 from aind_data_schema.core.metadata import Metadata
+from aind_data_schema.core.procedures import Procedures
+from aind_data_schema.core.subject import Subject
 
 from upload_processor.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 ASSET = "750101_2025-06-12_15-03-00"
+CORE_MODELS = {
+    "data_description": DataDescription,
+    "subject": Subject,
+    "procedures": Procedures,
+    "instrument": Instrument,
+    "acquisition": Acquisition,
+}
 EMAIL = "scientist@example.org"
 
 
@@ -99,6 +111,10 @@ def test_valid_session_is_archived_verified_and_complete(cloud, tmp_path: Path) 
         s3.get_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/metadata.nd.json")["Body"].read()
     )
     metadata = Metadata.model_validate(nd)
+    # Metadata only warns about an invalid core file: each must validate with its own model
+    for field, model in CORE_MODELS.items():
+        assert nd.get(field) is not None, field
+        model.model_validate(nd[field])
     assert metadata.name == ASSET
     assert metadata.location == f"s3://{cloud.archive_bucket}/{ASSET}"
     assert metadata.subject.subject_id == "750101"

@@ -127,10 +127,20 @@ class PlanItem(BaseModel):
         return data
 
 
+def in_zarr_store(relative_path: str) -> bool:
+    """Whether the file lies inside a Zarr store (a folder named `*.zarr`): its chunks are
+    compressed by the store's own codec (blosc, zstd, ...) and have no telling extension."""
+    folders = relative_path.lower().split("/")[:-1]
+    return any(folder.endswith(".zarr") for folder in folders)
+
+
 def choose_action(relative_path: str) -> Action:
-    """Copy what is already compressed as it is; compress everything else."""
+    """Copy what is already compressed as it is (by extension, or a Zarr store's files);
+    compress everything else."""
     name = posixpath.basename(relative_path).lower()
-    return "copy" if name.endswith(ALREADY_COMPRESSED) else "compress"
+    if name.endswith(ALREADY_COMPRESSED) or in_zarr_store(relative_path):
+        return "copy"
+    return "compress"
 
 
 def plan_item(

@@ -1,0 +1,37 @@
+"""`make demo` (`upload-processor local demo`): the README's first command keeps working."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> None:
+    """Run as a user runs it (its own process, the console script's module), small data."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from upload_processor.cli import app; app()",
+            "local",
+            "demo",
+            "--data-mb",
+            "0.5",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = " ".join(out.stdout.split())
+    assert '"status": "COMPLETE"' in text  # the job record printed
+    assert "job status: REJECTED" in text
+    assert "Upload rejected:" in text and "subject_id" in text
+    assert "OK: one archived asset, one rejection with its reasons" in text

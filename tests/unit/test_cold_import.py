@@ -1,0 +1,46 @@
+"""The ingest handler's cold import does not load aind-data-schema (issue 3): every upload
+pays for ingest's cold starts, while only GatherMetadata needs the library's models.
+The benchmark (`make bench`, cold_import) measures the time; this holds the rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import importlib.util, json, sys
+sys.path[:0] = [{layer!r}]
+spec = importlib.util.spec_from_file_location("app", {app!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "aind_data_schema")))
+"""
+
+
+def _loaded(function: str) -> list[str]:
+    """The aind_data_schema modules a fresh interpreter holds after importing the handler."""
+    code = PROBE.format(
+        layer=str(ROOT / "layers" / "core"), app=str(ROOT / "functions" / function / "app.py")
+    )
+    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "probe", "POWERTOOLS_TRACE_DISABLED": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("function", ["ingest", "transfer", "status"])
+def test_handler_import_does_not_load_aind_data_schema(function: str) -> None:
+    assert _loaded(function) == []
+
+
+def test_the_probe_sees_the_library_where_it_is_loaded() -> None:
+    """The same probe on GatherMetadata, which validates with the library, does see it."""
+    assert "aind_data_schema" in _loaded("gather_metadata")

@@ -1,0 +1,27 @@
+"""The layer's requirements (what Lambda runs) agree with pyproject's (what the tests run)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _requirements(lines: list[str]) -> dict[str, Requirement]:
+    reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    return {r.name.lower(): r for r in reqs}
+
+
+def test_every_layer_pin_satisfies_the_projects_own_requirement() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    layer = (ROOT / "layers" / "core" / "requirements.txt").read_text().splitlines()
+    wanted, shipped = _requirements(project), _requirements(layer)
+    assert "boto3" in shipped  # not the runtime's own: conditional writes need a recent one
+    for name, req in shipped.items():
+        assert name in wanted, f"{name} is in the layer but not in pyproject.toml"
+        pinned = [s.version for s in req.specifier if s.operator == "=="]
+        if pinned:
+            assert wanted[name].specifier.contains(pinned[0]), (name, str(wanted[name]))
