@@ -797,7 +797,38 @@ def _create_aws_cloudwatch_alarm(
     return name, {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"}
 
 
+def _create_aws_kms_key(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    """A customer managed key with its key policy (moto stores it; it does not evaluate it)."""
+    kms = self.c("kms")
+    kwargs: dict[str, Any] = {
+        "Description": str(props.get("Description") or f"{self.stack} {logical}"),
+        "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+    }
+    if props.get("KeyPolicy"):
+        kwargs["Policy"] = json.dumps(props["KeyPolicy"])
+    key = kms.create_key(**kwargs)["KeyMetadata"]
+    if props.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=key["KeyId"])
+    return key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}
+
+
+def _create_aws_sns_topicpolicy(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    sns = self.c("sns")
+    for arn in props["Topics"]:
+        sns.set_topic_attributes(
+            TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
+        )
+    return logical, {}
+
+
 Deployer._create_aws_s3_bucketpolicy = _create_aws_s3_bucketpolicy  # type: ignore[attr-defined]
+Deployer._create_aws_kms_key = _create_aws_kms_key  # type: ignore[attr-defined]
+Deployer._create_aws_sns_topicpolicy = _create_aws_sns_topicpolicy  # type: ignore[attr-defined]
 Deployer._create_aws_logs_loggroup = _create_aws_logs_loggroup  # type: ignore[attr-defined]
 Deployer._create_aws_cloudwatch_alarm = _create_aws_cloudwatch_alarm  # type: ignore[attr-defined]
 
