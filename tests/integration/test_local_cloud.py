@@ -23,6 +23,14 @@ def test_every_translated_resource_is_created(cloud) -> None:
     }
     s3 = cloud.client("s3")
     assert s3.get_bucket_versioning(Bucket=cloud.staging_bucket)["Status"] == "Enabled"
+    for bucket in (cloud.archive_bucket, cloud.deployment.name("OpenArchiveBucket")):
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+        assert rules["AbortStaleMultipartUploads"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": 3
+        }
+        work_area = rules["ExpireWorkAreaVersions"]
+        assert work_area["Filter"] == {"Prefix": "_jobs/"}
+        assert work_area["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
     notification = s3.get_bucket_notification_configuration(Bucket=cloud.staging_bucket)
     (queue,) = notification["QueueConfigurations"]
     assert queue["Filter"]["Key"]["FilterRules"] == [

@@ -469,6 +469,32 @@ def rejected(
     }
 
 
+# How many recorded batch failures a `fail` message quotes.
+SHOWN_BATCH_FAILURES = 5
+
+
+def _with_batch_failures(
+    s3: Any, archive: str, job_id: str, error: dict[str, Any]
+) -> dict[str, Any]:
+    """A failed Map reports its own generic cause (States.ExceedToleratedFailureThreshold):
+    the batches' recorded failures say which object failed and why; quote them."""
+    try:
+        failures = collect_failures(s3, archive, job_id)
+    except ClientError:
+        logger.exception("could not read the recorded transfer failures of %s", job_id)
+        return error
+    if not failures:
+        return error
+    shown = "; ".join(failures[:SHOWN_BATCH_FAILURES])
+    more = len(failures) - SHOWN_BATCH_FAILURES
+    cause = notify.cause_text(str(error.get("Cause") or error.get("cause") or ""))
+    quoted = f"{shown}" + (f"; and {more} more" if more > 0 else "")
+    return {
+        **error,
+        "Cause": f"{quoted} (the Map: {cause})" if cause else quoted,
+    }
+
+
 def failed(
     *, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any], s3: Any = None
 ) -> dict[str, Any]:
@@ -478,6 +504,8 @@ def failed(
     record = store.get(event["job_id"]) or {}
     asset = record.get("asset_name")
     if record.get("archive_bucket") and s3 is not None:
+        if event.get("step") == "TransferFiles":
+            error = _with_batch_failures(s3, record["archive_bucket"], event["job_id"], error)
         abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event["job_id"])
         _release(s3, record["archive_bucket"], asset, event["job_id"])
     message = notify.failure(

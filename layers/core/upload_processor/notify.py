@@ -150,7 +150,7 @@ def failure(
     """What an operator (and the user, if asked) receives when a job fails: the failed step,
     the error, and whether a retry is safe."""
     err_name = str(error.get("Error") or error.get("error") or "Error")
-    cause = _cause_text(error.get("Cause") or error.get("cause") or "")
+    cause = cause_text(error.get("Cause") or error.get("cause") or "")
     transient = err_name in ("TransientError", "MetadataServiceError") or err_name.startswith(
         ("Lambda.", "States.Timeout")
     )
@@ -236,7 +236,7 @@ def completion(
     )
 
 
-def _cause_text(cause: str) -> str:
+def cause_text(cause: str) -> str:
     """A Lambda error's Cause is a JSON object: keep its message, not its stack trace."""
     try:
         parsed = json.loads(cause)

@@ -9,7 +9,8 @@ transferred again when the object there is verified to hold the planned source v
 
 A permanent refusal to read or write an object (403 AccessDenied, an archived source) becomes a
 TransferError naming both keys: the state machine does not retry it, and the job's failure
-says which object to fix. Throttling and 5xx propagate unchanged, for the Map's Retry.
+says which object to fix. Throttling and 5xx propagate unchanged, for the Map's Retry; each is
+recorded too, so that when the retries run out Finalize names the cause (SlowDown, ...).
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ def run_batch(
                     result = _transfer(
                         s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket, **options
                     )
-                except TransferError as exc:
-                    _record_failure(s3, dest_bucket, failure_key(job_id, ident), exc)
+                except (TransferError, ClientError) as exc:
+                    # a transient ClientError is retried by the Map; if its retries run out,
+                    # the record is how Finalize names the cause (results of a later attempt
+                    # that succeeded make collect_failures skip it)
+                    _record_failure(s3, dest_bucket, failure_key(job_id, ident), exc, item)
                     raise
             if verify_mode == "full" and item.action != "compress_range":
                 verify(s3, result, dest_bucket=dest_bucket)
@@ -140,14 +144,18 @@ def _transfer(
         ) from exc
 
 
-def _record_failure(s3: Any, bucket: str, key: str, exc: TransferError) -> None:
-    """Keep the permanent failure's message beside the results (best effort: the error
-    itself is what the state machine sees)."""
+def _record_failure(
+    s3: Any, bucket: str, key: str, exc: TransferError | ClientError, item: PlanItem | None = None
+) -> None:
+    """Keep the failure's message beside the results (best effort: the error itself is what
+    the state machine sees). A TransferError names its objects; a ClientError is given them."""
+    named = isinstance(exc, TransferError) or item is None
+    message = str(exc) if named else f"{item.dest_key}: {exc}"
     with contextlib.suppress(ClientError):
         s3.put_object(
             Bucket=bucket,
             Key=key,
-            Body=json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode(),
+            Body=json.dumps({"error": type(exc).__name__, "message": message}).encode(),
             ContentType="application/json",
         )
 

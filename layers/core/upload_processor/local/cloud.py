@@ -485,10 +485,15 @@ class Deployer:
                 out: dict[str, Any] = {
                     "ID": rule.get("Id", "rule"),
                     "Status": rule["Status"],
-                    "Filter": {"Prefix": ""},
+                    "Filter": {"Prefix": rule.get("Prefix", "")},
                 }
                 if "AbortIncompleteMultipartUpload" in rule:
                     out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+                if "NoncurrentVersionExpiration" in rule:
+                    days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+                    out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+                if rule.get("ExpiredObjectDeleteMarker"):
+                    out["Expiration"] = {"ExpiredObjectDeleteMarker": True}
                 rules.append(out)
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": rules}

@@ -1,0 +1,126 @@
+"""Finalize's `failed` outcome after a failed Map: the message quotes the batch failures.
+
+On AWS a Distributed Map whose iteration fails ends with its own generic error
+(States.ExceedToleratedFailureThreshold); the Transfer batches record which object failed and
+why (transfer_batch), and the `fail` message must say that, not only the Map's words. (moto's
+Map tolerates failed iterations, so the local flow never takes this route: tested here.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from upload_processor import finalize
+from upload_processor.jobs import JobStore
+from upload_processor.local.template import load_template
+from upload_processor.transfer_batch import failure_key, results_key
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE = "archive-test"
+MAP_ERROR = {
+    "Error": "States.ExceedToleratedFailureThreshold",
+    "Cause": "The specified tolerated failure threshold was exceeded",
+}
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    props = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="jobs",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=ARCHIVE)
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="notifications")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        store = JobStore(dynamodb, "jobs")
+        store.create(
+            {
+                "job_id": "job-1",
+                "status": "PROCESSING",
+                "asset_name": "750101_2025-06-12_15-03-00",
+                "archive_bucket": ARCHIVE,
+            }
+        )
+        yield {"s3": s3, "sns": sns, "sqs": sqs, "queue": queue, "topic": topic, "store": store}
+
+
+def _fail(aws: dict[str, Any], step: str, error: dict[str, Any]) -> tuple[dict, list[str]]:
+    finalize.failed(
+        s3=aws["s3"],
+        sns=aws["sns"],
+        store=aws["store"],
+        topic_arn=aws["topic"],
+        event={
+            "job_id": "job-1",
+            "bucket": "staging",
+            "prefix": "rig-7/s",
+            "job": {"user_email": "scientist@example.org"},
+            "error": error,
+            "step": step,
+        },
+    )
+    got = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)
+    return aws["store"].get("job-1"), [m["Body"] for m in got.get("Messages", [])]
+
+
+def _record(s3: Any, batch: str, message: str) -> None:
+    body = json.dumps({"error": "ClientError", "message": message}).encode()
+    s3.put_object(Bucket=ARCHIVE, Key=failure_key("job-1", batch), Body=body)
+
+
+def test_a_failed_map_names_the_object_and_the_s3_error(aws: dict[str, Any]) -> None:
+    _record(aws["s3"], "b1", "asset/ecephys/continuous.dat.zst: SlowDown: reduce your rate")
+    record, messages = _fail(aws, "TransferFiles", MAP_ERROR)
+    assert record["status"] == "FAILED"
+    assert record["failed_step"] == "TransferFiles"
+    assert "continuous.dat.zst: SlowDown" in record["error"]
+    assert "tolerated failure threshold" in record["error"]  # the Map's own words, after
+    (body,) = messages
+    assert "continuous.dat.zst: SlowDown" in body
+
+
+def test_a_batch_that_later_succeeded_is_not_quoted(aws: dict[str, Any]) -> None:
+    _record(aws["s3"], "b1", "asset/a.zst: SlowDown")
+    aws["s3"].put_object(Bucket=ARCHIVE, Key=results_key("job-1", "b1"), Body=b"[]")
+    record, _ = _fail(aws, "TransferFiles", MAP_ERROR)
+    assert "a.zst" not in record["error"]
+    assert record["error"].startswith("States.ExceedToleratedFailureThreshold")
+
+
+def test_many_failures_are_counted_not_all_quoted(aws: dict[str, Any]) -> None:
+    for n in range(8):
+        _record(aws["s3"], f"b{n}", f"asset/f{n}.zst: AccessDenied")
+    record, _ = _fail(aws, "TransferFiles", MAP_ERROR)
+    assert "f4.zst" in record["error"] and "f5.zst" not in record["error"]
+    assert "and 3 more" in record["error"]
+
+
+def test_other_steps_keep_their_own_cause(aws: dict[str, Any]) -> None:
+    _record(aws["s3"], "b1", "asset/a.zst: SlowDown")
+    error = {"Error": "AssetExistsError", "Cause": json.dumps({"errorMessage": "exists"})}
+    record, _ = _fail(aws, "GatherMetadata", error)
+    assert record["error"] == "AssetExistsError: exists"
