@@ -151,8 +151,8 @@ CUSTOM = {
                 "image_version": "1.0",
                 "job_settings": {
                     "raise_if_invalid": True,
-                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
-                    "data_description_settings": {"project_name": "P"},
+                    "instrument_settings": {"instrument_id": "RIG-1"},
+                    "data_description_settings": {"group": "G", "tags": ["a", "b"]},
                 },
             },
             "check_s3_folder_exists": {},
@@ -172,31 +172,33 @@ CUSTOM = {
                 "image_version": "1.0",
                 "job_settings": {
                     "raise_if_invalid": False,
-                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
-                    "data_description_settings": {"project_name": "P"},
+                    "instrument_settings": {"instrument_id": "RIG-1"},
+                    "data_description_settings": {"group": "G", "tags": ["a", "b"]},
                 },
             },
         ),
         (
-            {"job_settings": {"instrument_settings": {"extra": {"b": 3}}}},
+            {"job_settings": {"data_description_settings": {"group": "H"}}},
             {
                 "image_version": "1.0",
                 "job_settings": {
                     "raise_if_invalid": True,
-                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 3}},
-                    "data_description_settings": {"project_name": "P"},
+                    "instrument_settings": {"instrument_id": "RIG-1"},
+                    "data_description_settings": {"group": "H", "tags": ["a", "b"]},
                 },
             },
         ),
         (
-            {"image_version": "2.0", "job_settings": {"new_key": [1, 2]}},
+            {
+                "image_version": "2.0",
+                "job_settings": {"instrument_settings": {"instrument_id": "R2"}},
+            },
             {
                 "image_version": "2.0",
                 "job_settings": {
                     "raise_if_invalid": True,
-                    "instrument_settings": {"instrument_id": "RIG-1", "extra": {"a": 1, "b": 2}},
-                    "data_description_settings": {"project_name": "P"},
-                    "new_key": [1, 2],
+                    "instrument_settings": {"instrument_id": "R2"},
+                    "data_description_settings": {"group": "G", "tags": ["a", "b"]},
                 },
             },
         ),
@@ -263,11 +265,11 @@ def test_per_modality_override_skip_task_for_one_modality() -> None:
 def test_single_task_override_of_a_modality_task_applies_to_every_modality() -> None:
     job = _job(
         job_type="ecephys",
-        tasks={"modality_transformation_settings": {"job_settings": {"codec": "zstd-long"}}},
+        tasks={"modality_transformation_settings": {"job_settings": {"codec": "none"}}},
     )
     compress = resolve(job)["tasks"]["modality_transformation_settings"]
     for modality in ("behavior", "ecephys"):
-        assert compress[modality]["job_settings"] == {"codec": "zstd-long", "level": 5}
+        assert compress[modality]["job_settings"] == {"codec": "none", "level": 5}
 
 
 def test_modality_spelling_in_the_job_keys_the_resolved_tasks() -> None:
@@ -424,7 +426,7 @@ def test_remove_staging_folder_is_still_ignored() -> None:
     [
         {"check_s3_folder_exists": {}},  # an SSM preset written before the task existed
         {"check_s3_folder_exists": {}, "remove_source_folders": {}},  # {} is still skipped
-        {"remove_source_folders": {"job_settings": {"note": "x"}}},
+        {"remove_source_folders": {"image_version": "0.1.0"}},
     ],
 )
 def test_a_custom_preset_never_turns_the_cleanup_on_by_omission(
@@ -450,3 +452,84 @@ def test_a_job_type_may_turn_the_cleanup_on_for_its_jobs() -> None:
     resolution = resolve_job(_job(job_type="scratch"), presets)
     assert resolution.resolved["tasks"]["remove_source_folders"]["skip_task"] is False
     assert resolution.sources["tasks.remove_source_folders.skip_task"] == "job type scratch"
+
+
+# --- job_settings: a typo or a wrong type is an error naming the field -------------------------
+
+
+@pytest.mark.parametrize(
+    ("tasks", "field", "rule", "says"),
+    [
+        (
+            {"gather_preliminary_metadata": {"job_settings": {"raise_if_invalidd": False}}},
+            "tasks.gather_preliminary_metadata.job_settings.raise_if_invalidd",
+            "job.unknown_setting",
+            "valid: instrument_settings, data_description_settings, raise_if_invalid",
+        ),
+        (
+            {"gather_preliminary_metadata": {"job_settings": {"raise_if_invalid": "no"}}},
+            "tasks.gather_preliminary_metadata.job_settings.raise_if_invalid",
+            "job.invalid_setting",
+            "valid boolean",
+        ),
+        (
+            {
+                "gather_preliminary_metadata": {
+                    "job_settings": {"instrument_settings": {"instrument": "RIG-7"}}
+                }
+            },
+            "tasks.gather_preliminary_metadata.job_settings.instrument_settings.instrument",
+            "job.unknown_setting",
+            "valid: instrument_id",
+        ),
+        (
+            {
+                "gather_preliminary_metadata": {
+                    "job_settings": {"data_description_settings": {"tag": ["x"]}}
+                }
+            },
+            "tasks.gather_preliminary_metadata.job_settings.data_description_settings.tag",
+            "job.unknown_setting",
+            "tags",
+        ),
+        (
+            {"modality_transformation_settings": {"ecephys": {"job_settings": {"level": 40}}}},
+            "tasks.modality_transformation_settings.ecephys.job_settings.level",
+            "job.invalid_setting",
+            "less than or equal to 22",
+        ),
+        (
+            {"modality_transformation_settings": {"job_settings": {"codec": "gzip"}}},
+            "tasks.modality_transformation_settings.behavior.job_settings.codec",
+            "job.invalid_setting",
+            "'zstd' or 'none'",
+        ),
+        (
+            {"gather_final_metadata": {"job_settings": {"verify": "thorough"}}},
+            "tasks.gather_final_metadata.job_settings.verify",
+            "job.invalid_setting",
+            "'quick' or 'full'",
+        ),
+        (
+            {"check_s3_folder_exists": {"job_settings": {"force": True}}},
+            "tasks.check_s3_folder_exists.job_settings.force",
+            "job.unknown_setting",
+            "takes no settings",
+        ),
+    ],
+)
+def test_a_bad_setting_is_rejected_naming_its_field(
+    tasks: dict[str, Any], field: str, rule: str, says: str
+) -> None:
+    job = _job(modalities=["behavior", "ecephys"], tasks=tasks)
+    with pytest.raises(UploadJobError) as caught:
+        resolve(job)
+    issue = next(i for i in caught.value.issues if i.field == field)
+    assert issue.rule == rule
+    assert issue.file == "upload_job.json"
+    assert says in issue.message
+
+
+def test_a_preset_with_a_misspelt_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="verifyy is not a setting"):
+        validate_preset({"tasks": {"gather_final_metadata": {"job_settings": {"verifyy": "full"}}}})

@@ -22,18 +22,11 @@ from aind_data_schema_models.data_name_patterns import DataLevel
 from aind_data_schema_models.modalities import Modality
 from aind_data_schema_models.organizations import Organization
 
+from upload_processor.job_settings import DATA_DESCRIPTION_SETTINGS
 from upload_processor.metadata_service import AindMetadataService, MetadataRequestError
 
 DEFAULT_INSTITUTION = "AIND"
-SETTINGS_FIELDS = (
-    "tags",
-    "group",
-    "restrictions",
-    "data_summary",
-    "institution",
-    "funding_source",
-    "investigators",
-)
+SETTINGS_FIELDS = DATA_DESCRIPTION_SETTINGS
 
 
 class DataDescriptionError(ValueError):

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from upload_processor import job_settings
 from upload_processor.errors import UnknownJobTypeError, UploadJobError
 from upload_processor.report import Issue
 from upload_processor.upload_job import Task, UploadJob
@@ -262,6 +263,10 @@ def resolve(
             )
             tasks[task_id] = Task.model_validate(merged).model_dump()
 
+    issues = job_settings.check_tasks(tasks, file)
+    if issues:
+        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
+
     # `files` can list tens of thousands of entries: gather reads it from the job file itself,
     # so the execution input stays small.
     resolved = job.model_dump(mode="json", exclude={"tasks", "files"})
@@ -334,3 +339,11 @@ def validate_preset(document: Any) -> None:
         entries = task.values() if task_id in MODALITY_TASKS and _is_per_modality(task) else [task]
         for entry in entries:
             Task.model_validate(entry)
+            problems = job_settings.check(
+                task_id,
+                (entry or {}).get("job_settings"),
+                f"tasks.{task_id}.job_settings",
+                "preset",
+            )
+            if problems:
+                raise ValueError("; ".join(p.message for p in problems))
