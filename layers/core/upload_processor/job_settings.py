@@ -57,6 +57,9 @@ class GatherPreliminarySettings(_Settings):
     instrument_settings: InstrumentSettings | None = None
     data_description_settings: DataDescriptionSettings | None = None
     raise_if_invalid: StrictBool = True
+    # where this job's registered metadata comes from, instead of the deployment's
+    # MetadataService (same forms: "aind:https://...", "https://...", "none")
+    metadata_service: str | None = Field(default=None, min_length=1)
 
 
 class TransformationSettings(_Settings):
