@@ -7,6 +7,7 @@ pipeline added only the report and modified or deleted nothing.
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,24 @@ class Staged:
         report = f"{self.prefix}/{REPORT}"
         assert {k: v for k, v in after.items() if k != report} == self.before
         assert all(etag != "DELETE" for _, etag in after.get(report, []))
+
+
+def s3_event_body(bucket: str, key: str, version_id: str) -> str:
+    """The body S3 puts on the ingest queue for one new object version."""
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": "us-east-1",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                        "object": {"key": key, "versionId": version_id},
+                    },
+                }
+            ]
+        }
+    )

@@ -16,6 +16,7 @@ from aind_data_schema.core.instrument import Instrument
 from aind_data_schema.core.metadata import Metadata
 from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
+from e2e_support import s3_event_body
 
 from upload_processor.sample import build_session
 
@@ -212,31 +213,13 @@ def test_duplicate_s3_event_starts_no_second_execution(cloud, tmp_path: Path) ->
 
     s3, sqs = cloud.client("s3"), cloud.client("sqs")
     head = s3.head_object(Bucket=cloud.staging_bucket, Key="rig-7/dup/upload_job.json")
-    event = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "bucket": {
-                        "name": cloud.staging_bucket,
-                        "arn": f"arn:aws:s3:::{cloud.staging_bucket}",
-                    },
-                    "object": {"key": "rig-7/dup/upload_job.json", "versionId": head["VersionId"]},
-                },
-            }
-        ]
-    }
+    body = s3_event_body(cloud.staging_bucket, "rig-7/dup/upload_job.json", head["VersionId"])
     from upload_processor.local.cloud import RUNNER
 
     ingests_before = sum(1 for name, _ in RUNNER.invocations if name == "IngestFunction")
     # the same notification delivered twice more (S3 and SQS are at-least-once)
     for _ in range(2):
-        sqs.send_message(
-            QueueUrl=cloud.deployment.name("IngestQueue"), MessageBody=json.dumps(event)
-        )
+        sqs.send_message(QueueUrl=cloud.deployment.name("IngestQueue"), MessageBody=body)
     assert (
         sum(1 for name, _ in RUNNER.invocations if name == "IngestFunction") == ingests_before + 2
     )

@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 import zstandard
 from botocore.exceptions import ClientError
-from e2e_support import ACQ, ASSET, JOB, REPORT, Staged
+from e2e_support import ACQ, ASSET, JOB, REPORT, Staged, s3_event_body
 from e2e_support import body as _body
 from e2e_support import decompress as _decompress
 from e2e_support import keys as _keys
@@ -382,25 +382,6 @@ def test_s3_slowdown_in_transfer_and_gather_is_retried_and_the_job_completes(
     assert _decompress(body) == (session / "ecephys" / "continuous.dat").read_bytes()
 
 
-def _s3_event(bucket: str, key: str, version: str) -> str:
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "awsRegion": "us-east-1",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {
-                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                        "object": {"key": key, "versionId": version},
-                    },
-                }
-            ]
-        }
-    )
-
-
 def _sqs_event(cloud: LocalCloud, body: str, message_id: str = "m-1") -> dict[str, Any]:
     queue_arn = cloud.client("sqs").get_queue_attributes(
         QueueUrl=cloud.deployment.name("IngestQueue"), AttributeNames=["QueueArn"]
@@ -451,7 +432,9 @@ def test_a_message_that_keeps_failing_ingest_lands_in_the_dlq_and_redrives_once(
     )
     try:
         # the queue's own delivery (moto invokes the function on send): receive 1, it fails
-        sqs.send_message(QueueUrl=queue, MessageBody=_s3_event(cloud.staging_bucket, key, version))
+        sqs.send_message(
+            QueueUrl=queue, MessageBody=s3_event_body(cloud.staging_bucket, key, version)
+        )
         max_receives = json.loads(
             sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])[
                 "Attributes"
@@ -510,7 +493,7 @@ def test_concurrent_duplicate_deliveries_start_one_execution_with_one_record(
     cloud = quick_cloud
     session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.02)
     key, version = _stage_silently(cloud, session, "rig-7/twice")
-    event = _sqs_event(cloud, _s3_event(cloud.staging_bucket, key, version))
+    event = _sqs_event(cloud, s3_event_body(cloud.staging_bucket, key, version))
     start = threading.Barrier(2)
     outcomes: list[Any] = []
 
@@ -629,7 +612,7 @@ def test_a_retried_ingest_after_the_record_was_created_starts_the_job_once(
     assert store.create(
         {"job_id": job_id, "status": "RECEIVED", "staging_bucket": cloud.staging_bucket}
     )
-    event = _sqs_event(cloud, _s3_event(cloud.staging_bucket, key, version))
+    event = _sqs_event(cloud, s3_event_body(cloud.staging_bucket, key, version))
     for _ in range(2):  # the redelivery, and one more duplicate
         payload, errored = cloud.invoke("IngestFunction", event)
         assert not errored, payload

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from e2e_support import s3_event_body
 from typer.testing import CliRunner
 
 from upload_processor import gather, transfer_batch
@@ -219,26 +220,6 @@ def test_operator_commands_refuse_jobs_in_other_states(cloud: LocalCloud) -> Non
     assert store.get("received-1")["status"] == str(JobStatus.CANCELLED)
 
 
-def _s3_event(bucket: str, key: str, version_id: str) -> str:
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "awsRegion": "us-east-1",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {
-                        "s3SchemaVersion": "1.0",
-                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                        "object": {"key": key, "versionId": version_id},
-                    },
-                }
-            ]
-        }
-    )
-
-
 def test_redrive_moves_dead_letters_back_to_ingest(cloud: LocalCloud, tmp_path: Path) -> None:
     s3, sqs = cloud.client("s3"), cloud.client("sqs")
     deployment = cloud.deployment
@@ -252,7 +233,7 @@ def test_redrive_moves_dead_letters_back_to_ingest(cloud: LocalCloud, tmp_path: 
     assert cloud.executions() == []
     key = "rig-7/redrive/upload_job.json"
     version = s3.head_object(Bucket=cloud.staging_bucket, Key=key)["VersionId"]
-    sqs.send_message(QueueUrl=dlq, MessageBody=_s3_event(cloud.staging_bucket, key, version))
+    sqs.send_message(QueueUrl=dlq, MessageBody=s3_event_body(cloud.staging_bucket, key, version))
     for n in range(2):
         sqs.send_message(
             QueueUrl=dlq,
@@ -310,7 +291,7 @@ def test_a_cancelled_job_is_not_started_by_a_late_delivery(
     assert _op(cloud, "cancel", job_id).exit_code == 0
     sqs.send_message(
         QueueUrl=cloud.deployment.name("IngestQueue"),
-        MessageBody=_s3_event(cloud.staging_bucket, key, version),
+        MessageBody=s3_event_body(cloud.staging_bucket, key, version),
     )
     assert cloud.executions() == []
     assert store.get(job_id)["status"] == "CANCELLED"
