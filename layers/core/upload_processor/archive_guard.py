@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,7 @@ from botocore.exceptions import ClientError
 from upload_processor.errors import TransientError, UploadProcessorError
 from upload_processor.plan import PlanItem, chunk_ranges
 from upload_processor.report import REPORT_FILENAME
-from upload_processor.s3io import list_objects, read_bytes
+from upload_processor.s3io import error_code, is_conflict, is_not_found, list_objects, read_bytes
 from upload_processor.session import Entry, S3Session
 from upload_processor.transfer import (
     META_CODEC,
@@ -44,13 +45,14 @@ from upload_processor.transfer import (
     META_SOURCE_ETAG,
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
-    TRANSIENT_CODES,
     TREE_SHA256_PREFIX,
     TransferResult,
     _full_object_sha256,
     parse_tree_sha256,
     tree_sha256,
 )
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LOCKS_PREFIX = "_jobs/locks"
@@ -66,17 +68,6 @@ DEFAULT_LEVEL = 3
 
 class AssetLockedError(UploadProcessorError):
     """Another job holds the asset's lease: this job stops before writing anything."""
-
-
-def error_code(exc: ClientError) -> str:
-    """The S3 error code of a ClientError ("" if none)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def is_transient(exc: ClientError) -> bool:
-    """Throttling and 5xx: worth retrying."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
 
 
 def as_transient(exc: ClientError, doing: str) -> TransientError:
@@ -97,7 +88,7 @@ def lock_holder(s3: Any, archive: str, asset_name: str) -> tuple[dict[str, Any],
     try:
         out = s3.get_object(Bucket=archive, Key=lock_key(asset_name))
     except ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
     try:
@@ -110,11 +101,6 @@ def lock_holder(s3: Any, archive: str, asset_name: str) -> tuple[dict[str, Any],
 def _lock_body(asset_name: str, job_id: str) -> bytes:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     return json.dumps({"asset_name": asset_name, "job_id": job_id, "acquired_at": stamp}).encode()
-
-
-def _conflict(exc: ClientError) -> bool:
-    # 412: the condition failed; 409: a concurrent conditional write won the race
-    return error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 def acquire_asset_lock(
@@ -143,7 +129,7 @@ def acquire_asset_lock(
             )
             return "acquired"
         except ClientError as exc:
-            if not _conflict(exc):
+            if not is_conflict(exc):
                 raise
         found = lock_holder(s3, archive, asset_name)
         if found is None:
@@ -164,7 +150,7 @@ def acquire_asset_lock(
                 )
                 return "taken over"
             except ClientError as exc:
-                if not _conflict(exc) and error_code(exc) not in ("NoSuchKey", "404"):
+                if not is_conflict(exc) and not is_not_found(exc):
                     raise
                 continue  # someone else moved first: look again
         since = holder.get("acquired_at") or "an unknown time"
@@ -189,6 +175,17 @@ def release_asset_lock(s3: Any, archive: str, asset_name: str, job_id: str) -> b
     return True
 
 
+def release_quietly(s3: Any, archive: str | None, name: str | None, job_id: str) -> None:
+    """Release the job's lease if it holds it, logging (not raising) a failure: the outcome
+    being recorded matters more, and a stale lease is taken over by the next job."""
+    if not (s3 is not None and archive and name):
+        return
+    try:
+        release_asset_lock(s3, archive, name, job_id)
+    except Exception:
+        logger.exception("could not release the lease of %s", name)
+
+
 def holds_asset_lock(s3: Any, archive: str, asset_name: str, job_id: str) -> bool:
     """Whether `job_id` holds the asset's lease now."""
     found = lock_holder(s3, archive, asset_name)
@@ -203,7 +200,7 @@ def read_manifest(s3: Any, archive: str, asset_name: str) -> dict[str, Any] | No
     try:
         return json.loads(read_bytes(s3, archive, f"{asset_name}/{MANIFEST}"))
     except ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
 
@@ -352,7 +349,7 @@ def reuse_verified(
     try:
         head = s3.head_object(Bucket=dest_bucket, Key=item.dest_key, ChecksumMode="ENABLED")
     except ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}

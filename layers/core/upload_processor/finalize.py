@@ -32,17 +32,15 @@ from upload_processor.archive_guard import (
     AssetLockedError,
     as_transient,
     asset_objects,
-    error_code,
     holds_asset_lock,
-    is_transient,
     read_manifest,
-    release_asset_lock,
+    release_quietly,
 )
 from upload_processor.errors import AssetExistsError
 from upload_processor.gather import MANIFEST, work_key
 from upload_processor.jobs import JobStatus, JobStore
 from upload_processor.report import REPORT_FILENAME, Report
-from upload_processor.s3io import join, put_json, read_bytes
+from upload_processor.s3io import error_code, is_conflict, is_transient, join, put_json, read_bytes
 from upload_processor.transfer import (
     TransferResult,
     VerificationError,
@@ -146,16 +144,6 @@ def clear_work_area(s3: Any, *, archive: str, job_id: str) -> None:
             s3.delete_objects(Bucket=archive, Delete={"Objects": keys, "Quiet": True})
 
 
-def _release(s3: Any, archive: str | None, name: str | None, job_id: str) -> None:
-    """Release the job's lease on the asset, if it holds it; never fail the outcome over it."""
-    if not (s3 is not None and archive and name):
-        return
-    try:
-        release_asset_lock(s3, archive, name, job_id)
-    except Exception:  # a stale lease is taken over by the next job (archive_guard)
-        logger.exception("could not release the lease of %s", name)
-
-
 def _put_manifest(s3: Any, archive: str, name: str, manifest: dict[str, Any]) -> None:
     """Seal the asset: the manifest is created, never replaced."""
     try:
@@ -168,7 +156,7 @@ def _put_manifest(s3: Any, archive: str, name: str, manifest: dict[str, Any]) ->
             IfNoneMatch="*",
         )
     except ClientError as exc:
-        if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+        if is_conflict(exc):
             raise AssetExistsError(
                 f"s3://{archive}/{name}/{MANIFEST} appeared while this job was finishing; the "
                 "asset is never overwritten"
@@ -267,7 +255,7 @@ def _complete_noop(
     name: str = gather["asset_name"]
     archive: str = gather["archive_bucket"]
     clear_work_area(s3, archive=archive, job_id=event["job_id"])
-    _release(s3, archive, name, event["job_id"])  # GatherMetadata released it already
+    release_quietly(s3, archive, name, event["job_id"])  # GatherMetadata released it already
     counts = {"files": 0, "bytes_in": 0, "bytes_out": 0}
     cleanup = None
     if staging_cleanup.cleanup_requested(event.get("job") or {}):
@@ -315,7 +303,7 @@ def _complete(
             )
         counts = _seal(s3, event)
     clear_work_area(s3, archive=archive, job_id=job_id)
-    _release(s3, archive, name, job_id)
+    release_quietly(s3, archive, name, job_id)
     # only now: the manifest is written (the asset sealed, every transfer verified)
     cleanup = _cleanup_staging(s3, event)
     return _mark_complete(
@@ -446,7 +434,7 @@ def rejected(
 ) -> dict[str, Any]:
     """Mark the job REJECTED and tell the user exactly what to fix."""
     gather = event["gather"]
-    _release(s3, gather.get("archive_bucket"), gather.get("asset_name"), event["job_id"])
+    release_quietly(s3, gather.get("archive_bucket"), gather.get("asset_name"), event["job_id"])
     report = Report.model_validate_json(read_bytes(s3, event["bucket"], gather["report_key"]))
     store.update(
         event["job_id"],
@@ -507,7 +495,7 @@ def failed(
         if event.get("step") == "TransferFiles":
             error = _with_batch_failures(s3, record["archive_bucket"], event["job_id"], error)
         abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event["job_id"])
-        _release(s3, record["archive_bucket"], asset, event["job_id"])
+        release_quietly(s3, record["archive_bucket"], asset, event["job_id"])
     message = notify.failure(
         job=job,
         job_id=event["job_id"],

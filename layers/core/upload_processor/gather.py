@@ -33,10 +33,9 @@ from upload_processor.archive_guard import (
     asset_objects,
     compare_with_asset,
     describe_differences,
-    error_code,
-    is_transient,
     read_manifest,
     release_asset_lock,
+    release_quietly,
 )
 from upload_processor.errors import AssetExistsError, UploadProcessorError
 from upload_processor.merge import Assembly, JobFacts, assemble, metadata_type_of
@@ -44,7 +43,7 @@ from upload_processor.metadata_service import MetadataRequestError, MetadataServ
 from upload_processor.naming import asset_name as build_asset_name
 from upload_processor.plan import PlanItem, needs_chunks, plan_item
 from upload_processor.report import REPORT_FILENAME, Issue, Report
-from upload_processor.s3io import join, put_json
+from upload_processor.s3io import error_code, is_transient, join, put_json
 from upload_processor.session import Entry, S3Session, SessionSource
 from upload_processor.transfer import start_chunked
 from upload_processor.upload_job import JOB_FILENAME, parse_listed_files
@@ -531,15 +530,6 @@ def _job_status_lookup(store: Any) -> Any:
     return status
 
 
-def _release_quietly(s3: Any, archive: str, name: str, job_id: str) -> None:
-    try:
-        release_asset_lock(s3, archive, name, job_id)
-    except Exception:  # the original fault matters more; Finalize's `failed` releases too
-        import logging
-
-        logging.getLogger(__name__).exception("could not release the lease of %s", name)
-
-
 def gather(
     s3: Any,
     *,
@@ -589,7 +579,7 @@ def gather(
                 range_size=range_size,
             )
         except BaseException:
-            _release_quietly(s3, archive_bucket, name, job_id)
+            release_quietly(s3, archive_bucket, name, job_id)
             raise
         if result["reject"] or result["noop"]:
             release_asset_lock(s3, archive_bucket, name, job_id)

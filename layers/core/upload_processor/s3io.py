@@ -6,6 +6,48 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+# Error codes that retrying can fix: anything else from S3 is permanent.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+    }
+)
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# 412: a condition (If-Match, If-None-Match) failed; 409: a concurrent conditional write won
+CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError ("" if none)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: ClientError) -> bool:
+    """Throttling and 5xx: worth retrying."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """The object (or key) does not exist: an answer, not a fault."""
+    return error_code(exc) in NOT_FOUND_CODES
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A conditional write or delete lost: the object is not as the condition required."""
+    return error_code(exc) in CONFLICT_CODES
+
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     """Every object under prefix (paginated)."""
@@ -56,8 +98,8 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
     """Whether an object exists (a 404 is an answer, anything else is raised)."""
     try:
         s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+    except ClientError as exc:
+        if is_not_found(exc):
             return False
         raise
     return True

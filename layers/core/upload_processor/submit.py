@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from upload_processor.ingest import execution_name
 from upload_processor.report import REPORT_FILENAME
+from upload_processor.s3io import is_not_found
 from upload_processor.upload_job import JOB_FILENAME
 
 MiB = 1024 * 1024
@@ -264,11 +265,6 @@ def transfer_config(
     )
 
 
-def _not_found(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in ("404", "NoSuchKey", "NotFound")
-
-
 def already_staged(head: dict[str, Any] | None, file: LocalFile) -> bool:
     """Whether the staged object is this file: same size, same SHA-256.
 
@@ -319,7 +315,7 @@ class Submitter:
                 ChecksumMode="ENABLED",
             )
         except Exception as exc:
-            if _not_found(exc):
+            if is_not_found(exc):
                 return None
             raise
 
@@ -409,7 +405,7 @@ class Submitter:
             self.s3.head_object(Bucket=self.staging.bucket, Key=key)
             existed = True
         except Exception as exc:
-            if not _not_found(exc):
+            if not is_not_found(exc):
                 raise SubmitUploadError(
                     f"cannot check {JOB_FILENAME} in staging: {_describe(exc)}", JOB_FILENAME
                 ) from exc

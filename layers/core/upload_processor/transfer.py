@@ -43,6 +43,7 @@ from upload_processor.plan import (
     chunk_ranges,
     range_size_for,
 )
+from upload_processor.s3io import NOT_FOUND_CODES, error_code, is_not_found, is_transient
 
 # boto3's S3 client is generated at run time; the typed stubs (mypy-boto3-s3) are not a
 # dependency of this project, so the annotation stays loose.
@@ -86,20 +87,6 @@ SKIPPABLE_HEADER = 8
 # A compressed range is spooled before its UploadPart (which needs the length and checksum
 # up front): in memory up to this size, then in /tmp.
 SPOOL_MEMORY = 64 * MiB
-# Error codes that retrying can fix: anything else from S3 is permanent.
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-    }
-)
 
 
 class TransferError(Exception):
@@ -378,9 +365,9 @@ def verify_part(
             Bucket=dest_bucket, Key=target.dest_key, Range=f"bytes={offset}-{offset + length - 1}"
         )
     except ClientError as exc:
-        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             raise fail("the destination object does not exist") from exc
-        if _error_code(exc) in ("InvalidRange", "416"):
+        if error_code(exc) in ("InvalidRange", "416"):
             raise fail(f"the object is shorter than {offset + length} bytes") from exc
         raise
     body = response["Body"]
@@ -706,7 +693,7 @@ def _compress_range(
                 dest=dest,
             )
         except ClientError as exc:
-            if _error_code(exc) == "NoSuchUpload":
+            if error_code(exc) == "NoSuchUpload":
                 raise TransferError(
                     f"multipart upload {upload_id} no longer exists: it was aborted (another "
                     "range failed) or already completed",
@@ -748,7 +735,7 @@ def _compress_one_range(
             **conditions,
         )
     except ClientError as exc:
-        if _error_code(exc) in ("InvalidRange", "416"):
+        if error_code(exc) in ("InvalidRange", "416"):
             raise _changed(item, f"fewer than {end}", source=source, dest=dest) from exc
         raise _source_fault(exc, item, source=source, dest=dest) from exc
     body = response["Body"]
@@ -872,9 +859,9 @@ def complete_chunked(
                 MultipartUpload={"Parts": upload},
             )
         except ClientError as exc:
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
-            if _error_code(exc) == "NoSuchUpload":
+            if error_code(exc) == "NoSuchUpload":
                 response = _already_completed(
                     s3, dest_bucket, dest_key, composite, exc, source=source, dest=dest
                 )
@@ -941,12 +928,12 @@ def abort_chunked(s3: S3Client, *, dest_bucket: str, dest_key: str, upload_id: s
             s3.abort_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
             aborted = True
         except ClientError as exc:
-            if _error_code(exc) not in ("NoSuchUpload", "404"):
+            if error_code(exc) not in ("NoSuchUpload", "404"):
                 raise
         try:
             remaining = s3.list_parts(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchUpload", "404"):
+            if error_code(exc) in ("NoSuchUpload", "404"):
                 return aborted
             raise
         if not remaining.get("Parts"):
@@ -1145,7 +1132,7 @@ def _already_completed(
     try:
         head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as head_exc:
-        if _error_code(head_exc) not in ("404", "NoSuchKey", "NotFound"):
+        if not is_not_found(head_exc):
             raise
         head = {}
     stored = str(head.get("ChecksumSHA256") or "")
@@ -1158,11 +1145,6 @@ def _already_completed(
         source=source,
         dest=dest,
     ) from exc
-
-
-def _is_transient(exc: ClientError) -> bool:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return _error_code(exc) in TRANSIENT_CODES or int(status) >= 500
 
 
 def _abort_quietly(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:
@@ -1416,7 +1398,7 @@ def _verify_copied(
     try:
         head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if is_not_found(exc):
             raise fail("the destination object does not exist") from exc
         raise
     if head["ContentLength"] != expected_size:
@@ -1448,10 +1430,6 @@ def _quoted(etag: str) -> str:
 
 def _b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _part_size_for(size: int, part_size: int, *, source: str, dest: str) -> int:
@@ -1523,8 +1501,8 @@ def _changed(item: PlanItem, actual: object, *, source: str, dest: str) -> Trans
 def _source_fault(exc: ClientError, item: PlanItem, *, source: str, dest: str) -> TransferError:
     """Translate a client error about the source into a TransferError if it is permanent;
     re-raise it as it is otherwise, so that throttling and 5xx stay retryable."""
-    code = _error_code(exc)
-    if code in ("NoSuchKey", "404", "NotFound"):
+    code = error_code(exc)
+    if code in NOT_FOUND_CODES:
         return TransferError("the source object does not exist", source=source, dest=dest)
     if code in ("PreconditionFailed", "412"):
         return TransferError(
@@ -1566,7 +1544,7 @@ def _get_dest(
             return s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         return s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             raise VerificationError(
                 "the destination object does not exist", source=source, dest=dest
             ) from exc

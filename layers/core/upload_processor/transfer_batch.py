@@ -22,8 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from upload_processor.archive_guard import error_code, reuse_verified
+from upload_processor.archive_guard import reuse_verified
 from upload_processor.plan import PlanItem
+from upload_processor.s3io import error_code
 from upload_processor.transfer import TransferError, TransferResult, transfer, verify
 
 RESULTS = "results"
