@@ -185,36 +185,27 @@ def _staged_source(s3: Any, bucket: str, key: str, version_id: str | None) -> di
     }
 
 
-def _cleanup_staging(s3: Any, event: dict[str, Any]) -> dict[str, Any] | None:
-    """The opt-in cleanup of staging, run only once the asset is sealed; None when the job did
-    not ask for it. Never raises: a problem is logged and recorded as `error`."""
+def _nothing_removed(**why: str) -> dict[str, Any]:
+    """A `staging_cleanup` summary of a cleanup that removed nothing, and why."""
+    return {**staging_cleanup.CleanupResult().summary(), **why}
+
+
+def _cleanup_staging(
+    s3: Any, event: dict[str, Any], manifest: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The opt-in cleanup of staging, run only once this job sealed the asset with `manifest`;
+    None when the job did not ask for it. Never raises: a problem is logged and recorded as
+    `error`."""
     if not staging_cleanup.cleanup_requested(event.get("job") or {}):
         return None
-    gather = event["gather"]
-    name, archive = gather["asset_name"], gather["archive_bucket"]
     try:
-        manifest = read_manifest(s3, archive, name)
-        if manifest is None or manifest.get("job_id") != event["job_id"]:
-            return {
-                "removed": 0,
-                "kept": [],
-                "kept_count": 0,
-                "absent": 0,
-                "error": f"the manifest of {name} is not this job's; nothing was removed",
-            }
         objects = staging_cleanup.staged_objects(
-            manifest, prefix=event.get("prefix") or "", exclude={gather["report_key"]}
+            manifest, prefix=event.get("prefix") or "", exclude={event["gather"]["report_key"]}
         )
         summary = staging_cleanup.remove_staged(s3, event["bucket"], objects).summary()
     except Exception as exc:  # the job is COMPLETE whatever happens here
         logger.exception("staging cleanup of %s failed", _staging_uri(event))
-        return {
-            "removed": 0,
-            "kept": [],
-            "kept_count": 0,
-            "absent": 0,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
+        return _nothing_removed(error=f"{type(exc).__name__}: {exc}")
     if summary["kept_count"]:
         logger.warning(
             "staging cleanup of %s kept %d object(s)", _staging_uri(event), summary["kept_count"]
@@ -260,14 +251,10 @@ def _complete_noop(
     cleanup = None
     if staging_cleanup.cleanup_requested(event.get("job") or {}):
         # this job verified no copy of its own: the staged session stays
-        cleanup = {
-            "removed": 0,
-            "kept": [],
-            "kept_count": 0,
-            "absent": 0,
-            "skipped": "the job archived nothing (the archive already holds this exact "
-            "session), so it removes nothing from staging",
-        }
+        cleanup = _nothing_removed(
+            skipped="the job archived nothing (the archive already holds this exact session), "
+            "so it removes nothing from staging"
+        )
     return _mark_complete(
         sns=sns,
         store=store,
@@ -287,9 +274,7 @@ def _complete(
     archive: str = gather["archive_bucket"]
     job_id: str = event["job_id"]
     sealed = read_manifest(s3, archive, name)
-    if sealed is not None and sealed.get("job_id") == job_id:
-        counts = dict(sealed["counts"])  # a retried Finalize: this job sealed it already
-    else:
+    if sealed is None or sealed.get("job_id") != job_id:  # else: a retried Finalize
         if sealed is not None:
             raise AssetExistsError(
                 f"the archive already holds a complete asset {name} (s3://{archive}/{name}/, "
@@ -301,13 +286,18 @@ def _complete(
                 f"job {job_id} no longer holds the lease of asset {name} (another job took it "
                 "over, or it was released); nothing was written into the asset"
             )
-        counts = _seal(s3, event)
+        sealed = _seal(s3, event)
     clear_work_area(s3, archive=archive, job_id=job_id)
     release_quietly(s3, archive, name, job_id)
     # only now: the manifest is written (the asset sealed, every transfer verified)
-    cleanup = _cleanup_staging(s3, event)
+    cleanup = _cleanup_staging(s3, event, sealed)
     return _mark_complete(
-        sns=sns, store=store, topic_arn=topic_arn, event=event, counts=counts, cleanup=cleanup
+        sns=sns,
+        store=store,
+        topic_arn=topic_arn,
+        event=event,
+        counts=dict(sealed["counts"]),
+        cleanup=cleanup,
     )
 
 
@@ -356,9 +346,9 @@ def _mark_complete(
     return result
 
 
-def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
+def _seal(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
     """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
-    manifest last; returns the counts."""
+    manifest last; returns the manifest."""
     gather = event["gather"]
     name: str = gather["asset_name"]
     archive: str = gather["archive_bucket"]
@@ -426,7 +416,7 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, int]:
     if removed:
         manifest["removed_leftovers"] = removed
     _put_manifest(s3, archive, name, manifest)
-    return counts
+    return manifest
 
 
 def rejected(
