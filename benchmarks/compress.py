@@ -52,8 +52,8 @@ import zstandard
 from benchmarks import ROOT, MiB
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import FRAME, neuropixels_like
-from upload_processor.plan import PlanItem
-from upload_processor.transfer import DEFAULT_LEVEL, transfer
+from upload_processor.domain.plan import PlanItem
+from upload_processor.pipeline.transfer import DEFAULT_LEVEL, transfer
 
 SOURCE_BUCKET = "bench-staging"
 DEST_BUCKET = "bench-archive"

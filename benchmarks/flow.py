@@ -1,6 +1,6 @@
 """`flow`: the whole local flow for a session of many small files and one large file.
 
-A session is built with ``upload_processor.sample.build_session`` (metadata and a few data
+A session is built with ``upload_processor_tools.sample.build_session`` (metadata and a few data
 files), plus ``small_files`` small data files (three in four compressible CSV logs that are
 compressed, one in four PNG frames that are copied as they are) and one large Neuropixels-like
 ``ecephys/continuous_probe.dat`` (a repeating 8 MiB block, written as it is generated).
@@ -58,7 +58,7 @@ def _csv(rng: random.Random, size: int) -> bytes:
 
 def build(folder: Path, *, small_files: int, large_bytes: int) -> dict[str, Any]:
     """Write the session (without upload_job.json) and the job file beside it."""
-    from upload_processor.sample import build_session
+    from upload_processor_tools.sample import build_session
 
     session = build_session(
         folder / "session", acq_datetime=ACQ, data_mb_per_modality=0.05, write_job=False
@@ -126,9 +126,9 @@ def _staged(s3: Any, bucket: str) -> dict[str, dict[str, Any]]:
 
 def _direct(cloud: Any, manifest: dict[str, Any]) -> dict[str, Any]:
     """transfer() on every object of the manifest, directly against the same moto S3."""
-    from upload_processor.clients import client
-    from upload_processor.plan import plan_item
-    from upload_processor.transfer import transfer
+    from upload_processor.adapters.aws import client
+    from upload_processor.domain.plan import plan_item
+    from upload_processor.pipeline.transfer import transfer
 
     s3 = cloud.client("s3")
     s3.create_bucket(Bucket=DIRECT_BUCKET)
@@ -174,8 +174,8 @@ def _direct(cloud: Any, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(*, small_files: int, large_mb: float) -> dict[str, Any]:
-    from upload_processor.local import LocalCloud
-    from upload_processor.local.cloud import RUNNER
+    from upload_processor_tools.local import LocalCloud
+    from upload_processor_tools.local.cloud import RUNNER
 
     large_bytes = int(large_mb * MiB)
     handler_times: dict[str, list[float]] = {}

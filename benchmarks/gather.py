@@ -33,8 +33,8 @@ from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
 
 from benchmarks.timing import autorange, best_of_interleaved
-from upload_processor.merge import assemble
-from upload_processor.sample import build_session
+from upload_processor.metadata.merge import assemble
+from upload_processor_tools.sample import build_session
 
 TARGET_RATIO = 1.5
 

@@ -1,5 +1,5 @@
 """Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz
-(upload_processor.synthetic's generator, at a few hundred spikes a second), and readers that
+(upload_processor_tools.synthetic's generator, at a few hundred spikes a second), and readers that
 stream it without holding a whole file in memory."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import random
 
-from upload_processor.synthetic import ap_band
+from upload_processor_tools.synthetic import ap_band
 
 CHANNELS = 384
 SAMPLE_RATE = 30_000

@@ -31,8 +31,8 @@ from typing import Any
 from benchmarks import MiB
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import CyclingReader
-from upload_processor.plan import PlanItem
-from upload_processor.transfer import MIN_PART_SIZE, transfer, verify
+from upload_processor.domain.plan import PlanItem
+from upload_processor.pipeline.transfer import MIN_PART_SIZE, transfer, verify
 
 GiB = 1024 * MiB
 CONTROL_MAX = 64 * MiB  # objects up to this size also get the positive control
@@ -99,7 +99,7 @@ class SpyS3:
 @contextlib.contextmanager
 def _quiet_transfer_logs() -> Iterator[None]:
     # A copy that S3 keeps no full-object SHA-256 for logs a warning; expected here.
-    logger = logging.getLogger("upload_processor.transfer")
+    logger = logging.getLogger("upload_processor.pipeline.transfer")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:

@@ -36,7 +36,7 @@ import zstandard
 from benchmarks.compress import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.timing import time_once
-from upload_processor.transfer import READ_CHUNK
+from upload_processor.pipeline.transfer import READ_CHUNK
 
 FUNCS = ("worker", "zstd_oneshot", "zstd_stream_sha256")
 

@@ -26,7 +26,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 @pytest.fixture
 def cloud() -> Iterator[object]:
     """A fresh local cloud: template.yaml deployed on moto, handlers in-process."""
-    from upload_processor.local import LocalCloud
+    from upload_processor_tools.local import LocalCloud
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     with LocalCloud(ROOT) as local:

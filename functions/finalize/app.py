@@ -8,11 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor import finalize
-from upload_processor.clients import client
-from upload_processor.config import Settings
-from upload_processor.jobs import JobStore
-from upload_processor.observability import log_keys, record_outcome, record_stage
+from upload_processor.adapters.aws import client
+from upload_processor.adapters.jobs import JobStore
+from upload_processor.entrypoints.observability import log_keys, record_outcome, record_stage
+from upload_processor.pipeline import finalize
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

@@ -8,13 +8,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor import notify
-from upload_processor.clients import client
-from upload_processor.config import Settings
-from upload_processor.gather import gather, gather_settings
-from upload_processor.jobs import JobStatus, JobStore
-from upload_processor.metadata_service import service_from_environment, service_from_spec
-from upload_processor.observability import log_keys, record_stage
+from upload_processor.adapters import notify
+from upload_processor.adapters.aws import client
+from upload_processor.adapters.jobs import JobStatus, JobStore
+from upload_processor.adapters.metadata_service import service_from_environment, service_from_spec
+from upload_processor.entrypoints.observability import log_keys, record_stage
+from upload_processor.pipeline.gather import gather, gather_settings
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor.clients import client
-from upload_processor.config import Settings
-from upload_processor.ingest import Ingest
-from upload_processor.jobs import JobStore
+from upload_processor.adapters.aws import client
+from upload_processor.adapters.jobs import JobStore
+from upload_processor.pipeline.ingest import Ingest
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

@@ -4,7 +4,7 @@ POST /instruments | /subjects | /procedures | /projects  register a document (?r
 GET  /instruments/{id} | /subjects/{subject_id} | ...  the latest version (?version=... for one)
 GET  .../{id}/versions                                  every version, newest first
 
-The logic lives in upload_processor.registry; this only routes and shapes responses.
+The logic lives in upload_processor.adapters.registry; this only routes and shapes responses.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor.api import install_error_routes, json_response
-from upload_processor.clients import client
-from upload_processor.registry import (
+from upload_processor.adapters.aws import client
+from upload_processor.adapters.registry import (
     RegistryConflictError,
     RegistryStore,
     RegistryValidationError,
     kind_spec,
     registry_table_from_env,
 )
+from upload_processor.entrypoints.api import install_error_routes, json_response
 
 logger = Logger()
 tracer = Tracer()

@@ -4,7 +4,7 @@ GET /jobs        recent jobs, newest first: ?state= &since= &user= &job_type= &l
 GET /jobs/{id}   one job (a job id, or an asset name: its newest job): the record, its
                  execution's steps (Step Functions history) and its report's summary
 
-The same data as `upload-processor status` (upload_processor.status); this only routes.
+The same data as `upload-processor status` (upload_processor.operations.status); this only routes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor.api import install_error_routes, json_response
-from upload_processor.clients import client
-from upload_processor.config import Settings
-from upload_processor.jobs import InvalidQueryError, JobStore
-from upload_processor.status import job_detail, list_page
+from upload_processor.adapters.aws import client
+from upload_processor.adapters.jobs import InvalidQueryError, JobStore
+from upload_processor.entrypoints.api import install_error_routes, json_response
+from upload_processor.operations.status import job_detail, list_page
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

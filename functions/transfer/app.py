@@ -10,10 +10,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_processor.clients import client
-from upload_processor.config import mib
-from upload_processor.observability import log_keys, record_stage
-from upload_processor.transfer_batch import run_batch
+from upload_processor.adapters.aws import client
+from upload_processor.entrypoints.observability import log_keys, record_stage
+from upload_processor.pipeline.transfer_batch import run_batch
+from upload_processor.settings import mib
 
 logger = Logger()
 tracer = Tracer()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from e2e_support import ROOT
 
-from upload_processor.local import LocalCloud
+from upload_processor_tools.local import LocalCloud
 
 
 @pytest.fixture

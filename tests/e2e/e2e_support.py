@@ -14,8 +14,8 @@ from typing import Any
 
 import zstandard
 
-from upload_processor.ingest import execution_name
-from upload_processor.local import LocalCloud
+from upload_processor.pipeline.ingest import execution_name
+from upload_processor_tools.local import LocalCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))

@@ -1,6 +1,6 @@
 """Bad input, case by case, through the real local flow (issue 6).
 
-Every case stages a session (built by `upload_processor.sample.build_session`, then spoiled)
+Every case stages a session (built by `upload_processor_tools.sample.build_session`, then spoiled)
 into the local cloud's staging bucket, uploads `upload_job.json` last, and checks what a
 scientist gets back: the job's final status, the report issue (rule, file, field, a message
 that says how to fix it), the SNS message, and that nothing was lost: every staged object
@@ -26,13 +26,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from upload_processor.archive_guard import lock_key
-from upload_processor.ingest import execution_name
-from upload_processor.local import LocalCloud
-from upload_processor.report import REPORT_FILENAME
-from upload_processor.s3io import join
-from upload_processor.sample import build_session
-from upload_processor.upload_job import JOB_FILENAME, MAX_JOB_BYTES
+from upload_processor.adapters.s3 import join
+from upload_processor.domain.report import REPORT_FILENAME
+from upload_processor.domain.upload_job import JOB_FILENAME, MAX_JOB_BYTES
+from upload_processor.pipeline.archive_guard import lock_key
+from upload_processor.pipeline.ingest import execution_name
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))

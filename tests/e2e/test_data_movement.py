@@ -16,8 +16,8 @@ import boto3
 import pytest
 import zstandard
 
-from upload_processor.local import LocalCloud
-from upload_processor.sample import build_session
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))

@@ -15,7 +15,7 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
         [
             sys.executable,
             "-c",
-            "from upload_processor.cli import app; app()",
+            "from upload_processor_tools.cli import app; app()",
             "local",
             "demo",
             "--data-mb",

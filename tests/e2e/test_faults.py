@@ -30,10 +30,10 @@ from e2e_support import decompress as _decompress
 from e2e_support import keys as _keys
 from e2e_support import versions as _versions
 
-from upload_processor.local import LocalCloud
-from upload_processor.local.cloud import RUNNER
-from upload_processor.notify import subscription_filter
-from upload_processor.sample import SAMPLE_PROJECT_NAME, build_session, project_record
+from upload_processor.adapters.notify import subscription_filter
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.sample import SAMPLE_PROJECT_NAME, build_session, project_record
 
 # --- the fault edge ----------------------------------------------------------------------------
 

@@ -31,15 +31,15 @@ from e2e_support import decompress as _decompress
 from e2e_support import keys as _keys
 from e2e_support import versions as _versions
 
-from upload_processor.archive_guard import lock_key
-from upload_processor.ingest import Ingest, execution_name
-from upload_processor.jobs import JobStatus, JobStore
-from upload_processor.local import LocalCloud
-from upload_processor.local.cloud import RUNNER
-from upload_processor.plan import PlanItem
-from upload_processor.sample import build_session
-from upload_processor.transfer import transfer
-from upload_processor.versions import function_names_from_env
+from upload_processor.adapters.jobs import JobStatus, JobStore
+from upload_processor.adapters.versions import function_names_from_env
+from upload_processor.domain.plan import PlanItem
+from upload_processor.pipeline.archive_guard import lock_key
+from upload_processor.pipeline.ingest import Ingest, execution_name
+from upload_processor.pipeline.transfer import transfer
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.sample import build_session
 
 MiB = 1024 * 1024
 
@@ -526,7 +526,7 @@ def test_two_ingests_racing_past_the_record_check_still_start_one_execution(
     key, version = _stage_silently(cloud, session, "rig-7/race")
     functions = cloud.deployment.functions
     env = functions["IngestFunction"].environment
-    from upload_processor.config import Settings
+    from upload_processor.settings import Settings
 
     settings = Settings(
         jobs_table=cloud.jobs_table,

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from upload_processor.local import LocalCloud
-from upload_processor.sample import build_session
-from upload_processor.status_cli import app as status_app
+from upload_processor_tools.commands.status import app as status_app
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
@@ -321,7 +321,7 @@ def _role_allows(cloud: LocalCloud, action: str, resource: str) -> bool:
 
 
 def test_the_status_api_is_iam_authorised_and_its_role_read_only(jobs) -> None:
-    from upload_processor.local.template import load_template
+    from upload_processor_tools.local.template import load_template
 
     cloud, complete, _ = jobs
     resources = load_template(ROOT / "template.yaml")["Resources"]

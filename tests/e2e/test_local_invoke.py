@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from upload_processor.cli import app
-from upload_processor.local.events import EVENT_FUNCTIONS, sample_events
+from upload_processor_tools.cli import app
+from upload_processor_tools.local.events import EVENT_FUNCTIONS, sample_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

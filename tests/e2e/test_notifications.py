@@ -7,8 +7,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from upload_processor.notify import subscription_filter
-from upload_processor.sample import build_session
+from upload_processor.adapters.notify import subscription_filter
+from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 ASSET = "750101_2025-06-12_15-03-00"
@@ -114,7 +114,7 @@ def test_rejection_body_names_every_problem_of_the_report(cloud, tmp_path: Path)
 def test_a_new_job_for_a_failed_asset_sends_retry(tmp_path: Path) -> None:
     import warnings
 
-    from upload_processor.local import LocalCloud
+    from upload_processor_tools.local import LocalCloud
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     root = Path(__file__).resolve().parents[2]

@@ -18,13 +18,13 @@ import zstandard
 from e2e_support import s3_event_body
 from typer.testing import CliRunner
 
-from upload_processor import gather, transfer_batch
-from upload_processor.jobs import JobStatus, JobStore
-from upload_processor.local import LocalCloud
-from upload_processor.operations import retry_name
-from upload_processor.operator_cli import app as operator_app
-from upload_processor.sample import build_session
-from upload_processor.status_cli import app as status_app
+from upload_processor.adapters.jobs import JobStatus, JobStore
+from upload_processor.operations.control import retry_name
+from upload_processor.pipeline import gather, transfer_batch
+from upload_processor_tools.commands.operator import app as operator_app
+from upload_processor_tools.commands.status import app as status_app
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
@@ -275,7 +275,7 @@ def test_a_cancelled_job_is_not_started_by_a_late_delivery(
 ) -> None:
     """Ingest recorded the job, then crashed before starting it; an operator cancelled it;
     SQS redelivers the event: nothing starts."""
-    from upload_processor.ingest import execution_name
+    from upload_processor.pipeline.ingest import execution_name
 
     s3, sqs = cloud.client("s3"), cloud.client("sqs")
     s3.put_bucket_notification_configuration(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aind_data_schema.core.data_description import DataDescription
 
-from upload_processor.sample import build_session
+from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 ASSET = "750101_2025-06-12_15-03-00"

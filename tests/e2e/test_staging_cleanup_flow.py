@@ -18,8 +18,8 @@ from e2e_support import ACQ, ASSET, JOB, REPORT, Staged, decompress
 from e2e_support import keys as _current
 from e2e_support import versions as _versions
 
-from upload_processor.local import LocalCloud
-from upload_processor.sample import build_session
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
 
 CLEANUP = {"remove_source_folders": {"skip_task": False}}
 

@@ -26,11 +26,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from upload_processor import submit_cli
-from upload_processor.jobs import JobStore
-from upload_processor.local.server import free_port
-from upload_processor.sample import build_session
-from upload_processor.submit import s3_client
+from upload_processor.adapters.jobs import JobStore
+from upload_processor_tools.commands import submit as submit_cli
+from upload_processor_tools.local.server import free_port
+from upload_processor_tools.sample import build_session
+from upload_processor_tools.submit import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETE", "FAILED", "REJECTED", "CANCELLED")
@@ -39,7 +39,7 @@ MiB = 1024 * 1024
 
 def _mounted(*args: str) -> bool:
     """Whether `upload-processor <args>` exists (commands are mounted in cli.py)."""
-    from upload_processor import cli
+    from upload_processor_tools import cli
 
     return CliRunner().invoke(cli.app, [*args, "--help"]).exit_code == 0
 
@@ -48,7 +48,7 @@ def _submit(args: list[str]):
     """Run `upload-processor submit ...` in this process (the mounted command, or the same
     function as a one-command app)."""
     if _mounted("submit"):
-        from upload_processor import cli
+        from upload_processor_tools import cli
 
         return CliRunner().invoke(cli.app, ["submit", *args])
     app = typer.Typer()
@@ -89,9 +89,9 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     if _mounted("local", "serve"):
-        command = [sys.executable, "-m", "upload_processor.cli", "local", "serve"]
+        command = [sys.executable, "-m", "upload_processor_tools.cli", "local", "serve"]
     else:
-        command = [sys.executable, "-m", "upload_processor.local.serve_cli"]
+        command = [sys.executable, "-m", "upload_processor_tools.local.serve_cli"]
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     env["PYTHONUNBUFFERED"] = "1"
     stderr_path = tmp_path_factory.mktemp("serve") / "stderr.txt"
@@ -201,7 +201,7 @@ def test_submit_runs_the_job_to_complete_across_processes(served: Served, tmp_pa
     assert len(head["Metadata"]["sha256"]) == 64
 
     if _mounted("status"):  # `upload-processor status`, built alongside; the record is the check
-        from upload_processor import cli
+        from upload_processor_tools import cli
 
         shown = CliRunner().invoke(
             cli.app, ["status", job_id, "--endpoint-url", served.endpoint, "--json"]

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from upload_processor import __version__
-from upload_processor.local.cloud import RUNNER
-from upload_processor.sample import build_session
-from upload_processor.versions import ALIAS
+from upload_processor.adapters.versions import ALIAS
+from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 EMAIL = "scientist@example.org"
@@ -135,7 +135,7 @@ def _rejected(cloud, tmp_path: Path, tasks: dict[str, Any], prefix: str) -> tupl
 
 
 def _record(cloud, prefix: str) -> dict:
-    from upload_processor.ingest import execution_name
+    from upload_processor.pipeline.ingest import execution_name
 
     s3 = cloud.client("s3")
     key = f"{prefix}/upload_job.json"

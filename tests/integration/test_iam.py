@@ -131,7 +131,7 @@ def test_the_state_machine_only_invokes_its_own_functions(cloud) -> None:
 def test_buckets_refuse_plain_http_in_the_template() -> None:
     from pathlib import Path
 
-    from upload_processor.local.template import translate
+    from upload_processor_tools.local.template import translate
 
     root = Path(__file__).resolve().parents[2]
     resources = translate(
@@ -159,7 +159,7 @@ def test_buckets_refuse_plain_http_in_the_template() -> None:
 
 @functools.cache
 def _translated():
-    from upload_processor.local.template import translate
+    from upload_processor_tools.local.template import translate
 
     root = Path(__file__).resolve().parents[2]
     return translate(
@@ -173,7 +173,7 @@ def _of_type(kind: str) -> dict[str, dict[str, Any]]:
 
 def _resolved(value: Any) -> Any:
     """Pseudo parameters and parameters substituted (the values below refer to nothing else)."""
-    from upload_processor.local.cloud import _Resolver
+    from upload_processor_tools.local.cloud import _Resolver
 
     return _Resolver(_translated().parameters)(value)
 
@@ -300,7 +300,7 @@ def test_the_registry_and_status_apis_take_iam_signed_requests_only() -> None:
     ]
     assert set(registry_posts) == {"/instruments", "/subjects", "/procedures", "/projects"}
     # and in the source template: IAM by default, no event overriding it
-    from upload_processor.local.template import load_template
+    from upload_processor_tools.local.template import load_template
 
     source = load_template(Path(__file__).resolve().parents[2] / "template.yaml")["Resources"]
     for logical in apis:
@@ -330,7 +330,7 @@ def test_every_function_logs_to_a_group_with_retention() -> None:
 
 def test_dynamodb_grants_are_explicit_and_delete_nothing() -> None:
     """No function gets a *CrudPolicy on a table (DeleteItem, BatchWriteItem): the registry
-    function gets exactly the calls upload_processor.registry makes, on its table alone."""
+    function gets exactly the calls upload_processor.adapters.registry makes, on its table alone."""
     roles = _of_type("AWS::IAM::Role")
     for logical, role in roles.items():
         for policy in role["Properties"].get("Policies", []):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from upload_processor.local.template import load_template, translate
+from upload_processor_tools.local.template import load_template, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 

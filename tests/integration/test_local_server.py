@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upload_processor.local import LocalModeError
-from upload_processor.local.server import LocalServer, banner, free_port
+from upload_processor_tools.local import LocalModeError
+from upload_processor_tools.local.server import LocalServer, banner, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from upload_processor import __version__
-from upload_processor.local.server import LocalServer
-from upload_processor.versions_cli import versions
+from upload_processor_tools.commands.versions import versions
+from upload_processor_tools.local.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

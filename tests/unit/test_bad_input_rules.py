@@ -12,24 +12,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from upload_processor.errors import UploadJobError
-from upload_processor.gather import gather_session
-from upload_processor.s3io import ObjectTooLargeError, read_bytes
-from upload_processor.sample import build_session
-from upload_processor.session import LocalSession
-from upload_processor.transfer import TransferError
-from upload_processor.transfer_batch import (
-    _record_failure,
-    collect_failures,
-    failure_key,
-    results_key,
-)
-from upload_processor.upload_job import (
+from upload_processor.adapters.s3 import ObjectTooLargeError, read_bytes
+from upload_processor.adapters.staging import LocalSession
+from upload_processor.domain.upload_job import (
     JOB_FILENAME,
     MAX_JOB_BYTES,
     parse_listed_files,
     parse_upload_job,
 )
+from upload_processor.errors import UploadJobError
+from upload_processor.pipeline.gather import gather_session
+from upload_processor.pipeline.transfer import TransferError
+from upload_processor.pipeline.transfer_batch import (
+    _record_failure,
+    collect_failures,
+    failure_key,
+    results_key,
+)
+from upload_processor_tools.sample import build_session
 
 JOB = {
     "job_type": "default",

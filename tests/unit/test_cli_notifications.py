@@ -9,7 +9,7 @@ import boto3
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from upload_processor.cli import app
+from upload_processor_tools.cli import app
 
 
 @mock_aws

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from upload_processor.cli import app
+from upload_processor_tools.cli import app
 
 
 def test_schema_upload_job_is_json_schema_of_the_model() -> None:

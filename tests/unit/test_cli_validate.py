@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from upload_processor.cli import app
-from upload_processor.sample import build_session
+from upload_processor_tools.cli import app
+from upload_processor_tools.sample import build_session
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_instrument_id_without_a_service_is_reported(good: Path, tmp_path: Path)
 def test_internal_error_exits_3_and_is_not_called_invalid(
     good: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import upload_processor.validate as validate
+    import upload_processor_tools.validate as validate
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
@@ -173,10 +173,10 @@ def test_data_description_is_built_from_the_job_when_not_supplied(
 
 
 def test_gathered_data_description_carries_the_job_and_settings(good: Path, tmp_path: Path) -> None:
-    from upload_processor.gather import gather_session
-    from upload_processor.job_types import resolve
-    from upload_processor.session import LocalSession
-    from upload_processor.upload_job import parse_upload_job
+    from upload_processor.adapters.staging import LocalSession
+    from upload_processor.domain.job_types import resolve
+    from upload_processor.domain.upload_job import parse_upload_job
+    from upload_processor.pipeline.gather import gather_session
 
     session = _copy(good, tmp_path / "s")
     (session / "data_description.json").unlink()

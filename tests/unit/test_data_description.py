@@ -17,14 +17,14 @@ from aind_data_schema.core.data_description import DataDescription, Funding
 from aind_data_schema_models.organizations import Organization
 from moto import mock_aws
 
-from upload_processor import data_description
-from upload_processor.gather import gather_session
-from upload_processor.job_types import resolve
-from upload_processor.metadata_service import RegistryTableService
-from upload_processor.registry import RegistryStore
-from upload_processor.sample import build_session
-from upload_processor.session import LocalSession
-from upload_processor.upload_job import parse_upload_job
+from upload_processor.adapters.metadata_service import RegistryTableService
+from upload_processor.adapters.registry import RegistryStore
+from upload_processor.adapters.staging import LocalSession
+from upload_processor.domain.job_types import resolve
+from upload_processor.domain.upload_job import parse_upload_job
+from upload_processor.metadata import data_description
+from upload_processor.pipeline.gather import gather_session
+from upload_processor_tools.sample import build_session
 
 TABLE = "registry-dd"
 PROJECT = "Example Foraging Project"
@@ -184,8 +184,8 @@ def test_a_supplied_data_description_is_used_as_it_is(service: Any, tmp_path: Pa
 
 
 def test_the_sample_project_record_matches_the_sample_data_description(tmp_path: Path) -> None:
-    from upload_processor.registry import validate_document
-    from upload_processor.sample import project_record
+    from upload_processor.adapters.registry import validate_document
+    from upload_processor_tools.sample import project_record
 
     session = build_session(tmp_path / "s", data_mb_per_modality=0)
     supplied = json.loads((session / "data_description.json").read_text())

@@ -16,10 +16,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from upload_processor import finalize
-from upload_processor.jobs import JobStore
-from upload_processor.local.template import load_template
-from upload_processor.transfer_batch import failure_key, results_key
+from upload_processor.adapters.jobs import JobStore
+from upload_processor.pipeline import finalize
+from upload_processor.pipeline.transfer_batch import failure_key, results_key
+from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "archive-test"

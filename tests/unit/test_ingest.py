@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upload_processor.ingest import execution_name
+from upload_processor.pipeline.ingest import execution_name
 
 VALID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 BUCKET = "staging"

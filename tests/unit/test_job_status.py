@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from upload_processor.jobs import (
+from upload_processor.adapters.jobs import (
     InvalidQueryError,
     JobStateConflictError,
     JobStatus,
     JobStore,
     iso,
 )
-from upload_processor.local.template import load_template
-from upload_processor.status import execution_steps, list_page, parse_since
+from upload_processor.operations.status import execution_steps, list_page, parse_since
+from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "jobs-test"
@@ -299,7 +299,7 @@ def test_steps_of_a_stopped_execution_end_aborted() -> None:
 
 
 def test_retry_execution_names_fit_step_functions() -> None:
-    from upload_processor.operations import retry_name
+    from upload_processor.operations.control import retry_name
 
     assert retry_name("rig-7-s1-0123", 1) == "rig-7-s1-0123-retry-1"
     long_id = "x" * 50 + "-" + "a" * 20
@@ -311,7 +311,7 @@ def test_retry_execution_names_fit_step_functions() -> None:
 def test_the_locator_prefers_options_then_env_then_stack_outputs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from upload_processor.locate import Locator, NotLocatedError
+    from upload_processor_tools.commands.locate import Locator, NotLocatedError
 
     for name in (
         "UPLOAD_PROCESSOR_JOBS_TABLE",

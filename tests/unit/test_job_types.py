@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from upload_processor.errors import UnknownJobTypeError, UploadJobError
-from upload_processor.job_types import (
+from upload_processor.domain.job_types import (
     DEFAULT_JOB_TYPES,
     OPT_IN_TASKS,
     TASK_IDS,
@@ -18,7 +17,8 @@ from upload_processor.job_types import (
     resolve_job,
     validate_preset,
 )
-from upload_processor.upload_job import UploadJob, parse_upload_job
+from upload_processor.domain.upload_job import UploadJob, parse_upload_job
+from upload_processor.errors import UnknownJobTypeError, UploadJobError
 
 BASE: dict[str, Any] = {
     "job_type": "default",
@@ -368,7 +368,7 @@ def test_task_missing_from_a_custom_preset_is_unknown_for_that_job_type() -> Non
 
 
 def test_per_modality_override_for_an_undeclared_modality_is_an_error() -> None:
-    from upload_processor.upload_job import parse_upload_job
+    from upload_processor.domain.upload_job import parse_upload_job
 
     job, _ = parse_upload_job(
         json.dumps(

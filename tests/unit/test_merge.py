@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from aind_data_schema.core.metadata import Metadata
 
-from upload_processor import sample
-from upload_processor.merge import (
+from upload_processor.metadata.merge import (
     CORE_TYPES,
     MODELS,
     Assembly,
     assemble,
     metadata_type_of,
 )
-from upload_processor.sample import build_session
+from upload_processor_tools import sample
+from upload_processor_tools.sample import build_session
 
 ASSET = "750101_2025-06-12_15-03-00"
 

@@ -20,8 +20,7 @@ from aind_data_schema.core.instrument import Instrument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upload_processor import sample
-from upload_processor.merge import (
+from upload_processor.metadata.merge import (
     MODELS,
     Assembly,
     JobFacts,
@@ -29,7 +28,8 @@ from upload_processor.merge import (
     extra_type_of,
     metadata_type_of,
 )
-from upload_processor.sample import build_session
+from upload_processor_tools import sample
+from upload_processor_tools.sample import build_session
 
 ASSET = "750101_2025-06-12_15-03-00"
 START = sample.DEFAULT_ACQ_DATETIME

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from upload_processor.errors import ConfigurationError
-from upload_processor.metadata_service import (
+from upload_processor.adapters.metadata_service import (
     AindMetadataService,
     MetadataRequestError,
     MetadataService,
@@ -27,6 +26,7 @@ from upload_processor.metadata_service import (
     service_from_spec,
     spec_from_environment,
 )
+from upload_processor.errors import ConfigurationError
 
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.01}
 SUBJECT = {"object_type": "Subject", "subject_id": "750101", "notes": None}
@@ -454,8 +454,8 @@ def test_registry_table_service_reads_the_store(tmp_path: Any) -> None:
     import boto3
     from moto import mock_aws
 
-    from upload_processor.registry import RegistryStore
-    from upload_processor.sample import build_session, project_record
+    from upload_processor.adapters.registry import RegistryStore
+    from upload_processor_tools.sample import build_session, project_record
 
     session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
     instrument = json.loads((session / "instrument_ecephys.json").read_text())

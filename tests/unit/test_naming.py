@@ -12,7 +12,7 @@ from aind_data_schema_models.data_name_patterns import DataRegex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upload_processor.naming import asset_name
+from upload_processor.domain.naming import asset_name
 
 RAW = re.compile(DataRegex.RAW.value)
 

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from upload_processor import notify
-from upload_processor.report import Issue, Report
+from upload_processor.adapters import notify
+from upload_processor.domain.report import Issue, Report
 
 SNS_MAX_MESSAGE = 256 * 1024  # bytes
 SNS_MAX_SUBJECT = 100  # characters, exclusive

@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_lambda_powertools import Metrics
 
-from upload_processor.observability import log_keys, record_outcome, record_stage
+from upload_processor.entrypoints.observability import log_keys, record_outcome, record_stage
 
 
 @pytest.fixture

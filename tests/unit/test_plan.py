@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upload_processor.plan import choose_action, in_zarr_store
+from upload_processor.domain.plan import choose_action, in_zarr_store
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 import jsonschema
 from typer.testing import CliRunner
 
-from upload_processor import reference
-from upload_processor.cli import app
-from upload_processor.upload_job import parse_upload_job
+from upload_processor.domain.upload_job import parse_upload_job
+from upload_processor_tools import reference
+from upload_processor_tools.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

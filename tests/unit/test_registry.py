@@ -16,9 +16,9 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from upload_processor.registry import RegistryStore
-from upload_processor.registry_cli import registry_app
-from upload_processor.sample import build_session
+from upload_processor.adapters.registry import RegistryStore
+from upload_processor_tools.commands.registry import registry_app
+from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "registry-test"
@@ -452,7 +452,7 @@ def test_cli_put_and_get_on_a_table(dynamodb: Any, session: Path) -> None:
 
 
 def test_cli_put_and_get_a_project_on_a_table(dynamodb: Any, tmp_path: Path) -> None:
-    from upload_processor.sample import project_record
+    from upload_processor_tools.sample import project_record
 
     runner = CliRunner()
     path = tmp_path / "project.json"

@@ -15,8 +15,8 @@ from aind_data_schema.core.instrument import Instrument
 from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
 
-from upload_processor import sample
-from upload_processor.sample import asset_name_for, build_session
+from upload_processor_tools import sample
+from upload_processor_tools.sample import asset_name_for, build_session
 
 MB = 0.25
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from upload_processor.staging_cleanup import (
+from upload_processor.pipeline.staging_cleanup import (
     CleanupResult,
     StagedObject,
     cleanup_requested,

@@ -13,10 +13,10 @@ import typer
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from upload_processor import submit_cli
-from upload_processor.ingest import execution_name
-from upload_processor.sample import build_session
-from upload_processor.submit import (
+from upload_processor.pipeline.ingest import execution_name
+from upload_processor_tools.commands import submit as submit_cli
+from upload_processor_tools.sample import build_session
+from upload_processor_tools.submit import (
     LocalFile,
     SessionLayoutError,
     StagingLocation,

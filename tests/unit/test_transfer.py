@@ -15,9 +15,9 @@ import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-import upload_processor.transfer as transfer_module
-from upload_processor.plan import PlanItem, plan_item
-from upload_processor.transfer import (
+import upload_processor.pipeline.transfer as transfer_module
+from upload_processor.domain.plan import PlanItem, plan_item
+from upload_processor.pipeline.transfer import (
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
     ZSTD_CONTENT_TYPE,

@@ -26,7 +26,7 @@ import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from upload_processor.plan import (
+from upload_processor.domain.plan import (
     CHUNK_THRESHOLD,
     DEFAULT_RANGE_SIZE,
     MAX_PARTS,
@@ -41,7 +41,7 @@ from upload_processor.plan import (
     range_size_for,
     seconds_per_mb,
 )
-from upload_processor.transfer import (
+from upload_processor.pipeline.transfer import (
     META_RANGE_SIZE,
     META_SOURCE_SIZE,
     SKIPPABLE_MAGIC,

@@ -12,14 +12,14 @@ from aind_data_schema_models.modalities import Modality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upload_processor.errors import UploadJobError
-from upload_processor.upload_job import (
+from upload_processor.domain.upload_job import (
     IGNORED_TASK_FIELDS,
     JOB_FILENAME,
     MAX_JOB_BYTES,
     UploadJob,
     parse_upload_job,
 )
+from upload_processor.errors import UploadJobError
 
 # The minimal example of DESIGN.md "Contracts", verbatim.
 MINIMAL: dict[str, Any] = {

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from upload_processor.job_types import resolve_job
-from upload_processor.naming import asset_name
-from upload_processor.upload_job import UploadJob, parse_upload_job
+from upload_processor.domain.job_types import resolve_job
+from upload_processor.domain.naming import asset_name
+from upload_processor.domain.upload_job import UploadJob, parse_upload_job
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "upload_job_configs_v2.json"
 

@@ -15,10 +15,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from upload_processor import __version__
-from upload_processor.job_types import resolve
-from upload_processor.local.template import load_template
-from upload_processor.upload_job import parse_upload_job
-from upload_processor.versions import (
+from upload_processor.adapters.versions import (
     ALIAS,
     FUNCTION_ENV,
     LOGICAL_IDS,
@@ -29,6 +26,9 @@ from upload_processor.versions import (
     task_pins,
     version_description,
 )
+from upload_processor.domain.job_types import resolve
+from upload_processor.domain.upload_job import parse_upload_job
+from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"gather": "gather-fn", "transfer": "transfer-fn", "finalize": "finalize-fn"}
@@ -270,7 +270,7 @@ def test_a_missing_alias_is_a_deployment_fault_not_a_rejection(awslambda) -> Non
 def test_versions_command_lists_every_published_version(awslambda) -> None:
     import typer
 
-    from upload_processor.versions_cli import versions
+    from upload_processor_tools.commands.versions import versions
 
     app = typer.Typer()
     app.command()(versions)
@@ -306,7 +306,7 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
 def test_versions_command_says_where_to_look() -> None:
     import typer
 
-    from upload_processor.versions_cli import versions
+    from upload_processor_tools.commands.versions import versions
 
     app = typer.Typer()
     app.command()(versions)

@@ -1,0 +1,1 @@
+"""What the Lambda handlers share: Powertools REST responses and metrics helpers."""

@@ -1,0 +1,1 @@
+"""What operators do with jobs after the fact: read their status, retry, cancel, redrive."""

@@ -1,0 +1,182 @@
+"""Operator commands: `upload-processor retry JOB`, `cancel JOB`, `redrive`.
+
+    upload-processor retry rig-7-session-1-0123abcd...    # a new execution of a FAILED job
+    upload-processor cancel JOB --reason "wrong subject"  # stop it, abort its uploads
+    upload-processor redrive                              # ingest DLQ → ingest queue
+
+`retry` and `cancel` accept a job id or an asset name (its newest job). `retry` starts a new
+execution with the original input (plus `retry_of`), named `<job_id>-retry-<n>`, on the same
+job record; transfer batches already recorded in the archive's work area are not redone.
+`cancel` stops the execution, aborts the job's multipart uploads and marks it CANCELLED;
+staged data is never touched. `redrive` moves every message of the ingest dead-letter queue
+back to the ingest queue and prints the count.
+
+Where things are: as for `status` (`--table`, `--stack`, `--endpoint-url`; see
+upload_processor_tools.commands.locate); `redrive` takes `--queue-url` / `--dlq-url` (or
+UPLOAD_PROCESSOR_INGEST_QUEUE_URL / UPLOAD_PROCESSOR_INGEST_DLQ_URL, or the stack's
+`IngestQueueUrl` / `IngestDeadLetterQueueUrl` outputs). `--json` prints the result as JSON
+only. Exit 0 done; 1 the job is not found or the operation is refused (e.g. retrying a job
+that is not FAILED: the message says why); 2 usage errors; 3 AWS cannot be reached or refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from upload_processor_tools.commands.status import (
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    EndpointOption,
+    JsonOption,
+    RegionOption,
+    StackOption,
+    TableOption,
+    aws_failure,
+    fail,
+    job_store,
+    locator,
+    print_json,
+)
+
+app = typer.Typer(help="Operator commands.", no_args_is_help=True)
+
+JobArgument = typer.Argument(
+    ..., metavar="JOB", help="A job id, or an asset name (its newest job)."
+)
+
+
+def _run(action: Any, what: str) -> dict[str, Any]:
+    from upload_processor.errors import JobNotFoundError
+    from upload_processor.operations.control import OperationRefusedError
+
+    try:
+        return action()
+    except (JobNotFoundError, OperationRefusedError) as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except Exception as exc:
+        aws_failure(exc, what)
+
+
+@app.callback()
+def _group() -> None:
+    """Operator commands (mounted as `upload-processor retry|cancel|redrive`)."""
+
+
+@app.command("retry")
+def retry(
+    job: str = JobArgument,
+    as_json: bool = JsonOption,
+    table: str | None = TableOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+) -> None:
+    """Start a new execution of a FAILED job; work already in the archive is not redone."""
+    from upload_processor.operations import control as operations
+
+    where = locator(stack, endpoint_url, region)
+    store = job_store(where, table)
+    result = _run(
+        lambda: operations.retry(
+            store=store, sfn=where.client("stepfunctions"), s3=where.client("s3"), job=job
+        ),
+        f"retry job {job}",
+    )
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(
+        f"job {result['job_id']}: attempt {result['attempts']} started as "
+        f"{result['execution_name']} ({result['kept_batches']} transfer batch(es) already "
+        f"done are kept, {result['dropped_batches']} redone)\n"
+        f"follow it with: upload-processor status {result['job_id']}"
+    )
+
+
+@app.command("cancel")
+def cancel(
+    job: str = JobArgument,
+    reason: str | None = typer.Option(None, "--reason", help="Recorded on the job."),
+    as_json: bool = JsonOption,
+    table: str | None = TableOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+) -> None:
+    """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
+    from upload_processor.operations import control as operations
+
+    where = locator(stack, endpoint_url, region)
+    store = job_store(where, table)
+    result = _run(
+        lambda: operations.cancel(
+            store=store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job=job,
+            reason=reason,
+        ),
+        f"cancel job {job}",
+    )
+    if as_json:
+        print_json(result)
+        return
+    stopped = "execution stopped" if result["execution_stopped"] else "no running execution"
+    typer.echo(
+        f"job {result['job_id']} CANCELLED: {stopped}, "
+        f"{result['uploads_aborted']} multipart upload(s) aborted; staged data untouched"
+    )
+
+
+@app.command("redrive")
+def redrive(
+    queue_url: str | None = typer.Option(
+        None, "--queue-url", envvar="UPLOAD_PROCESSOR_INGEST_QUEUE_URL", help="The ingest queue."
+    ),
+    dlq_url: str | None = typer.Option(
+        None,
+        "--dlq-url",
+        envvar="UPLOAD_PROCESSOR_INGEST_DLQ_URL",
+        help="The ingest dead-letter queue.",
+    ),
+    max_messages: int | None = typer.Option(
+        None, "--max", min=1, help="Move at most this many messages."
+    ),
+    wait: int = typer.Option(
+        1, "--wait", min=0, max=20, help="Seconds each receive waits for a message."
+    ),
+    as_json: bool = JsonOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+) -> None:
+    """Move the ingest dead-letter queue's messages back to the ingest queue; print the count."""
+    from upload_processor.errors import ConfigurationError
+    from upload_processor.operations import control as operations
+
+    where = locator(stack, endpoint_url, region)
+    try:
+        queue, dlq = where.ingest_queues(queue_url, dlq_url)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except Exception as exc:
+        aws_failure(exc, "find the ingest queues")
+    try:
+        moved = operations.redrive(
+            where.client("sqs"),
+            source_url=dlq,
+            dest_url=queue,
+            limit=max_messages,
+            wait_seconds=wait,
+        )
+    except Exception as exc:
+        aws_failure(exc, f"move messages from {dlq} to {queue}")
+    if as_json:
+        print_json({"moved": moved, "from": dlq, "to": queue})
+    else:
+        typer.echo(f"moved {moved} message(s) from {dlq} to {queue}")
+
+
+__all__ = ["app", "cancel", "redrive", "retry"]

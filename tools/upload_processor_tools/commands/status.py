@@ -1,0 +1,349 @@
+"""`upload-processor status`: recent jobs as a table, or one job in detail.
+
+    upload-processor status                                # the 50 newest jobs
+    upload-processor status --state FAILED --since 7d      # by status (an index query)
+    upload-processor status --user scientist@example.org --job-type ecephys --limit 20
+    upload-processor status --next-token TOKEN             # the next page (same filters)
+    upload-processor status JOB_ID_OR_ASSET_NAME           # record, execution steps, report
+    upload-processor status ... --json                     # JSON only on stdout
+
+`--since` takes an ISO date or date-time (naive = UTC) or an age: 30m, 24h, 7d, 2w. An asset
+name shows the newest job for that asset.
+
+Where the jobs are (the first that answers; see upload_processor_tools.commands.locate):
+`--table NAME` or UPLOAD_PROCESSOR_JOBS_TABLE; else the `JobsTableName` output of `--stack
+NAME` or UPLOAD_PROCESSOR_STACK; else, with `--endpoint-url URL` or AWS_ENDPOINT_URL (a local
+cloud, e.g. `upload-processor local serve`), local mode's table `upload-local-JobsTable`.
+The execution and the report are found from the job record itself. AWS credentials and
+region come from the usual places (`--region` overrides).
+
+Problems are one line on stderr: exit 1 when the job is not found, 2 for usage errors (bad
+filters or token, nowhere to look), 3 when AWS cannot be reached or refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+
+app = typer.Typer(help="Job status.", no_args_is_help=True)
+
+TableOption = typer.Option(
+    None,
+    "--table",
+    envvar="UPLOAD_PROCESSOR_JOBS_TABLE",
+    help="The jobs table (stack output JobsTableName).",
+)
+StackOption = typer.Option(
+    None,
+    "--stack",
+    envvar="UPLOAD_PROCESSOR_STACK",
+    help="A deployed stack: its outputs say where everything is.",
+)
+EndpointOption = typer.Option(
+    None,
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    help="A local cloud's endpoint (e.g. http://127.0.0.1:5050 of `local serve`).",
+)
+RegionOption = typer.Option(None, "--region", help="AWS region (default: your AWS config).")
+JsonOption = typer.Option(False, "--json", help="JSON only, on stdout.")
+
+_STYLE = {
+    "RECEIVED": "cyan",
+    "PROCESSING": "blue",
+    "COMPLETE": "green",
+    "REJECTED": "yellow",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+    "succeeded": "green",
+    "failed": "red",
+    "running": "blue",
+    "aborted": "magenta",
+}
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, then exit with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def aws_failure(exc: Exception, what: str) -> NoReturn:
+    """AWS could not answer (no table, no credentials, endpoint down): exit 3."""
+    text = " ".join(str(exc).split())
+    fail(f"cannot {what}: {type(exc).__name__}: {text}", EXIT_UNAVAILABLE)
+
+
+def locator(stack: str | None, endpoint_url: str | None, region: str | None) -> Any:
+    """The Locator for these options."""
+    from upload_processor_tools.commands.locate import Locator
+
+    return Locator(endpoint_url=endpoint_url, region=region, stack=stack)
+
+
+def job_store(where: Any, table: str | None) -> Any:
+    """A JobStore on the located table (usage errors exit 2)."""
+    from upload_processor.adapters.jobs import JobStore
+    from upload_processor.errors import ConfigurationError
+
+    try:
+        name = where.jobs_table(table)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except Exception as exc:
+        aws_failure(exc, "find the jobs table")
+    return JobStore(where.client("dynamodb"), name)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _size(value: Any) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(value)  # pragma: no cover
+
+
+def _when(value: Any) -> str:
+    return str(value).replace("T", " ").replace("Z", "")[:19] if value else "-"
+
+
+def _styled(value: Any) -> str:
+    text = str(value or "-")
+    style = _STYLE.get(text)
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _counts(record: dict[str, Any]) -> str:
+    if record.get("files") is None:
+        return "-"
+    return f"{record['files']} / {_size(record.get('bytes_in'))} → {_size(record.get('bytes_out'))}"
+
+
+def render_list(console: Console, page: dict[str, Any]) -> None:
+    """The listing as a table, then how to get the next page."""
+    items = page["items"]
+    if not items:
+        console.print("no jobs match")
+    else:
+        table = Table(show_lines=False, header_style="bold")
+        for column in ("Job", "Status", "Asset", "User", "Job type", "Created (UTC)"):
+            table.add_column(column, overflow="fold")
+        table.add_column("Files / bytes in → out", justify="right")
+        for r in items:
+            table.add_row(
+                r.get("job_id", "-"),
+                _styled(r.get("status")),
+                r.get("asset_name") or "-",
+                r.get("user_email") or "-",
+                r.get("job_type") or "-",
+                _when(r.get("created_at")),
+                _counts(r),
+            )
+        console.print(table)
+    if page.get("next_token"):
+        console.print(f"more: --next-token {page['next_token']}", soft_wrap=True)
+
+
+_RECORD_ORDER = (
+    "job_id",
+    "status",
+    "asset_name",
+    "user_email",
+    "job_type",
+    "subject_id",
+    "staging_bucket",
+    "staging_prefix",
+    "report_key",
+    "execution_arn",
+    "archive_bucket",
+    "archive_uri",
+    "files",
+    "bytes_in",
+    "bytes_out",
+    "attempts",
+    "retry_of",
+    "error",
+    "last_error",
+)
+
+
+def render_detail(console: Console, detail: dict[str, Any]) -> None:
+    """One job: its record, its execution's steps, its report's summary."""
+    record = detail["job"]
+    console.print(
+        f"[bold]Job {record['job_id']}[/] {_styled(record.get('status'))}", soft_wrap=True
+    )
+    fields = Table(show_header=False, box=None, padding=(0, 1))
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    keys = [k for k in _RECORD_ORDER if k in record]
+    keys += sorted(k for k in record if k.endswith("_at"))
+    keys += sorted(k for k in record if k not in keys)
+    for key in keys:
+        value = record[key]
+        if key in ("bytes_in", "bytes_out"):
+            value = f"{value} ({_size(value)})"
+        fields.add_row(key, _styled(value) if key == "status" else str(value))
+    console.print(fields)
+
+    execution = detail.get("execution")
+    console.print()
+    if not execution:
+        console.print("[bold]Execution[/]: none (the job never started one)")
+    else:
+        console.print(
+            f"[bold]Execution[/] {_styled(execution.get('status'))} {execution['arn']}",
+            soft_wrap=True,
+        )
+        if execution.get("history_error"):
+            console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
+        if execution.get("steps"):
+            steps = Table(header_style="bold")
+            for column in ("Step", "Type", "Started (UTC)", "Ended (UTC)", "Seconds", "Outcome"):
+                steps.add_column(column, overflow="fold")
+            steps.add_column("Error", overflow="fold")
+            for s in execution["steps"]:
+                error = ""
+                if s.get("error"):
+                    error = f"{s['error']}: {s.get('cause') or ''}".strip(": ")
+                if s.get("retries"):
+                    error = f"{s['retries']} retr{'y' if s['retries'] == 1 else 'ies'}. {error}"
+                steps.add_row(
+                    s.get("name") or "-",
+                    s.get("type") or "-",
+                    _when(s.get("started_at")),
+                    _when(s.get("ended_at")),
+                    "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f}",
+                    _styled(s.get("outcome")),
+                    error,
+                )
+            console.print(steps)
+
+    report = detail.get("report")
+    console.print()
+    if not report:
+        console.print("[bold]Report[/]: none")
+        return
+    if report.get("error"):
+        console.print(f"[bold]Report[/] {report['uri']}: {report['error']}", soft_wrap=True)
+        return
+    console.print(
+        f"[bold]Report[/] {report['status']}: {report['errors']} error(s), "
+        f"{report['warnings']} warning(s) — {report['uri']}",
+        soft_wrap=True,
+    )
+    for issue in report.get("issues", [])[:20]:
+        where = issue.get("file") or "-"
+        if issue.get("field"):
+            where += f" [{issue['field']}]"
+        console.print(
+            f"  {issue['severity'].upper()} {where}: {issue['message']} ({issue['rule']})",
+            soft_wrap=True,
+            markup=False,
+        )
+    shown = min(20, len(report.get("issues", [])))
+    if report["errors"] + report["warnings"] > shown:
+        console.print("  ... see the full report for the other issues", soft_wrap=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Job status (mounted as `upload-processor status`)."""
+
+
+@app.command("status")
+def status(
+    job_or_asset: str | None = typer.Argument(
+        None, metavar="[JOB_OR_ASSET]", help="A job id, or an asset name (its newest job)."
+    ),
+    state: str | None = typer.Option(
+        None, "--state", help="RECEIVED, PROCESSING, COMPLETE, REJECTED, FAILED or CANCELLED."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Created since: 2025-06-12, 2025-06-12T15:00Z, 30m, 24h, 7d."
+    ),
+    user: str | None = typer.Option(None, "--user", help="The user's email, exactly."),
+    job_type: str | None = typer.Option(None, "--job-type", help="The job type, exactly."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Jobs per page."),
+    next_token: str | None = typer.Option(
+        None, "--next-token", help="The token a previous page printed (repeat its filters)."
+    ),
+    as_json: bool = JsonOption,
+    table: str | None = TableOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+) -> None:
+    """List recent jobs (newest first), or show one job: record, execution steps, report."""
+    from upload_processor.adapters.jobs import InvalidQueryError
+    from upload_processor.operations.status import job_detail, list_page
+
+    listing_options = {
+        "--state": state,
+        "--since": since,
+        "--user": user,
+        "--job-type": job_type,
+        "--next-token": next_token,
+    }
+    if job_or_asset is not None:
+        given = [name for name, value in listing_options.items() if value]
+        if given:
+            fail(f"{', '.join(given)} filter the listing; not with a JOB_OR_ASSET", EXIT_USAGE)
+    where = locator(stack, endpoint_url, region)
+    store = job_store(where, table)
+    out = Console(soft_wrap=False, highlight=False)
+    if job_or_asset is None:
+        try:
+            page = list_page(
+                store,
+                state=state,
+                since=since,
+                user=user,
+                job_type=job_type,
+                limit=limit,
+                next_token=next_token,
+            )
+        except InvalidQueryError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except Exception as exc:
+            aws_failure(exc, f"list the jobs in table {store.table_name}")
+        if as_json:
+            print_json(page)
+        else:
+            render_list(out, page)
+        return
+    try:
+        detail = job_detail(
+            store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job_or_asset=job_or_asset,
+        )
+    except Exception as exc:
+        aws_failure(exc, f"read job {job_or_asset!r} from table {store.table_name}")
+    if detail is None:
+        fail(
+            f"no job {job_or_asset!r} in table {store.table_name} "
+            "(neither a job id nor an asset name)",
+            EXIT_NOT_FOUND,
+        )
+    if as_json:
+        print_json(detail)
+    else:
+        render_detail(out, detail)

@@ -1,0 +1,252 @@
+"""`upload-processor submit DIR --staging s3://BUCKET/PREFIX`: validate, upload, trigger.
+
+Exit codes: 0 submitted; 1 invalid session (the report is printed, nothing is uploaded);
+2 usage (bad --staging URI, DIR missing); 3 upload failure (the message names the file; no
+job file is written, so nothing starts: run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor_tools.submit import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE_MIB,
+    LocalFile,
+    SessionLayoutError,
+    StagingLocation,
+    Submitter,
+    SubmitUploadError,
+    SubmitUsageError,
+    s3_client,
+    session_files,
+    transfer_config,
+)
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+class RichProgress:
+    """submit's progress as rich bars on stderr: files and bytes, rate, time left."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("[bold]{task.description:<9}"),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[files]} files"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._lock = threading.Lock()
+        self._check: Any = None
+        self._upload: Any = None
+        self._checked = 0
+        self._uploaded = 0
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def checking(self, files: int, size: int) -> None:
+        self._check = self.bar.add_task("checking", total=size, files=files, done=0)
+
+    def hashed(self, size: int) -> None:
+        self.bar.advance(self._check, size)
+
+    def checked(self, file: LocalFile) -> None:
+        with self._lock:
+            self._checked += 1
+            self.bar.update(self._check, done=self._checked)
+
+    def uploading(self, files: int, size: int) -> None:
+        if files:
+            self._upload = self.bar.add_task("uploading", total=size, files=files, done=0)
+
+    def transferred(self, size: int) -> None:
+        if self._upload is not None:
+            self.bar.advance(self._upload, size)
+
+    def uploaded(self, file: LocalFile) -> None:
+        with self._lock:
+            self._uploaded += 1
+            self.bar.update(self._upload, done=self._uploaded)
+
+
+def _validate(directory: Path, job: Path | None, registry: str | None, default_tz: str | None):
+    """The validation report, exactly as `upload-processor validate` makes it."""
+    from upload_processor.adapters.metadata_service import (
+        MetadataServiceError,
+        service_from_spec,
+        spec_from_environment,
+    )
+    from upload_processor.errors import ConfigurationError
+    from upload_processor_tools.validate import UsageError, validate_directory
+
+    try:
+        service = service_from_spec(registry or spec_from_environment())
+        return validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
+    except (UsageError, ConfigurationError) as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    except MetadataServiceError as exc:
+        err.print(f"the metadata service could not answer: {exc}; try again, or --no-validate")
+        raise typer.Exit(3) from exc
+    except Exception as exc:  # never disguised as "invalid"
+        err.print(f"internal error while validating: {type(exc).__name__}: {exc}")
+        raise typer.Exit(3) from exc
+
+
+def submit(
+    directory: Path = typer.Argument(..., help="The session folder, laid out as it is staged."),
+    staging: str = typer.Option(
+        ..., "--staging", help="Where the session goes: s3://BUCKET/PREFIX (its own folder)."
+    ),
+    job: Path | None = typer.Option(
+        None, "--job", help="The job file (default: DIR/upload_job.json)."
+    ),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Upload even if validation finds errors (it is not run)."
+    ),
+    endpoint_url: str | None = typer.Option(
+        None,
+        "--endpoint-url",
+        help="A local cloud, e.g. `upload-processor local serve`'s (boto3 also reads AWS_ENDPOINT_URL).",
+    ),
+    registry: str | None = typer.Option(
+        None,
+        "--registry",
+        help="Metadata service for validation (as `validate --registry`); default: offline "
+        "unless METADATA_SERVICE / REGISTRY_TABLE is set.",
+    ),
+    default_tz: str | None = typer.Option(
+        None, "--default-tz", help="Time zone for a naive acq_datetime (validation)."
+    ),
+    part_size_mib: int = typer.Option(
+        DEFAULT_PART_SIZE_MIB,
+        "--part-size-mib",
+        min=5,
+        help="Files larger than this go multipart, in parts of this size.",
+    ),
+    concurrency: int = typer.Option(
+        DEFAULT_CONCURRENCY, "--concurrency", min=1, help="Parallel requests."
+    ),
+) -> None:
+    """Validate a session folder, upload it (resumable), then write upload_job.json to start it."""
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    out = Console(soft_wrap=True, highlight=False)
+    try:
+        location = StagingLocation.parse(staging)
+        if not directory.is_dir():
+            raise SubmitUsageError(
+                f"{directory} {'is not a folder' if directory.exists() else 'does not exist'}"
+            )
+        if job is not None and not job.is_file():
+            raise SubmitUsageError(f"--job {job}: no such file")
+    except SubmitUsageError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+
+    if no_validate:
+        err.print("validation skipped (--no-validate)")
+    else:
+        from upload_processor_tools.commands.report_view import print_report
+
+        report = _validate(directory, job, registry, default_tz)
+        print_report(out, report)
+        if report.status != "valid":
+            err.print("[red]not submitted[/]: fix the errors above (or pass --no-validate)")
+            raise typer.Exit(1)
+
+    job_path = job or directory / JOB_FILENAME
+    try:
+        files = session_files(directory)
+        job_raw = job_path.read_bytes()
+    except SubmitUsageError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    except SessionLayoutError as exc:
+        err.print(f"[red]not submitted[/]: {exc}")
+        raise typer.Exit(1) from exc
+    except FileNotFoundError as exc:
+        err.print(f"{job_path} not found: write the job file or pass --job FILE")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        err.print(f"cannot read {job_path}: {exc.strerror}")
+        raise typer.Exit(3) from exc
+
+    s3 = s3_client(endpoint_url, max_pool_connections=concurrency + 4)
+    config = transfer_config(part_size_mib, concurrency)
+    try:
+        with RichProgress(err) as progress:
+            result = Submitter(s3, location, config=config, progress=progress).submit(
+                files, job_raw
+            )
+    except SessionLayoutError as exc:
+        err.print(f"[red]not submitted[/]: {exc}")
+        raise typer.Exit(1) from exc
+    except SubmitUploadError as exc:
+        err.print(f"[red]upload failed[/]: {exc}")
+        if exc.file != JOB_FILENAME:
+            err.print(
+                f"{JOB_FILENAME} was not written, so no job started; run the same command again "
+                "to resume (files already staged are skipped)"
+            )
+        raise typer.Exit(3) from exc
+    except KeyboardInterrupt as exc:
+        err.print(
+            f"interrupted: {JOB_FILENAME} was not written; run the same command again to resume"
+        )
+        raise typer.Exit(130) from exc
+
+    out.print(
+        f"uploaded {len(result.uploaded)} file(s) ({_size(result.uploaded_bytes)}), "
+        f"skipped {len(result.skipped)} already in staging ({_size(result.skipped_bytes)})"
+    )
+    if result.replaced_job:
+        out.print(
+            f"note: {location.uri}{JOB_FILENAME} already existed; this new version starts a new job"
+        )
+    out.print(
+        f"wrote s3://{location.bucket}/{result.job_key} (version {result.version_id}), "
+        f"listing {len(files)} file(s)"
+    )
+    out.print(f"job id: {result.job_id}")
+    follow = f"upload-processor status {result.job_id}"
+    if endpoint_url:
+        follow += f" --endpoint-url {endpoint_url}"
+    out.print(f"follow it: {follow}")
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m upload_processor_tools.commands.submit`
+    typer.run(submit)

@@ -1,0 +1,848 @@
+"""The local cloud: template.yaml's resources inside moto, our handlers run in-process.
+
+moto runs Lambda code only through Docker. Its one seam for running a handler in-process is
+`moto.awslambda.models.LambdaFunction._invoke_lambda` (private: moto is pinned, and
+tests/integration/test_moto_seam.py fails loudly if it moves). Every path that invokes a
+function (direct invoke, Step Functions, S3/SQS event sources) goes through it. Invocations
+are serialised: handlers share process-global state (environment, module caches).
+
+Published versions and aliases (template.yaml's AutoPublishAlias) are created as a deploy
+creates them, so ingest resolves version pins against what the local deployment published.
+moto hands the seam the version it resolved (a copy of the function under the same name, its
+ARN qualified): every version runs the project's current code in-process, and the runner
+records which qualified ARN each invocation was for (`RUNNER.calls`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from upload_processor_tools.local.template import Translated, local_path, translate
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+STACK_NAME = "upload-local"
+SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+
+# Settings every in-process handler gets on top of its template environment: no X-Ray daemon
+# here, and fake credentials so nothing can reach a real account.
+LOCAL_FUNCTION_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+# Types local mode creates; any other type in the template fails loudly (no silent drift).
+_NO_OP_TYPES = {"AWS::Lambda::Permission"}
+
+
+class LocalModeError(RuntimeError):
+    """The template holds something local mode cannot create, or the seam moved."""
+
+
+def project_root() -> Path:
+    """The folder holding template.yaml: UPLOAD_PROCESSOR_ROOT, else found upward from here/cwd."""
+    env = os.environ.get("UPLOAD_PROCESSOR_ROOT")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]
+    for candidate in candidates:
+        if (candidate / "template.yaml").is_file() and (candidate / "functions").is_dir():
+            return candidate
+    raise LocalModeError(
+        "cannot find template.yaml: run from the project or set UPLOAD_PROCESSOR_ROOT"
+    )
+
+
+def fake_credentials() -> None:
+    """Make sure no code path can pick up a real account (tests and demo never need one)."""
+    for key, value in LOCAL_FUNCTION_ENV.items():
+        if key.startswith("AWS_"):
+            os.environ[key] = value
+
+
+@dataclass
+class LocalFunction:
+    """A function of the template, as the in-process runner needs it."""
+
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    module: ModuleType | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One in-process invocation: which function, which published version, how it ended."""
+
+    logical_id: str
+    arn: str  # the ARN moto resolved: qualified with the version for a published version
+    version: str  # "$LATEST", or the published version number
+    errored: bool
+
+
+class LambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    def __init__(self, fn: LocalFunction, arn: str | None = None, version: str = "$LATEST") -> None:
+        self.function_name = fn.name
+        self.function_version = version
+        self.invoked_function_arn = arn or fn.arn
+        self.memory_limit_in_mb = fn.memory
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{fn.name}"
+        self.log_stream_name = f"local/{self.aws_request_id}"
+        self._deadline = time.monotonic() + fn.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class InProcessRunner:
+    """Runs template functions in this process; installed into moto's seam."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, LocalFunction] = {}
+        self.lock = threading.RLock()
+        self.invocations: list[tuple[str, bool]] = []
+        self.calls: list[Invocation] = []
+        self.env_overrides: dict[str, str] = {}
+
+    def register(self, fn: LocalFunction) -> None:
+        """Make a function invocable by name."""
+        self.functions[fn.name] = fn
+
+    def _load(self, fn: LocalFunction) -> Any:
+        module_name, _, attr = fn.handler.rpartition(".")
+        if fn.module is None:
+            path = fn.code_dir / f"{module_name.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"_local_lambda_{fn.logical_id}", path)
+            if spec is None or spec.loader is None:
+                raise LocalModeError(f"cannot load handler {fn.handler} from {path}")
+            module = importlib.util.module_from_spec(spec)
+            with self._environment(fn):
+                spec.loader.exec_module(module)
+            fn.module = module
+        return getattr(fn.module, attr)
+
+    @contextlib.contextmanager
+    def _environment(self, fn: LocalFunction, version: str = "$LATEST") -> Iterator[None]:
+        values = {
+            **fn.environment,
+            **LOCAL_FUNCTION_ENV,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
+            **self.env_overrides,
+        }
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+
+    def invoke(
+        self, name: str, event: Any, *, arn: str | None = None, version: str | None = None
+    ) -> tuple[str, bool, str]:
+        """Run one invocation; the result has moto's shape: (payload, errored, logs).
+
+        `name` is the function's name (a published version keeps it); `arn` and `version` say
+        which version moto resolved (a qualified ARN and its number, or $LATEST).
+        """
+        fn = self.functions.get(name)
+        if fn is None:
+            raise LocalModeError(f"function {name} is not part of the local deployment")
+        version = version or "$LATEST"
+        arn = arn or fn.arn
+        with self.lock:
+            try:
+                handler = self._load(fn)
+                with self._environment(fn, version):
+                    result = handler(
+                        event if event is not None else {}, LambdaContext(fn, arn, version)
+                    )
+                self.invocations.append((fn.logical_id, False))
+                self.calls.append(Invocation(fn.logical_id, arn, version, False))
+                return json.dumps(result, default=str), False, ""
+            except Exception as exc:  # the Lambda runtime's own contract: report, don't raise
+                self.invocations.append((fn.logical_id, True))
+                self.calls.append(Invocation(fn.logical_id, arn, version, True))
+                payload = {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_exception(exc)[-5:],
+                }
+                return json.dumps(payload), True, "".join(traceback.format_exception(exc))
+
+
+RUNNER = InProcessRunner()
+
+
+def install_seam() -> None:
+    """Route moto's Lambda invocations to the in-process runner."""
+    from moto.awslambda import models
+
+    original = getattr(models.LambdaFunction, "_invoke_lambda", None)
+    if original is None:
+        raise LocalModeError(
+            "moto.awslambda.models.LambdaFunction._invoke_lambda is gone: the in-process Lambda "
+            "seam moved; pin moto to the version in pyproject.toml"
+        )
+    if getattr(original, "_upload_processor_seam", False):
+        return
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        # a published version (or an alias, which moto resolves to its version) is a copy of
+        # the function under the same function_name, with its own ARN and version number
+        return RUNNER.invoke(
+            self.function_name,
+            event,
+            arn=getattr(self, "function_arn", None),
+            version=str(getattr(self, "version", "$LATEST")),
+        )
+
+    _invoke_lambda._upload_processor_seam = True  # type: ignore[attr-defined]
+    models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+class _Resolver:
+    """Resolves CloudFormation intrinsics against what has been created so far."""
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self.parameters = parameters
+        self.refs: dict[str, Any] = {}
+        self.attrs: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                if arg in self.parameters:
+                    return self.parameters[arg]
+                return self.refs[arg]
+            if key == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attrs[logical][attr]
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+                return self._sub(text, extra)
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(self(v)) for v in self(arg[1]))
+            if key == "Fn::Select":
+                return self(arg[1])[int(self(arg[0]))]
+            if key == "Fn::Split":
+                return str(self(arg[1])).split(arg[0])
+            if key.startswith("Fn::"):
+                raise LocalModeError(f"local mode cannot resolve {key}")
+        return {k: self(v) for k, v in value.items()}
+
+    def _sub(self, text: str, extra: dict[str, Any]) -> str:
+        import re
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in extra:
+                return str(extra[name])
+            if name in self.parameters:
+                return str(self.parameters[name])
+            if "." in name:
+                logical, attr = name.split(".", 1)
+                return str(self.attrs[logical][attr])
+            return str(self.refs[name])
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+    def dependencies(self, value: Any) -> set[str]:
+        """Logical ids a value refers to."""
+        import re
+
+        out: set[str] = set()
+        if isinstance(value, list):
+            for v in value:
+                out |= self.dependencies(v)
+        elif isinstance(value, dict):
+            for key, arg in value.items():
+                if key == "Ref" and isinstance(arg, str):
+                    out.add(arg)
+                elif key == "Fn::GetAtt":
+                    out.add(arg[0] if isinstance(arg, list) else arg.split(".", 1)[0])
+                elif key == "Fn::Sub":
+                    text = arg if isinstance(arg, str) else arg[0]
+                    out |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+                    if isinstance(arg, list):
+                        out |= self.dependencies(arg[1])
+                else:
+                    out |= self.dependencies(arg)
+        return out
+
+
+@dataclass
+class Deployment:
+    """What local mode created: physical names by logical id, and the template's outputs."""
+
+    physical: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    translated: Translated | None = None
+
+    def name(self, logical_id: str) -> str:
+        """Physical id (bucket name, queue URL, topic ARN, table name, function name, ...)."""
+        return self.physical[logical_id]
+
+
+class DeployedResources:
+    """The deployed names users and tests point at, for whatever holds a Deployment
+    (LocalCloud in-process, LocalServer behind an endpoint)."""
+
+    def _d(self) -> Deployment:
+        raise NotImplementedError
+
+    def resources(self) -> dict[str, str]:
+        """The deployed names a user points tools at."""
+        d = self._d()
+        return {
+            "staging_bucket": d.name("StagingBucket"),
+            "archive_bucket": d.name("ArchiveBucket"),
+            "open_archive_bucket": d.name("OpenArchiveBucket"),
+            "ingest_queue_url": d.name("IngestQueue"),
+            "ingest_dead_letter_queue_url": d.name("IngestDeadLetterQueue"),
+            "notification_topic_arn": d.name("NotificationTopic"),
+            "jobs_table": d.name("JobsTable"),
+            "registry_table": d.name("RegistryTable"),
+            "state_machine_arn": d.name("UploadStateMachine"),
+        }
+
+    @property
+    def staging_bucket(self) -> str:
+        """The staging bucket's name."""
+        return self._d().name("StagingBucket")
+
+    @property
+    def archive_bucket(self) -> str:
+        """The archive bucket's name."""
+        return self._d().name("ArchiveBucket")
+
+    @property
+    def topic_arn(self) -> str:
+        """The notification topic's ARN."""
+        return self._d().name("NotificationTopic")
+
+    @property
+    def jobs_table(self) -> str:
+        """The jobs table's name."""
+        return self._d().name("JobsTable")
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The upload state machine's ARN."""
+        return self._d().name("UploadStateMachine")
+
+    @property
+    def registry_table(self) -> str:
+        """The metadata registry table's name (local mode's metadata service)."""
+        return self._d().name("RegistryTable")
+
+
+class Deployer:
+    """Creates the translated template's resources with boto3 against moto."""
+
+    def __init__(
+        self,
+        session: Any,
+        root: Path,
+        stack_name: str = STACK_NAME,
+        *,
+        function_environment: dict[str, str] | None = None,
+    ) -> None:
+        self.session = session
+        self.root = root
+        self.stack = stack_name
+        # added to every function's template environment (e.g. AWS_ENDPOINT_URL of a local
+        # server, so the handlers' boto3 clients talk to it)
+        self.function_environment = dict(function_environment or {})
+
+    def c(self, service: str) -> Any:
+        """A client for the local cloud."""
+        return self.session.client(service, region_name=REGION)
+
+    def deploy(self, parameter_overrides: dict[str, Any] | None = None) -> Deployment:
+        """Translate template.yaml and create every resource, dependencies first."""
+        translated = translate(
+            self.root / "template.yaml",
+            region=REGION,
+            account_id=ACCOUNT_ID,
+            stack_name=self.stack,
+            parameter_overrides=parameter_overrides,
+        )
+        resolver = _Resolver(translated.parameters)
+        graph = {}
+        for logical, resource in translated.resources.items():
+            deps = resolver.dependencies(resource.get("Properties", {}))
+            depends_on = resource.get("DependsOn", [])
+            deps |= {depends_on} if isinstance(depends_on, str) else set(depends_on)
+            graph[logical] = {d for d in deps if d in translated.resources}
+        deployment = Deployment(translated=translated)
+        for logical in TopologicalSorter(graph).static_order():
+            resource = translated.resources[logical]
+            kind = resource["Type"]
+            creator = getattr(self, "_create_" + kind.replace("::", "_").lower(), None)
+            if creator is None:
+                if kind in _NO_OP_TYPES:
+                    continue
+                raise LocalModeError(
+                    f"local mode cannot create {logical} ({kind}); add it to local/cloud.py"
+                )
+            props = resolver(resource.get("Properties", {}))
+            ref, attrs = creator(logical, props, deployment)
+            resolver.refs[logical] = ref
+            resolver.attrs[logical] = attrs
+            deployment.physical[logical] = ref
+            deployment.attrs[logical] = attrs
+        deployment.outputs = {k: resolver(v.get("Value")) for k, v in translated.outputs.items()}
+        return deployment
+
+    def _default_name(self, logical: str) -> str:
+        return f"{self.stack}-{logical}"[:64]
+
+    def _create_aws_iam_role(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        iam = self.c("iam")
+        name = props.get("RoleName") or self._default_name(logical)
+        role = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+        )["Role"]
+        for policy in props.get("Policies", []):
+            document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document)
+            )
+        for arn in props.get("ManagedPolicyArns", []):
+            with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+                iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+    def _create_aws_s3_bucket(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        s3 = self.c("s3")
+        name = props.get("BucketName") or self._default_name(logical).lower()
+        s3.create_bucket(Bucket=name)
+        if props.get("VersioningConfiguration"):
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
+            )
+        if props.get("PublicAccessBlockConfiguration"):
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+        if props.get("BucketEncryption"):
+            rules = [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+            )
+        if props.get("LifecycleConfiguration"):
+            rules = []
+            for rule in props["LifecycleConfiguration"]["Rules"]:
+                out: dict[str, Any] = {
+                    "ID": rule.get("Id", "rule"),
+                    "Status": rule["Status"],
+                    "Filter": {"Prefix": rule.get("Prefix", "")},
+                }
+                if "AbortIncompleteMultipartUpload" in rule:
+                    out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+                if "NoncurrentVersionExpiration" in rule:
+                    days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+                    out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+                if rule.get("ExpiredObjectDeleteMarker"):
+                    out["Expiration"] = {"ExpiredObjectDeleteMarker": True}
+                rules.append(out)
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": rules}
+            )
+        notification = props.get("NotificationConfiguration") or {}
+        queues = []
+        for config in notification.get("QueueConfigurations", []):
+            entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
+            rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            if rules:
+                entry["Filter"] = {
+                    "Key": {
+                        "FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]
+                    }
+                }
+            queues.append(entry)
+        if queues:
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"QueueConfigurations": queues}
+            )
+        if set(notification) - {"QueueConfigurations"}:
+            raise LocalModeError(
+                f"{logical}: local mode handles only QueueConfigurations notifications"
+            )
+        return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+
+    def _create_aws_sqs_queue(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        sqs = self.c("sqs")
+        name = props.get("QueueName") or self._default_name(logical)
+        attributes = {}
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+        ):
+            if key in props:
+                attributes[key] = str(props[key])
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return url, {"Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    def _create_aws_sqs_queuepolicy(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        sqs = self.c("sqs")
+        for url in props["Queues"]:
+            sqs.set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+            )
+        return logical, {}
+
+    def _create_aws_sns_topic(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        sns = self.c("sns")
+        name = props.get("TopicName") or self._default_name(logical)
+        attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
+        arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        return arn, {"TopicName": name, "TopicArn": arn}
+
+    def _create_aws_dynamodb_table(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        ddb = self.c("dynamodb")
+        name = props.get("TableName") or self._default_name(logical)
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if kwargs["BillingMode"] == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = props.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            )
+        arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
+        return name, {"Arn": arn}
+
+    def _create_aws_lambda_layerversion(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        awslambda = self.c("lambda")
+        out = awslambda.publish_layer_version(
+            LayerName=props["LayerName"],
+            Content={"ZipFile": _placeholder_zip()},
+            CompatibleRuntimes=props.get("CompatibleRuntimes", []),
+        )
+        return out["LayerVersionArn"], {}
+
+    def _create_aws_lambda_function(
+        self, logical: str, props: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict]:
+        awslambda = self.c("lambda")
+        name = props.get("FunctionName") or self._default_name(logical)
+        code_dir = local_path(self.root, props["Code"])
+        if code_dir is None:
+            raise LocalModeError(f"{logical}: CodeUri must be a local folder for local mode")
+        environment = {
+            k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+        }
+        environment.update(self.function_environment)
+        out = awslambda.create_function(
+            FunctionName=name,
+            Runtime=props["Runtime"],
+            Role=props["Role"],
+            Handler=props["Handler"],
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=int(props.get("Timeout", 3)),
+            MemorySize=int(props.get("MemorySize", 128)),
+            Environment={"Variables": environment},
+            Layers=props.get("Layers", []),
+        )
+        fn = LocalFunction(
+            logical_id=logical,
+            name=name,
+            arn=out["FunctionArn"],
+            code_dir=code_dir,
+            handler=props["Handler"],
+            environment=environment,
+            timeout=int(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
+        )
+        RUNNER.register(fn)
+        d.functions[logical] = fn
+        return name, {"Arn": out["FunctionArn"]}
+
+    def _create_aws_lambda_version(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        """A published version (AutoPublishAlias), with its description (the code version)."""
+        awslambda = self.c("lambda")
+        kwargs = {"FunctionName": props["FunctionName"]}
+        if props.get("Description"):
+            kwargs["Description"] = str(props["Description"])
+        out = awslambda.publish_version(**kwargs)
+        return out["FunctionArn"], {"Version": out["Version"], "FunctionArn": out["FunctionArn"]}
+
+    def _create_aws_lambda_alias(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        awslambda = self.c("lambda")
+        if props.get("RoutingConfig") or props.get("ProvisionedConcurrencyConfig"):
+            raise LocalModeError(f"{logical}: local mode creates plain aliases only")
+        out = awslambda.create_alias(
+            FunctionName=props["FunctionName"],
+            Name=props["Name"],
+            FunctionVersion=str(props["FunctionVersion"]),
+            Description=str(props.get("Description") or ""),
+        )
+        return out["AliasArn"], {"AliasArn": out["AliasArn"]}
+
+    def _create_aws_lambda_eventsourcemapping(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        awslambda = self.c("lambda")
+        kwargs = {
+            "EventSourceArn": props["EventSourceArn"],
+            "FunctionName": props["FunctionName"],
+            "BatchSize": int(props.get("BatchSize", 10)),
+            "Enabled": props.get("Enabled", True),
+        }
+        if props.get("FunctionResponseTypes"):
+            kwargs["FunctionResponseTypes"] = props["FunctionResponseTypes"]
+        out = awslambda.create_event_source_mapping(**kwargs)
+        return out["UUID"], {}
+
+    def _create_aws_stepfunctions_statemachine(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        sfn = self.c("stepfunctions")
+        name = props.get("StateMachineName") or self._default_name(logical)
+        if "DefinitionS3Location" in props:
+            path = local_path(self.root, props["DefinitionS3Location"])
+            if path is None:
+                raise LocalModeError(
+                    f"{logical}: DefinitionUri must be a local file for local mode"
+                )
+            text = path.read_text()
+        elif "DefinitionString" in props:
+            text = props["DefinitionString"]
+        else:
+            text = json.dumps(props["Definition"])
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+            text = text.replace("${" + key + "}", str(value))
+        definition = json.loads(text)  # the substituted ASL must be valid JSON
+        arn = sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn=props["RoleArn"]
+        )["stateMachineArn"]
+        return arn, {"Arn": arn, "Name": name}
+
+    def _create_aws_apigateway_restapi(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        """A REST API; the OpenAPI body the SAM translator writes is imported (paths, methods,
+        Lambda proxy integrations). moto imports OpenAPI 3 only (template: OpenApiVersion)."""
+        apigw = self.c("apigateway")
+        body = props.get("Body")
+        name = props.get("Name") or (body or {}).get("info", {}).get("title") or self.stack
+        api = apigw.create_rest_api(
+            name=str(name), description=props.get("Description") or f"{self.stack} {logical}"
+        )
+        if body:
+            if "openapi" not in body:
+                raise LocalModeError(
+                    f"{logical}: local mode imports OpenAPI 3 bodies only; set "
+                    'OpenApiVersion: "3.0.1" on the AWS::Serverless::Api'
+                )
+            apigw.put_rest_api(
+                restApiId=api["id"], mode="overwrite", body=json.dumps(body).encode()
+            )
+        elif "BodyS3Location" in props:
+            raise LocalModeError(f"{logical}: local mode cannot import a BodyS3Location")
+        return api["id"], {"RootResourceId": api["rootResourceId"], "RestApiId": api["id"]}
+
+    def _create_aws_apigateway_deployment(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        apigw = self.c("apigateway")
+        kwargs: dict[str, Any] = {
+            "restApiId": props["RestApiId"],
+            "description": props.get("Description", ""),
+        }
+        if props.get("StageName"):
+            kwargs["stageName"] = props["StageName"]
+        out = apigw.create_deployment(**kwargs)
+        return out["id"], {"DeploymentId": out["id"]}
+
+    def _create_aws_apigateway_stage(
+        self, logical: str, props: dict[str, Any], _: Deployment
+    ) -> tuple[str, dict]:
+        apigw = self.c("apigateway")
+        kwargs: dict[str, Any] = {
+            "restApiId": props["RestApiId"],
+            "stageName": props["StageName"],
+            "deploymentId": props["DeploymentId"],
+        }
+        if props.get("Variables"):
+            kwargs["variables"] = {k: str(v) for k, v in props["Variables"].items()}
+        if "TracingEnabled" in props:
+            kwargs["tracingEnabled"] = bool(props["TracingEnabled"])
+        apigw.create_stage(**kwargs)
+        return props["StageName"], {}
+
+
+def _create_aws_s3_bucketpolicy(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    """The bucket policy, less its TLS-only statements: moto evaluates them, and in-process
+    calls to moto carry no TLS (aws:SecureTransport is false), so they would deny everything."""
+    document = dict(props["PolicyDocument"])
+    statements = document.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    kept = [
+        st for st in statements if "aws:SecureTransport" not in json.dumps(st.get("Condition", {}))
+    ]
+    if kept:
+        document["Statement"] = kept
+        self.c("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+    return logical, {}
+
+
+def _create_aws_logs_loggroup(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    logs = self.c("logs")
+    name = props.get("LogGroupName") or f"/{self.stack}/{logical}"
+    logs.create_log_group(logGroupName=name)
+    if props.get("RetentionInDays"):
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    return name, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"}
+
+
+def _create_aws_cloudwatch_alarm(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    name = props.get("AlarmName") or self._default_name(logical)
+    keys = (
+        "AlarmDescription",
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "Period",
+        "EvaluationPeriods",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "AlarmActions",
+    )
+    kwargs = {k: props[k] for k in keys if k in props}
+    for number in ("Period", "EvaluationPeriods"):
+        if number in kwargs:
+            kwargs[number] = int(kwargs[number])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    self.c("cloudwatch").put_metric_alarm(AlarmName=name, **kwargs)
+    return name, {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"}
+
+
+def _create_aws_kms_key(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    """A customer managed key with its key policy (moto stores it; it does not evaluate it)."""
+    kms = self.c("kms")
+    kwargs: dict[str, Any] = {
+        "Description": str(props.get("Description") or f"{self.stack} {logical}"),
+        "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+    }
+    if props.get("KeyPolicy"):
+        kwargs["Policy"] = json.dumps(props["KeyPolicy"])
+    key = kms.create_key(**kwargs)["KeyMetadata"]
+    if props.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=key["KeyId"])
+    return key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}
+
+
+def _create_aws_sns_topicpolicy(
+    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
+) -> tuple[str, dict]:
+    sns = self.c("sns")
+    for arn in props["Topics"]:
+        sns.set_topic_attributes(
+            TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
+        )
+    return logical, {}
+
+
+Deployer._create_aws_s3_bucketpolicy = _create_aws_s3_bucketpolicy  # type: ignore[attr-defined]
+Deployer._create_aws_kms_key = _create_aws_kms_key  # type: ignore[attr-defined]
+Deployer._create_aws_sns_topicpolicy = _create_aws_sns_topicpolicy  # type: ignore[attr-defined]
+Deployer._create_aws_logs_loggroup = _create_aws_logs_loggroup  # type: ignore[attr-defined]
+Deployer._create_aws_cloudwatch_alarm = _create_aws_cloudwatch_alarm  # type: ignore[attr-defined]
+
+
+def _placeholder_zip() -> bytes:
+    """moto wants a code package; the real code runs in-process from the project's folders."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(
+            "README.txt", "local mode runs this function in-process from the project folder\n"
+        )
+    return buffer.getvalue()

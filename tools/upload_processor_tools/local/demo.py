@@ -1,0 +1,167 @@
+"""`upload-processor local demo`: two sessions through the whole flow on the local cloud.
+
+The first is a valid behavior + ecephys session: it ends as an archived, verified asset. It
+carries no data_description.json: the pipeline builds it from the job and the project's funding
+and investigators, which the demo registers in the local registry first (as a lab registers its
+projects once). The second has acquisitions that disagree on subject_id: it is rejected and the user receives an
+SNS message saying what to fix. The demo checks both outcomes itself and says if either is off.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session, project_record
+
+ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
+
+
+@dataclass
+class DemoOutcome:
+    """What the demo saw; `ok` is the exit status's source."""
+
+    problems: list[str] = field(default_factory=list)
+    asset_keys: list[str] = field(default_factory=list)
+    rejection: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Both sessions behaved as described."""
+        return not self.problems
+
+
+def _run_session(cloud: LocalCloud, console: Console, folder: Path, prefix: str) -> dict[str, Any]:
+    before = {e["executionArn"] for e in cloud.executions()}
+    started = time.monotonic()
+    keys = cloud.upload_session(folder, prefix)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    console.print(
+        f"  uploaded {len(keys)} files ({size / 1e6:.1f} MB) to s3://{cloud.staging_bucket}/{prefix}/, "
+        "upload_job.json last"
+    )
+    new = [e for e in cloud.executions() if e["executionArn"] not in before]
+    if len(new) != 1:
+        raise RuntimeError(f"expected one execution for {prefix}, found {len(new)}")
+    console.print(f"  execution {new[0]['name']} started")
+    out = cloud.wait(new[0]["executionArn"])
+    console.print(f"  execution {out['status']} in {time.monotonic() - started:.1f}s")
+    record = cloud.job(new[0]["name"]) or {}
+    return record
+
+
+def run_demo(
+    console: Console | None = None, data_mb: float = 4.0, workdir: Path | None = None
+) -> DemoOutcome:
+    """Run both sessions; print progress, the archived asset, the job record and the rejection."""
+    console = console or Console()
+    outcome = DemoOutcome()
+    root = workdir or Path(tempfile.mkdtemp(prefix="upload-demo-"))
+    console.rule("[bold]Local cloud")
+    with LocalCloud() as cloud:
+        console.print(
+            f"  template.yaml deployed on moto: staging s3://{cloud.staging_bucket}, "
+            f"archive s3://{cloud.archive_bucket}"
+        )
+        inbox = cloud.subscribe_queue(
+            "demo-scientist-inbox", {"user_email": ["scientist@example.org"]}
+        )
+
+        project = project_record()
+        cloud.registry.put("project", project)
+        console.print(
+            f"  registered project {project['project_name']!r} (funding and investigators) in "
+            f"the registry table {cloud.registry.table_name}"
+        )
+
+        console.rule("[bold]Session 1: a valid behavior + ecephys session")
+        good = build_session(
+            root / "good", acq_datetime=ACQ, data_mb_per_modality=data_mb, data_description=False
+        )
+        record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
+        s3 = cloud.client("s3")
+        asset = record.get("asset_name", "")
+        listing = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/").get(
+            "Contents", []
+        )
+        table = Table(title=f"s3://{cloud.archive_bucket}/{asset}/")
+        table.add_column("key")
+        table.add_column("bytes", justify="right")
+        for obj in listing:
+            table.add_row(obj["Key"][len(asset) + 1 :], f"{obj['Size']:,}")
+        console.print(table)
+        outcome.asset_keys = [o["Key"] for o in listing]
+        console.print("[bold]Job record[/bold]")
+        console.print_json(json.dumps(record, default=str))
+        if record.get("status") != "COMPLETE":
+            outcome.problems.append(f"session 1 ended {record.get('status')}, expected COMPLETE")
+        if (
+            f"{asset}/manifest.json" not in outcome.asset_keys
+            or f"{asset}/metadata.nd.json" not in outcome.asset_keys
+        ):
+            outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
+        elif record.get("status") == "COMPLETE":
+            described = json.loads(
+                s3.get_object(Bucket=cloud.archive_bucket, Key=f"{asset}/data_description.json")[
+                    "Body"
+                ].read()
+            )
+            console.print(
+                f"  data_description: funding {[f['funder']['name'] for f in described['funding_source']]}, "
+                f"investigators {[p['name'] for p in described['investigators']]} (from the registry)"
+            )
+            if (
+                described.get("funding_source") != project["funding_source"]
+                or described.get("investigators") != project["investigators"]
+            ):
+                outcome.problems.append(
+                    "session 1's data_description lacks the registered funding and investigators"
+                )
+
+        console.rule("[bold]Session 2: acquisitions that disagree on subject_id")
+        bad = build_session(
+            root / "bad",
+            subject_id="750102",
+            acq_datetime=ACQ + timedelta(days=1),
+            data_mb_per_modality=0.5,
+            conflicting_subject_id="750999",
+        )
+        record = _run_session(cloud, console, bad, "rig-7/750102_2025-06-13_15-03-00")
+        console.print(f"  job status: [bold]{record.get('status')}[/bold]")
+        messages = [
+            m
+            for m in cloud.messages(inbox)
+            if m.get("MessageAttributes", {}).get("event", {}).get("Value") == "rejected"
+        ]
+        if record.get("status") != "REJECTED":
+            outcome.problems.append(f"session 2 ended {record.get('status')}, expected REJECTED")
+        if not messages:
+            outcome.problems.append("no rejection message reached the scientist's subscription")
+        else:
+            message = messages[-1]
+            outcome.rejection = message
+            console.print("[bold]The scientist receives (SNS, filtered to their email):[/bold]")
+            console.print(f"  Subject: {message['Subject']}")
+            body = message["Message"].split("\n--- details (JSON) ---", 1)[0]
+            console.print("  " + body.replace("\n", "\n  "), markup=False, highlight=False)
+        archived = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix="750102").get(
+            "KeyCount", 0
+        )
+        if archived:
+            outcome.problems.append("the rejected session put objects in the archive")
+
+    console.rule("[bold]Outcome")
+    if outcome.ok:
+        console.print("[green]OK[/green]: one archived asset, one rejection with its reasons")
+    for problem in outcome.problems:
+        console.print(f"[red]PROBLEM[/red]: {problem}")
+    return outcome

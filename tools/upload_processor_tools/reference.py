@@ -1,0 +1,184 @@
+"""The parameter reference of upload_job.json, generated from the pydantic model.
+
+`docs/upload_job.md` is this module's output (`upload-processor schema upload-job --markdown`)
+and a test checks the committed page still matches, so the reference cannot drift from the
+model. The examples in it are validated against the JSON Schema by the same test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from upload_processor.domain.job_types import AIND_TASKS_NOT_RUN, DEFAULT_JOB_TYPES, TASK_IDS
+from upload_processor.domain.upload_job import IGNORED_JOB_FIELDS, IGNORED_TASK_FIELDS, UploadJob
+
+MINIMAL_EXAMPLE: dict[str, Any] = {
+    "job_type": "default",
+    "project_name": "Example Foraging Project",
+    "subject_id": "750101",
+    "acq_datetime": "2025-06-12T15:03:00-07:00",
+    "modalities": ["behavior", "ecephys"],
+    "user_email": "scientist@example.org",
+}
+
+OVERRIDE_EXAMPLE: dict[str, Any] = {
+    **MINIMAL_EXAMPLE,
+    "job_type": "ecephys",
+    "email_notification_types": ["begin", "end", "fail"],
+    "tasks": {
+        "modality_transformation_settings": {"ecephys": {"job_settings": {"level": 9}}},
+    },
+}
+
+FIELD_NOTES = {
+    "job_type": "A named preset of tasks (`upload-processor job-types list`); `default` always exists.",
+    "project_name": "The project the data belongs to; goes into data_description.",
+    "subject_id": 'The subject; part of the asset name, so no `_`, `/`, spaces or `<>:;"|?\\`.',
+    "acq_datetime": "Acquisition start, ISO 8601 with its UTC offset; a naive time takes the "
+    "deployment's DefaultTimeZone (and the report says so).",
+    "modalities": "Abbreviations (`ecephys`, `behavior`, ...) or `{name, abbreviation}` objects; "
+    "one data folder per modality.",
+    "platform": "Optional platform abbreviation; prefixes the asset name.",
+    "user_email": "Where this job's alerts go (subscribe with `upload-processor notifications subscribe`).",
+    "email_notification_types": "Subset of begin, end, fail, retry, all; default fail. "
+    "`rejected` is always sent.",
+    "s3_bucket": "private, open or default (= private): which archive bucket.",
+    "tasks": "Per-task overrides of the job type, merged field by field; see below.",
+    "files": "Written by `upload-processor submit`: the session's files and sizes; processing "
+    "waits for all of them (bounded) before it starts.",
+}
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " or ".join(_type_of(s) for s in schema["anyOf"])
+    if "$ref" in schema:
+        return schema["$ref"].split("/")[-1]
+    if schema.get("type") == "array":
+        return f"list of {_type_of(schema.get('items', {}))}"
+    if "enum" in schema:
+        return ", ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    fmt = f" ({schema['format']})" if "format" in schema else ""
+    return str(schema.get("type", "object")) + fmt
+
+
+_NAMED = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "abbreviation": {"type": "string"}},
+    "required": ["abbreviation"],
+}
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of upload_job.json: the model's, widened where the parser accepts more
+    (modalities and platform as `{name, abbreviation}` objects, as UploadJobConfigsV2 dumps
+    them; a null email_notification_types meaning the default; ignored compatibility fields)."""
+    out = UploadJob.model_json_schema()
+    props = out["properties"]
+    props["modalities"]["items"] = {"anyOf": [{"type": "string"}, _NAMED]}
+    props["platform"]["anyOf"] = [{"type": "string"}, _NAMED, {"type": "null"}]
+    notification = props["email_notification_types"]
+    notification.pop("default", None)
+    props["email_notification_types"] = {
+        "anyOf": [notification, {"type": "null"}],
+        "default": ["fail"],
+    }
+    for name in IGNORED_JOB_FIELDS:
+        props[name] = {"description": "accepted for compatibility, ignored"}
+    task = out["$defs"]["Task"]
+    for name in IGNORED_TASK_FIELDS:
+        task["properties"][name] = {"description": "accepted for compatibility, ignored"}
+    return out
+
+
+def markdown() -> str:
+    """The reference page."""
+    model = schema()
+    required = set(model.get("required", []))
+    lines = [
+        "# upload_job.json reference",
+        "",
+        "Generated from the model by `upload-processor schema upload-job --markdown`; do not edit.",
+        "The JSON Schema itself: `upload-processor schema upload-job`.",
+        "",
+        "Field-compatible with `UploadJobConfigsV2` of aind-data-transfer-service. Its fields "
+        f"that this pipeline does not use ({', '.join(IGNORED_JOB_FIELDS)}; in a task: "
+        f"{', '.join(IGNORED_TASK_FIELDS)}) are accepted and reported as ignored; any other "
+        "unknown field is an error.",
+        "",
+        "| field | type | required | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, spec in model["properties"].items():
+        default = json.dumps(spec["default"]) if "default" in spec else ""
+        if name == "email_notification_types":
+            default = '["fail"]'
+        cells = [
+            f"`{name}`",
+            _type_of(spec),
+            "yes" if name in required else "no",
+            default,
+            FIELD_NOTES.get(name, spec.get("description", "")),
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += [
+        "",
+        "## Tasks",
+        "",
+        "Each task has `skip_task` (default false), `job_settings` (an object) and "
+        "`image_version`. Task ids:",
+        "",
+    ]
+    task_docs = {
+        "gather_preliminary_metadata": "metadata assembly: `raise_if_invalid` (default true), "
+        "`instrument_settings.instrument_id`, `data_description_settings` (tags, group, "
+        "restrictions, data_summary, institution, funding_source, investigators), "
+        "`metadata_service`",
+        "check_s3_folder_exists": "refuse an asset that already exists in the archive",
+        "modality_transformation_settings": "per modality (`{modality: task}`) or for all: "
+        "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",
+        "gather_final_metadata": "`verify`: quick (size and S3 checksum, default) or full "
+        "(decompress every object and compare with the source's SHA-256)",
+        "remove_source_folders": 'opt-in, skipped unless asked for (`{"skip_task": false}`): '
+        "once the asset is sealed and every object verified, remove the staged objects it was "
+        "made from (data files, metadata files, upload_job.json; never the report), each only "
+        "if it still has the ETag that was archived. The staging bucket is versioned: a removed "
+        "object stays recoverable as a noncurrent version. The job record's `staging_cleanup` "
+        "says what was removed and what was kept",
+    }
+    for task_id in TASK_IDS:
+        lines.append(f"- `{task_id}`: {task_docs.get(task_id, '')}")
+    lines += [
+        "",
+        "aind-data-transfer-service task ids this pipeline does not run (accepted, reported as "
+        f"ignored): {', '.join(f'`{t}`' for t in AIND_TASKS_NOT_RUN)}.",
+        "",
+        "## The shipped job types",
+        "",
+        "```json",
+        json.dumps(DEFAULT_JOB_TYPES, indent=2),
+        "```",
+        "",
+        "## Examples",
+        "",
+        "The minimal job:",
+        "",
+        "```json",
+        json.dumps(MINIMAL_EXAMPLE, indent=2),
+        "```",
+        "",
+        "Overriding one task's setting (the ecephys compression level) while everything else "
+        "comes from the `ecephys` job type:",
+        "",
+        "```json",
+        json.dumps(OVERRIDE_EXAMPLE, indent=2),
+        "```",
+        "",
+        "`upload-processor job-types resolve upload_job.json` prints the resolved job and where "
+        "each value came from.",
+        "",
+    ]
+    return "\n".join(lines)
