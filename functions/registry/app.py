@@ -19,14 +19,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
-from upload_processor.adapters.registry import (
-    RegistryConflictError,
-    RegistryStore,
-    RegistryValidationError,
-    kind_spec,
-    registry_table_from_env,
-)
+from upload_processor.adapters.registry import RegistryStore, kind_spec, registry_table_from_env
 from upload_processor.entrypoints.api import install_error_routes, json_response
+from upload_processor.errors import RegistryConflictError, RegistryValidationError
 
 logger = Logger()
 tracer = Tracer()

@@ -18,8 +18,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
-from upload_processor.adapters.jobs import InvalidQueryError, JobStore
+from upload_processor.adapters.jobs import JobStore
 from upload_processor.entrypoints.api import install_error_routes, json_response
+from upload_processor.errors import InvalidQueryError
 from upload_processor.operations.status import job_detail, list_page
 from upload_processor.settings import Settings
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from upload_processor.adapters.s3 import ObjectTooLargeError, read_bytes
+from upload_processor.adapters.s3 import read_bytes
 from upload_processor.adapters.staging import LocalSession
 from upload_processor.domain.upload_job import (
     JOB_FILENAME,
@@ -20,9 +20,8 @@ from upload_processor.domain.upload_job import (
     parse_listed_files,
     parse_upload_job,
 )
-from upload_processor.errors import UploadJobError
+from upload_processor.errors import ObjectTooLargeError, TransferError, UploadJobError
 from upload_processor.pipeline.gather import gather_session
-from upload_processor.pipeline.transfer import TransferError
 from upload_processor.pipeline.transfer_batch import (
     _record_failure,
     collect_failures,

@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from upload_processor.adapters.jobs import (
-    InvalidQueryError,
-    JobStateConflictError,
-    JobStatus,
-    JobStore,
-    iso,
-)
+from upload_processor.adapters.jobs import JobStatus, JobStore, iso
+from upload_processor.errors import InvalidQueryError, JobStateConflictError
 from upload_processor.operations.status import execution_steps, list_page, parse_since
 from upload_processor_tools.local.template import load_template
 

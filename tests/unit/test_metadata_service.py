@@ -17,16 +17,14 @@ from botocore.credentials import Credentials
 
 from upload_processor.adapters.metadata_service import (
     AindMetadataService,
-    MetadataRequestError,
     MetadataService,
-    MetadataServiceError,
     RegistryHttpService,
     RegistryTableService,
     service_from_environment,
     service_from_spec,
     spec_from_environment,
 )
-from upload_processor.errors import ConfigurationError
+from upload_processor.errors import ConfigurationError, MetadataRequestError, MetadataServiceError
 
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.01}
 SUBJECT = {"object_type": "Subject", "subject_id": "750101", "notes": None}

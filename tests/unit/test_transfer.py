@@ -17,14 +17,13 @@ from moto import mock_aws
 
 import upload_processor.pipeline.transfer as transfer_module
 from upload_processor.domain.plan import PlanItem, plan_item
+from upload_processor.errors import TransferError, VerificationError
 from upload_processor.pipeline.transfer import (
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
     ZSTD_CONTENT_TYPE,
     ZSTD_WORKERS,
-    TransferError,
     TransferResult,
-    VerificationError,
     transfer,
     verify,
 )

@@ -41,14 +41,13 @@ from upload_processor.domain.plan import (
     range_size_for,
     seconds_per_mb,
 )
+from upload_processor.errors import TransferError, VerificationError
 from upload_processor.pipeline.transfer import (
     META_RANGE_SIZE,
     META_SOURCE_SIZE,
     SKIPPABLE_MAGIC,
     ZSTD_CONTENT_TYPE,
-    TransferError,
     TransferResult,
-    VerificationError,
     abort_chunked,
     complete_chunked,
     parse_tree_sha256,

@@ -19,7 +19,6 @@ from upload_processor.adapters.versions import (
     ALIAS,
     FUNCTION_ENV,
     LOGICAL_IDS,
-    PinError,
     code_version_of,
     normalise_version,
     resolve_pins,
@@ -28,6 +27,7 @@ from upload_processor.adapters.versions import (
 )
 from upload_processor.domain.job_types import resolve
 from upload_processor.domain.upload_job import parse_upload_job
+from upload_processor.errors import PinError
 from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -79,12 +79,8 @@ def validate(
     """Validate a session folder with the pipeline's own checks. Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
     import logging
 
-    from upload_processor.adapters.metadata_service import (
-        MetadataServiceError,
-        service_from_spec,
-        spec_from_environment,
-    )
-    from upload_processor.errors import ConfigurationError
+    from upload_processor.adapters.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.errors import ConfigurationError, MetadataServiceError
     from upload_processor_tools.validate import UsageError, validate_directory
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from upload_processor.adapters.s3 import is_not_found
 from upload_processor.domain.report import REPORT_FILENAME
 from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor.pipeline.ingest import execution_name
 
 MiB = 1024 * 1024
@@ -33,22 +34,6 @@ DEFAULT_PART_SIZE_MIB = 64
 DEFAULT_CONCURRENCY = 10
 SHA256_METADATA = "sha256"  # object metadata: the whole file's SHA-256 (hex)
 _HASH_BLOCK = 8 * MiB
-
-
-class SubmitUsageError(Exception):
-    """Bad arguments (staging URI, folder): exit 2."""
-
-
-class SessionLayoutError(Exception):
-    """The folder cannot be staged as one session (exit 1, like an invalid session)."""
-
-
-class SubmitUploadError(Exception):
-    """A file (or the job file) could not be staged: exit 3. `file` names it."""
-
-    def __init__(self, message: str, file: str | None = None) -> None:
-        super().__init__(message)
-        self.file = file
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,8 @@ from upload_processor.adapters.staging import LocalSession
 from upload_processor.domain.job_types import resolve_job
 from upload_processor.domain.report import Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_upload_job
-from upload_processor.errors import UploadJobError
+from upload_processor.errors import UploadJobError, UsageError
 from upload_processor.pipeline.gather import gather_session
-
-
-class UsageError(Exception):
-    """The folder cannot be validated at all (missing, not a folder, unreadable): exit 2."""
 
 
 def validate_directory(

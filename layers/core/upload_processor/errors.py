@@ -1,12 +1,77 @@
-"""Faults with stable names: the state machine matches them by name (DESIGN.md, house style).
+"""Every fault the project raises, under one base class, and the one notion of "transient".
 
 An invalid session is *not* an exception: it is a result that a Choice state routes. These are
-for what goes wrong around it.
+for what goes wrong around it. The names are stable: the state machine matches them by class
+name in `Retry`/`Catch` (a test ties every `ErrorEquals` to a class here), and the fail message
+quotes them.
+
+Transient (worth retrying with backoff, see `is_transient`): throttling, 5xx and timeouts of
+any AWS service (S3, DynamoDB, SNS, Step Functions, Lambda), connection errors, and
+`TransientError` itself. Stages turn such a fault into `TransientError` (`as_transient`),
+which is the only application error the state machine retries; everything else (AccessDenied,
+NoSuchBucket, a validation error, ...) is permanent and fails the job once.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# AWS error codes that retrying can fix (S3, DynamoDB, SNS, Lambda, Step Functions, STS).
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "KMSThrottlingException",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same call later can succeed: the project's one definition.
+
+    botocore is imported here, not at module level, so that the domain (which imports this
+    module for its exception classes) stays free of AWS libraries.
+    """
+    if isinstance(exc, TransientError):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, BotoConnectionError | HTTPClientError | TimeoutError)
+
+
+def as_transient(exc: BaseException, doing: str) -> TransientError:
+    """A transient fault as the TransientError the state machine's Retry matches."""
+    code = error_code(exc) or type(exc).__name__
+    return TransientError(f"{code} while {doing}: {exc}")
 
 
 class UploadProcessorError(Exception):
@@ -39,3 +104,142 @@ class AssetExistsError(UploadProcessorError):
 
 class JobNotFoundError(UploadProcessorError):
     """No job record with that id."""
+
+
+class DataDescriptionError(UploadProcessorError, ValueError):
+    """The job does not say enough to build a valid data_description; the message says what."""
+
+
+class AssetLockedError(UploadProcessorError):
+    """Another job holds the asset's lease: this job stops before writing anything."""
+
+
+class TransferError(UploadProcessorError):
+    """A permanent fault moving one object: retrying the same plan item will not fix it.
+
+    The message names the source, the destination and why, so that it can go to a person
+    unchanged (the Failed notification, the job record).
+    """
+
+    def __init__(self, reason: str, *, source: str, dest: str) -> None:
+        super().__init__(f"{source} -> {dest}: {reason}")
+        self.reason = reason
+        self.source = source
+        self.dest = dest
+
+
+class VerificationError(TransferError):
+    """The object in the archive is not what was transferred (size, checksum or format)."""
+
+
+class FilesMissingError(UploadProcessorError):
+    """Files that upload_job.json lists never arrived in staging within the wait."""
+
+
+class StagedObjectUnreadableError(UploadProcessorError):
+    """S3 refuses to let the pipeline read a staged object (403, archived to Glacier, ...):
+    the job fails naming it; it is not the session's metadata that is wrong."""
+
+
+class OperationRefusedError(UploadProcessorError):
+    """The job is not in a state the operation applies to."""
+
+
+class MetadataServiceError(UploadProcessorError):
+    """The metadata service could not answer: a transient failure that outlasted the retries
+    (5xx, 429, timeouts, connection errors), or (`MetadataRequestError`) a request it refused.
+    The message names the URL (or table)."""
+
+    transient = True
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class MetadataRequestError(MetadataServiceError):
+    """The service refused the request (a 4xx other than 404: 400, 401, 403, 406, ...) or its
+    answer is unusable (ambiguous, not JSON). Retrying the same request will not help."""
+
+    transient = False
+
+
+class InvalidQueryError(UploadProcessorError, ValueError):
+    """A listing request that cannot be answered as asked (unknown state, bad token, ...)."""
+
+
+class JobStateConflictError(UploadProcessorError):
+    """A conditional update found the job in another status than expected."""
+
+
+class PinError(UploadJobError):
+    """A task pins a version no published function version carries, or pins disagree."""
+
+
+class RegistryError(UploadProcessorError):
+    """Base of the registry's errors."""
+
+
+class UnknownKindError(RegistryError):
+    """Not one of the registry's kinds (instrument, subject, procedures, project)."""
+
+
+class RegistryValidationError(RegistryError):
+    """The document is not a valid aind-data-schema record of its kind (HTTP 400).
+
+    `errors` holds one entry per problem: ``{"loc": [...], "field": "a.b.0", "msg": ...,
+    "type": ...}`` (pydantic's location, as a list and as a dotted path).
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of a 400 response."""
+        return {"message": str(self), "errors": self.errors}
+
+
+class RegistryConflictError(RegistryError):
+    """The record (id and version) already exists and replace was not asked for (HTTP 409)."""
+
+    def __init__(self, kind: str, record_id: str, version: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.id, self.version = kind, record_id, version
+
+
+class ObjectTooLargeError(UploadProcessorError, ValueError):
+    """An object is larger than the caller reads whole; nothing of it was read."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"{key} is {size} bytes, more than the {limit} read whole")
+        self.key, self.size, self.limit = key, size, limit
+
+
+class UsageError(UploadProcessorError):
+    """The folder cannot be validated at all (missing, not a folder, unreadable): exit 2."""
+
+
+class LocalModeError(UploadProcessorError, RuntimeError):
+    """The template holds something local mode cannot create, or the seam moved."""
+
+
+class SubmitUsageError(UploadProcessorError):
+    """Bad arguments (staging URI, folder): exit 2."""
+
+
+class SessionLayoutError(UploadProcessorError):
+    """The folder cannot be staged as one session (exit 1, like an invalid session)."""
+
+
+class SubmitUploadError(UploadProcessorError):
+    """A file (or the job file) could not be staged: exit 3. `file` names it."""
+
+    def __init__(self, message: str, file: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class NotLocatedError(ConfigurationError):
+    """A resource the command needs could not be found: the message says how to name it."""

@@ -22,17 +22,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from upload_processor.errors import ConfigurationError
+from upload_processor.errors import NotLocatedError
 
 STACK_ENV = "UPLOAD_PROCESSOR_STACK"
 TABLE_ENV = "UPLOAD_PROCESSOR_JOBS_TABLE"
 QUEUE_ENV = "UPLOAD_PROCESSOR_INGEST_QUEUE_URL"
 DLQ_ENV = "UPLOAD_PROCESSOR_INGEST_DLQ_URL"
 LOCAL_STACK = "upload-local"  # local mode's stack name (local/cloud.py STACK_NAME)
-
-
-class NotLocatedError(ConfigurationError):
-    """A resource the command needs could not be found: the message says how to name it."""
 
 
 @dataclass

@@ -48,8 +48,7 @@ JobArgument = typer.Argument(
 
 
 def _run(action: Any, what: str) -> dict[str, Any]:
-    from upload_processor.errors import JobNotFoundError
-    from upload_processor.operations.control import OperationRefusedError
+    from upload_processor.errors import JobNotFoundError, OperationRefusedError
 
     try:
         return action()

@@ -142,11 +142,11 @@ def put(
         _fail(f"cannot read {file}: {exc}", EXIT_USAGE)
     except ValueError as exc:
         _fail(f"{file} is not valid JSON: {exc}", EXIT_REFUSED)
-    from upload_processor.adapters.metadata_service import MetadataServiceError
-    from upload_processor.adapters.registry import (
+    from upload_processor.adapters.registry import kind_spec
+    from upload_processor.errors import (
+        MetadataServiceError,
         RegistryConflictError,
         RegistryValidationError,
-        kind_spec,
     )
 
     if where == "table":
@@ -188,8 +188,8 @@ def get(
 ) -> None:
     """Print the latest registered document (for instruments: the latest modification_date)."""
     where, target = _target(registry, table)
-    from upload_processor.adapters.metadata_service import MetadataServiceError
     from upload_processor.adapters.registry import kind_spec
+    from upload_processor.errors import MetadataServiceError
 
     spec = kind_spec(kind.value)
     not_found = (

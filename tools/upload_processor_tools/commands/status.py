@@ -291,7 +291,7 @@ def status(
     region: str | None = RegionOption,
 ) -> None:
     """List recent jobs (newest first), or show one job: record, execution steps, report."""
-    from upload_processor.adapters.jobs import InvalidQueryError
+    from upload_processor.errors import InvalidQueryError
     from upload_processor.operations.status import job_detail, list_page
 
     listing_options = {

@@ -103,12 +103,8 @@ class RichProgress:
 
 def _validate(directory: Path, job: Path | None, registry: str | None, default_tz: str | None):
     """The validation report, exactly as `upload-processor validate` makes it."""
-    from upload_processor.adapters.metadata_service import (
-        MetadataServiceError,
-        service_from_spec,
-        spec_from_environment,
-    )
-    from upload_processor.errors import ConfigurationError
+    from upload_processor.adapters.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.errors import ConfigurationError, MetadataServiceError
     from upload_processor_tools.validate import UsageError, validate_directory
 
     try:

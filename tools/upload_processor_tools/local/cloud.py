@@ -32,6 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from upload_processor.errors import LocalModeError
 from upload_processor_tools.local.template import Translated, local_path, translate
 
 REGION = "us-east-1"
@@ -53,10 +54,6 @@ LOCAL_FUNCTION_ENV = {
 
 # Types local mode creates; any other type in the template fails loudly (no silent drift).
 _NO_OP_TYPES = {"AWS::Lambda::Permission"}
-
-
-class LocalModeError(RuntimeError):
-    """The template holds something local mode cannot create, or the seam moved."""
 
 
 def project_root() -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from upload_processor.errors import UploadProcessorError
+from upload_processor.errors import InvalidQueryError, JobStateConflictError
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
@@ -53,14 +53,6 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = (JobStatus.RECEIVED, JobStatus.PROCESSING)
-
-
-class InvalidQueryError(UploadProcessorError, ValueError):
-    """A listing request that cannot be answered as asked (unknown state, bad token, ...)."""
-
-
-class JobStateConflictError(UploadProcessorError):
-    """A conditional update found the job in another status than expected."""
 
 
 def now_iso() -> str:

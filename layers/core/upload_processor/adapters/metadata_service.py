@@ -61,7 +61,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
-from upload_processor.errors import ConfigurationError, UploadProcessorError
+from upload_processor.errors import (
+    ConfigurationError,
+    MetadataRequestError,
+    MetadataServiceError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +77,6 @@ SPEC_FORMS = (
     "'' or 'none' (offline), 'registry-table:<TableName>', 'https://<registry api url>' "
     "or 'aind:https://<aind-metadata-service url>'"
 )
-
-
-class MetadataServiceError(UploadProcessorError):
-    """The metadata service could not answer: a transient failure that outlasted the retries
-    (5xx, 429, timeouts, connection errors), or (`MetadataRequestError`) a request it refused.
-    The message names the URL (or table)."""
-
-    transient = True
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class MetadataRequestError(MetadataServiceError):
-    """The service refused the request (a 4xx other than 404: 400, 401, 403, 406, ...) or its
-    answer is unusable (ambiguous, not JSON). Retrying the same request will not help."""
-
-    transient = False
 
 
 @runtime_checkable

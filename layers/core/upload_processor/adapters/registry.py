@@ -33,58 +33,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
-from upload_processor.errors import ConfigurationError, UploadProcessorError
+from upload_processor.errors import (
+    ConfigurationError,
+    RegistryConflictError,
+    RegistryValidationError,
+    UnknownKindError,
+)
 
 # DynamoDB's item limit is 400 KB; keep room for the other attributes.
 MAX_STORED_BYTES = 380_000
 _COUNTER_WIDTH = 6
 _PUT_ATTEMPTS = 5
-
-
-class RegistryError(UploadProcessorError):
-    """Base of the registry's errors."""
-
-
-class UnknownKindError(RegistryError):
-    """Not one of the registry's kinds (instrument, subject, procedures, project)."""
-
-
-class RegistryValidationError(RegistryError):
-    """The document is not a valid aind-data-schema record of its kind (HTTP 400).
-
-    `errors` holds one entry per problem: ``{"loc": [...], "field": "a.b.0", "msg": ...,
-    "type": ...}`` (pydantic's location, as a list and as a dotted path).
-    """
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = list(errors or [])
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body of a 400 response."""
-        return {"message": str(self), "errors": self.errors}
-
-
-class RegistryConflictError(RegistryError):
-    """The record (id and version) already exists and replace was not asked for (HTTP 409)."""
-
-    def __init__(self, kind: str, record_id: str, version: str) -> None:
-        self.kind, self.id, self.version = kind, record_id, version
-        spec = KINDS[kind]
-        if spec.versioned_by_document:
-            what = f"{kind} {record_id!r} with {spec.version_field} {version}"
-            hint = (
-                f"to register a new version, change {spec.version_field}; to overwrite this "
-                f"one, POST again with ?replace=true (CLI: --replace)"
-            )
-        else:
-            owner = spec.id_field.removesuffix("_id").removesuffix("_name")
-            what = f"{kind} record for {owner} {record_id!r} (version {version})"
-            hint = (
-                "to record a new version, POST again with ?replace=true (CLI: --replace); "
-                "earlier versions are kept"
-            )
-        super().__init__(f"{what} is already registered: {hint}")
 
 
 @dataclass(frozen=True)
@@ -367,7 +326,7 @@ class RegistryStore:
         try:
             out = self._client.put_item(**kwargs)
         except self._client.exceptions.ConditionalCheckFailedException:
-            raise RegistryConflictError(spec.kind, record_id, version) from None
+            raise _conflict(spec, record_id, version) from None
         existed = bool(out.get("Attributes"))
         record = RegistryRecord(spec.kind, record_id, version, canonical, stamp, digest)
         return PutResult(record, created=not existed, replaced=existed)
@@ -384,7 +343,7 @@ class RegistryStore:
         for _ in range(_PUT_ATTEMPTS):
             latest = self._latest_key(spec.kind, record_id)
             if latest is not None and not replace:
-                raise RegistryConflictError(spec.kind, record_id, latest)
+                raise _conflict(spec, record_id, latest)
             version = str(int(latest) + 1 if latest else 1).zfill(_COUNTER_WIDTH)
             stamp = _now()
             try:
@@ -397,7 +356,7 @@ class RegistryStore:
                 continue  # another writer took this version number: look again
             record = RegistryRecord(spec.kind, record_id, version, canonical, stamp, digest)
             return PutResult(record, created=True, replaced=latest is not None)
-        raise RegistryConflictError(spec.kind, record_id, "concurrent writes")
+        raise _conflict(spec, record_id, "concurrent writes")
 
     # -- reading ------------------------------------------------------------------------------
     def _latest_key(self, kind: str, record_id: str) -> str | None:
@@ -480,3 +439,23 @@ class RegistryStore:
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _conflict(spec: KindSpec, record_id: str, version: str) -> RegistryConflictError:
+    """A 409 whose message says how to register a new version instead."""
+    if spec.versioned_by_document:
+        what = f"{spec.kind} {record_id!r} with {spec.version_field} {version}"
+        hint = (
+            f"to register a new version, change {spec.version_field}; to overwrite this "
+            f"one, POST again with ?replace=true (CLI: --replace)"
+        )
+    else:
+        owner = spec.id_field.removesuffix("_id").removesuffix("_name")
+        what = f"{spec.kind} record for {owner} {record_id!r} (version {version})"
+        hint = (
+            "to record a new version, POST again with ?replace=true (CLI: --replace); "
+            "earlier versions are kept"
+        )
+    return RegistryConflictError(
+        spec.kind, record_id, version, f"{what} is already registered: {hint}"
+    )

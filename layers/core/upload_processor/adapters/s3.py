@@ -8,35 +8,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-# Error codes that retrying can fix: anything else from S3 is permanent.
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-    }
-)
+from upload_processor.errors import ObjectTooLargeError, error_code
+
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # 412: a condition (If-Match, If-None-Match) failed; 409: a concurrent conditional write won
 CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a ClientError ("" if none)."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def is_transient(exc: ClientError) -> bool:
-    """Throttling and 5xx: worth retrying."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -54,14 +30,6 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         yield from page.get("Contents", [])
-
-
-class ObjectTooLargeError(ValueError):
-    """An object is larger than the caller reads whole; nothing of it was read."""
-
-    def __init__(self, key: str, size: int, limit: int) -> None:
-        super().__init__(f"{key} is {size} bytes, more than the {limit} read whole")
-        self.key, self.size, self.limit = key, size, limit
 
 
 def read_bytes(

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from upload_processor.domain.report import Issue
-from upload_processor.errors import ConfigurationError, UploadJobError
+from upload_processor.errors import ConfigurationError, PinError
 
 ALIAS = "live"  # template.yaml: AutoPublishAlias of the pipeline functions
 DESCRIPTION_PREFIX = "upload-processor "  # template.yaml: VersionDescription
@@ -64,10 +64,6 @@ TASK_FUNCTIONS = {
     "remove_source_folders": "finalize",
 }
 _FILE = "upload_job.json"
-
-
-class PinError(UploadJobError):
-    """A task pins a version no published function version carries, or pins disagree."""
 
 
 @dataclass(frozen=True)

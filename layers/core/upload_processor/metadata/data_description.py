@@ -22,15 +22,12 @@ from aind_data_schema_models.data_name_patterns import DataLevel
 from aind_data_schema_models.modalities import Modality
 from aind_data_schema_models.organizations import Organization
 
-from upload_processor.adapters.metadata_service import AindMetadataService, MetadataRequestError
+from upload_processor.adapters.metadata_service import AindMetadataService
 from upload_processor.domain.job_settings import DATA_DESCRIPTION_SETTINGS
+from upload_processor.errors import DataDescriptionError, MetadataRequestError
 
 DEFAULT_INSTITUTION = "AIND"
 SETTINGS_FIELDS = DATA_DESCRIPTION_SETTINGS
-
-
-class DataDescriptionError(ValueError):
-    """The job does not say enough to build a valid data_description; the message says what."""
 
 
 @dataclass(frozen=True)

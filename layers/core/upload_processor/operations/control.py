@@ -23,16 +23,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from upload_processor.adapters.jobs import ACTIVE, JobStateConflictError, JobStatus, JobStore
-from upload_processor.errors import JobNotFoundError, UploadProcessorError
+from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
+from upload_processor.errors import (
+    JobNotFoundError,
+    JobStateConflictError,
+    OperationRefusedError,
+    UploadProcessorError,
+)
 from upload_processor.pipeline.finalize import abort_job_uploads
 from upload_processor.pipeline.transfer_batch import RESULTS
 
 MAX_EXECUTION_NAME = 80
-
-
-class OperationRefusedError(UploadProcessorError):
-    """The job is not in a state the operation applies to."""
 
 
 def _job(store: JobStore, job_or_asset: str) -> dict[str, Any]:

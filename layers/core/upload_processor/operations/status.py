@@ -17,8 +17,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from upload_processor.adapters.jobs import InvalidQueryError, JobStore, iso
+from upload_processor.adapters.jobs import JobStore, iso
 from upload_processor.domain.report import Report
+from upload_processor.errors import InvalidQueryError
 
 REPORT_ISSUES_SHOWN = 50
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)

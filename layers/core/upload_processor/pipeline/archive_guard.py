@@ -34,7 +34,6 @@ import zstandard
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters.s3 import (
-    error_code,
     is_conflict,
     is_not_found,
     list_objects,
@@ -43,7 +42,7 @@ from upload_processor.adapters.s3 import (
 from upload_processor.adapters.staging import Entry, S3Session
 from upload_processor.domain.plan import PlanItem, chunk_ranges
 from upload_processor.domain.report import REPORT_FILENAME
-from upload_processor.errors import TransientError, UploadProcessorError
+from upload_processor.errors import AssetLockedError
 from upload_processor.pipeline.transfer import (
     META_CODEC,
     META_LEVEL,
@@ -70,15 +69,6 @@ COMPARE_DOWNLOAD_BUDGET = 1024**3
 SHOWN_DIFFERENCES = 10
 READ_CHUNK = 1024 * 1024
 DEFAULT_LEVEL = 3
-
-
-class AssetLockedError(UploadProcessorError):
-    """Another job holds the asset's lease: this job stops before writing anything."""
-
-
-def as_transient(exc: ClientError, doing: str) -> TransientError:
-    """A transient S3 fault as the TransientError the state machine's Retry matches."""
-    return TransientError(f"S3 {error_code(exc) or 'error'} while {doing}: {exc}")
 
 
 # --- the lease ----------------------------------------------------------------------------

@@ -30,19 +30,22 @@ from botocore.exceptions import ClientError
 from upload_processor.adapters import notify
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.s3 import (
-    error_code,
     is_conflict,
-    is_transient,
     join,
     put_json,
     read_bytes,
 )
 from upload_processor.domain.report import REPORT_FILENAME, Report
-from upload_processor.errors import AssetExistsError
+from upload_processor.errors import (
+    AssetExistsError,
+    AssetLockedError,
+    VerificationError,
+    as_transient,
+    error_code,
+    is_transient,
+)
 from upload_processor.pipeline import staging_cleanup
 from upload_processor.pipeline.archive_guard import (
-    AssetLockedError,
-    as_transient,
     asset_objects,
     holds_asset_lock,
     read_manifest,
@@ -51,7 +54,6 @@ from upload_processor.pipeline.archive_guard import (
 from upload_processor.pipeline.gather import MANIFEST, work_key
 from upload_processor.pipeline.transfer import (
     TransferResult,
-    VerificationError,
     abort_chunked,
     complete_chunked,
     verify,

@@ -25,20 +25,27 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from upload_processor.adapters.metadata_service import MetadataRequestError, MetadataService
-from upload_processor.adapters.s3 import error_code, is_transient, join, put_json
+from upload_processor.adapters.metadata_service import MetadataService
+from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import Entry, S3Session, SessionSource
 from upload_processor.domain.naming import asset_name as build_asset_name
 from upload_processor.domain.plan import PlanItem, needs_chunks, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
-from upload_processor.errors import AssetExistsError, UploadProcessorError
+from upload_processor.errors import (
+    AssetExistsError,
+    FilesMissingError,
+    MetadataRequestError,
+    StagedObjectUnreadableError,
+    as_transient,
+    error_code,
+    is_transient,
+)
 from upload_processor.metadata import data_description
 from upload_processor.metadata.merge import Assembly, JobFacts, assemble, metadata_type_of
 from upload_processor.pipeline.archive_guard import MANIFEST as MANIFEST  # re-exported
 from upload_processor.pipeline.archive_guard import (
     acquire_asset_lock,
-    as_transient,
     asset_objects,
     compare_with_asset,
     describe_differences,
@@ -369,15 +376,6 @@ def gather_session(
         data=data,
         raise_if_invalid=bool(settings.get("raise_if_invalid", True)),
     )
-
-
-class FilesMissingError(UploadProcessorError):
-    """Files that upload_job.json lists never arrived in staging within the wait."""
-
-
-class StagedObjectUnreadableError(UploadProcessorError):
-    """S3 refuses to let the pipeline read a staged object (403, archived to Glacier, ...):
-    the job fails naming it; it is not the session's metadata that is wrong."""
 
 
 UNREADABLE_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState")

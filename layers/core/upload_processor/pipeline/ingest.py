@@ -22,7 +22,7 @@ from typing import Any
 
 from upload_processor.adapters import notify
 from upload_processor.adapters.jobs import JobStatus, JobStore
-from upload_processor.adapters.s3 import ObjectTooLargeError, join, put_json, read_bytes
+from upload_processor.adapters.s3 import join, put_json, read_bytes
 from upload_processor.adapters.versions import function_names_from_env, resolve_pins
 from upload_processor.domain.job_types import load_job_types, resolve_job
 from upload_processor.domain.naming import asset_name
@@ -33,7 +33,7 @@ from upload_processor.domain.upload_job import (
     job_too_large,
     parse_upload_job,
 )
-from upload_processor.errors import UploadJobError
+from upload_processor.errors import ObjectTooLargeError, UploadJobError
 from upload_processor.settings import Settings
 
 

@@ -36,7 +36,7 @@ from typing import IO, Any, TypeAlias
 import zstandard
 from botocore.exceptions import ClientError
 
-from upload_processor.adapters.s3 import NOT_FOUND_CODES, error_code, is_not_found, is_transient
+from upload_processor.adapters.s3 import NOT_FOUND_CODES, is_not_found
 from upload_processor.domain.plan import (
     MAX_RANGE_SIZE,
     MIN_RANGE_SIZE,
@@ -44,6 +44,7 @@ from upload_processor.domain.plan import (
     chunk_ranges,
     range_size_for,
 )
+from upload_processor.errors import TransferError, VerificationError, error_code, is_transient
 
 # boto3's S3 client is generated at run time; the typed stubs (mypy-boto3-s3) are not a
 # dependency of this project, so the annotation stays loose.
@@ -87,24 +88,6 @@ SKIPPABLE_HEADER = 8
 # A compressed range is spooled before its UploadPart (which needs the length and checksum
 # up front): in memory up to this size, then in /tmp.
 SPOOL_MEMORY = 64 * MiB
-
-
-class TransferError(Exception):
-    """A permanent fault moving one object: retrying the same plan item will not fix it.
-
-    The message names the source, the destination and why, so that it can go to a person
-    unchanged (the Failed notification, the job record).
-    """
-
-    def __init__(self, reason: str, *, source: str, dest: str) -> None:
-        super().__init__(f"{source} -> {dest}: {reason}")
-        self.reason = reason
-        self.source = source
-        self.dest = dest
-
-
-class VerificationError(TransferError):
-    """The object in the archive is not what was transferred (size, checksum or format)."""
 
 
 @dataclass(frozen=True)

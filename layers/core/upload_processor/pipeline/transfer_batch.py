@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from upload_processor.adapters.s3 import error_code
 from upload_processor.domain.plan import PlanItem
+from upload_processor.errors import TransferError, error_code
 from upload_processor.pipeline.archive_guard import reuse_verified
-from upload_processor.pipeline.transfer import TransferError, TransferResult, transfer, verify
+from upload_processor.pipeline.transfer import TransferResult, transfer, verify
 
 RESULTS = "results"
 # Why a batch failed for good, for Finalize to name when results are missing (a Distributed
