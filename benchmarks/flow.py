@@ -175,7 +175,7 @@ def _direct(cloud: Any, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def run(*, small_files: int, large_mb: float) -> dict[str, Any]:
     from upload_processor_tools.local import LocalCloud
-    from upload_processor_tools.local.cloud import RUNNER
+    from upload_processor_tools.local.seam import RUNNER
 
     large_bytes = int(large_mb * MiB)
     handler_times: dict[str, list[float]] = {}

@@ -32,7 +32,7 @@ from e2e_support import versions as _versions
 
 from upload_processor.adapters.notify import subscription_filter
 from upload_processor_tools.local import LocalCloud
-from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.local.seam import RUNNER
 from upload_processor_tools.sample import SAMPLE_PROJECT_NAME, build_session, project_record
 
 # --- the fault edge ----------------------------------------------------------------------------

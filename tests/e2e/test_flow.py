@@ -214,7 +214,7 @@ def test_duplicate_s3_event_starts_no_second_execution(cloud, tmp_path: Path) ->
     s3, sqs = cloud.client("s3"), cloud.client("sqs")
     head = s3.head_object(Bucket=cloud.staging_bucket, Key="rig-7/dup/upload_job.json")
     body = s3_event_body(cloud.staging_bucket, "rig-7/dup/upload_job.json", head["VersionId"])
-    from upload_processor_tools.local.cloud import RUNNER
+    from upload_processor_tools.local.seam import RUNNER
 
     ingests_before = sum(1 for name, _ in RUNNER.invocations if name == "IngestFunction")
     # the same notification delivered twice more (S3 and SQS are at-least-once)

@@ -38,7 +38,7 @@ from upload_processor.pipeline.archive_guard import lock_key
 from upload_processor.pipeline.ingest import Ingest, execution_name
 from upload_processor.pipeline.transfer import transfer
 from upload_processor_tools.local import LocalCloud
-from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.local.seam import RUNNER
 from upload_processor_tools.sample import build_session
 
 MiB = 1024 * 1024

@@ -11,7 +11,7 @@ from typing import Any
 
 from upload_processor import __version__
 from upload_processor.adapters.versions import ALIAS
-from upload_processor_tools.local.cloud import RUNNER
+from upload_processor_tools.local.seam import RUNNER
 from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))

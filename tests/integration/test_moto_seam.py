@@ -8,7 +8,7 @@ from importlib.metadata import version
 import moto
 from moto.awslambda.models import LambdaFunction
 
-from upload_processor_tools.local.cloud import RUNNER, install_seam
+from upload_processor_tools.local.seam import RUNNER, install_seam
 
 PINNED_MOTO = "5.2.5"
 

@@ -15,7 +15,7 @@ from aind_data_schema.core.instrument import Instrument
 from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
 
-from upload_processor_tools import sample
+from upload_processor_tools import sample, sample_files
 from upload_processor_tools.sample import asset_name_for, build_session
 
 MB = 0.25
@@ -134,7 +134,7 @@ def test_data_files_are_sized_and_shaped(session: Path) -> None:
         assert 0.95 * budget <= total <= budget, modality
 
     dat = (session / "ecephys" / "continuous.dat").read_bytes()
-    assert len(dat) % (2 * sample.ECEPHYS_CHANNELS) == 0
+    assert len(dat) % (2 * sample_files.ECEPHYS_CHANNELS) == 0
     samples = struct.unpack(f"<{len(dat) // 2}h", dat)
     mean = sum(samples) / len(samples)
     rms = (sum((s - mean) ** 2 for s in samples) / len(samples)) ** 0.5

@@ -17,9 +17,7 @@ library (no numpy dependency) and is deterministic: the same arguments give the 
 from __future__ import annotations
 
 import json
-import math
 import random
-import struct
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -88,7 +86,7 @@ from aind_data_schema_models.stimulus_modality import StimulusModality
 from aind_data_schema_models.units import MassUnit, SizeUnit, VolumeUnit
 from pydantic import BaseModel
 
-from upload_processor_tools.synthetic import ap_band
+from upload_processor_tools.sample_files import write_behavior_data, write_ecephys_data
 
 DEFAULT_ACQ_DATETIME = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 SAMPLE_PROJECT_NAME = "Example Foraging Project"
@@ -124,9 +122,6 @@ PROBE_RSA = CoordinateSystem(
 _SESSION_MINUTES = 50
 
 # Neuropixels-like stream geometry.
-ECEPHYS_CHANNELS = 384
-ECEPHYS_SAMPLE_RATE = 30_000
-ECEPHYS_BIT_VOLTS = 0.195  # microvolts per bit, Neuropixels 1.0 AP band
 
 
 def asset_name_for(subject_id: str, acq_datetime: datetime, platform: str | None = None) -> str:
@@ -204,8 +199,8 @@ def build_session(
         (dest / filename).write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     budget = int(data_mb_per_modality * 1024 * 1024)
-    _write_behavior_data(dest / "behavior", budget, start, rng)
-    _write_ecephys_data(dest / "ecephys", budget, start, rng)
+    write_behavior_data(dest / "behavior", budget, start, rng)
+    write_ecephys_data(dest / "ecephys", budget, start, rng)
 
     if write_job:
         job = {
@@ -511,106 +506,3 @@ def _data_description(
         project_name=project_name,
         modalities=[Modality.BEHAVIOR, Modality.ECEPHYS],
     )
-
-
-# --------------------------------------------------------------------------- data files
-
-_HARP_EVENT = 3
-_HARP_U8_TIMESTAMPED = 0x11
-_HARP_DIGITAL_INPUT_REGISTER = 32
-_HARP_MESSAGE = struct.Struct("<BBBBBIHB")  # type, length, address, port, payload type, s, ticks, v
-_HARP_MESSAGE_SIZE = _HARP_MESSAGE.size + 1  # + checksum
-_HARP_MAX_BYTES = 8 * 1024 * 1024
-
-
-def _write_behavior_data(folder: Path, budget: int, start: datetime, rng: random.Random) -> None:
-    """trials.csv, a Harp digital-input register dump and an opaque video.mp4.
-
-    The video is random bytes (incompressible, copied as-is by the pipeline). The Harp file
-    takes what the budget leaves, in whole messages, up to _HARP_MAX_BYTES: its messages are
-    built one by one in Python, so beyond that the video grows instead, which is also what
-    large real behavior sessions look like (video is the bulk of them).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-
-    lines = ["trial,start_time_s,go_cue_time_s,choice,rewarded,reward_volume_ul,response_time_s"]
-    t = 0.0
-    n_trials = max(1, min(412, budget // 2000))
-    for trial in range(n_trials):
-        t += rng.uniform(4.0, 9.0)
-        go = t + rng.uniform(0.8, 1.5)
-        choice = rng.choice(["left", "right", "ignore"])
-        rewarded = choice != "ignore" and rng.random() < 0.55
-        response = "" if choice == "ignore" else f"{rng.uniform(0.15, 0.9):.3f}"
-        lines.append(
-            f"{trial},{t:.4f},{go:.4f},{choice},{int(rewarded)},"
-            f"{2.0 if rewarded else 0.0},{response}"
-        )
-    csv = ("\n".join(lines) + "\n").encode()
-    (folder / "trials.csv").write_bytes(csv)
-
-    video_size = min(256 * 1024, budget // 8)
-    harp_bytes = min(_HARP_MAX_BYTES, max(0, budget - len(csv) - video_size))
-    n_messages = harp_bytes // _HARP_MESSAGE_SIZE
-    video_size = max(0, budget - len(csv) - n_messages * _HARP_MESSAGE_SIZE)
-    (folder / "video.mp4").write_bytes(rng.randbytes(video_size))
-
-    out = bytearray(n_messages * _HARP_MESSAGE_SIZE)
-    seconds0 = int(start.timestamp()) % 100_000  # Harp clocks count from device boot
-    ticks = 0  # 32 microsecond ticks since seconds0
-    state = 0
-    for i in range(n_messages):
-        ticks += rng.randint(20, 4000)
-        state ^= 1 << rng.randrange(4)  # lick sensors / beam breaks toggling
-        seconds, tick = divmod(ticks, 31_250)
-        offset = i * _HARP_MESSAGE_SIZE
-        _HARP_MESSAGE.pack_into(
-            out,
-            offset,
-            _HARP_EVENT,
-            _HARP_MESSAGE_SIZE - 2,
-            _HARP_DIGITAL_INPUT_REGISTER,
-            255,
-            _HARP_U8_TIMESTAMPED,
-            seconds0 + seconds,
-            tick,
-            state,
-        )
-        out[offset + _HARP_MESSAGE.size] = sum(out[offset : offset + _HARP_MESSAGE.size]) & 0xFF
-    (folder / "behavior_32.bin").write_bytes(bytes(out))
-
-
-def _write_ecephys_data(folder: Path, budget: int, start: datetime, rng: random.Random) -> None:
-    """continuous.dat (int16, 384 channels interleaved, little-endian) plus sidecars.
-
-    Each channel is band-limited-looking Gaussian noise with its own gain and DC offset, plus
-    a sprinkling of negative spikes, so general-purpose compressors see a realistic ratio
-    (roughly 1.5 to 2x) rather than a trivial one. Speed comes from byte-level tricks: a
-    uniform random byte is mapped to a Gaussian quantile with ``bytes.translate`` and written
-    into the channel's stride of the output, so no Python loop runs per sample.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    sidecar = {
-        "format": "raw int16 little-endian, channels interleaved",
-        "num_channels": ECEPHYS_CHANNELS,
-        "sample_rate_hz": ECEPHYS_SAMPLE_RATE,
-        "bit_volts": ECEPHYS_BIT_VOLTS,
-        "probe": {"name": "Probe A", "model": "Neuropixels 1.0", "serial_number": "18194814012"},
-        "basestation": {"slot": 3, "port": 1},
-        "start_time": start.isoformat(),
-    }
-    settings = (json.dumps(sidecar, indent=2) + "\n").encode()
-    sync = (
-        "Software Time (milliseconds since midnight Jan 1st 1970 UTC): "
-        f"{int(start.timestamp() * 1000)}\n"
-        f"Start Time for Neuropix-PXI (100) - ProbeA-AP @ {ECEPHYS_SAMPLE_RATE} Hz: 0\n"
-    ).encode()
-    (folder / "settings.json").write_bytes(settings)
-    (folder / "sync_messages.txt").write_bytes(sync)
-
-    frame = 2 * ECEPHYS_CHANNELS
-    n_samples = max(0, budget - len(settings) - len(sync)) // frame
-    # spikes: a few per second on random channels, spread over neighbouring channels
-    n_spikes = max(1, math.ceil(n_samples / ECEPHYS_SAMPLE_RATE * 40)) if n_samples else 0
-    data = ap_band(n_samples, ECEPHYS_CHANNELS, n_spikes, rng)
-    (folder / "continuous.dat").write_bytes(bytes(data))

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor.errors import LocalModeError
 from upload_processor_tools.local.cloud import (
-    RUNNER,
     SFN_CONFIG,
     DeployedResources,
     Deployer,
     Deployment,
-    LocalModeError,
-    fake_credentials,
-    install_seam,
     project_root,
 )
+from upload_processor_tools.local.seam import RUNNER, fake_credentials, install_seam
 
 __all__ = ["LocalCloud", "LocalModeError"]
 

@@ -37,7 +37,7 @@ def serve(
     ),
 ) -> None:
     """Run the stack from template.yaml on a moto server and print where it is, until Ctrl-C."""
-    from upload_processor_tools.local.cloud import LocalModeError
+    from upload_processor.errors import LocalModeError
     from upload_processor_tools.local.server import LocalServer, banner
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")

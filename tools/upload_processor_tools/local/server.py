@@ -28,18 +28,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from upload_processor.errors import LocalModeError
 from upload_processor_tools.local.cloud import (
-    REGION,
-    RUNNER,
     SFN_CONFIG,
     DeployedResources,
     Deployer,
     Deployment,
-    LocalModeError,
-    fake_credentials,
-    install_seam,
     project_root,
 )
+from upload_processor_tools.local.seam import REGION, RUNNER, fake_credentials, install_seam
 
 DEFAULT_PORT = 5050
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0")  # noqa: S104 - a choice the user makes
