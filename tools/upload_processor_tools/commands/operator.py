@@ -25,7 +25,7 @@ from typing import Any
 
 import typer
 
-from upload_processor_tools.commands.status import (
+from upload_processor_tools.commands.common import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     EndpointOption,

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from upload_processor.adapters.versions import LOGICAL_IDS, ROLES, describe
-from upload_processor_tools.commands.status import (
+from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
