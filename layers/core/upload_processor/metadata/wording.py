@@ -1,4 +1,4 @@
-"""How the metadata rules word their messages: the schema's name and short renderings.
+"""How the metadata rules word their issues: the schema's name, short renderings, errors.
 
 Every rule quotes offending values and lists file names the same way, so a scientist reading a
 report sees one voice, whichever rule wrote the issue.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+
+from upload_processor.domain.report import Issue
 
 SCHEMA = "aind-data-schema 2.9.2"
 
@@ -40,3 +42,8 @@ def quoted(values: Iterable[str]) -> str:
     """Sorted values, each in single quotes, comma-separated; "none" for no value."""
     listed = sorted(values)
     return ", ".join(f"'{v}'" for v in listed) if listed else "none"
+
+
+def error(rule: str, file: str | None, field: str | None, message: str) -> Issue:
+    """An error issue: the session is invalid until the file named is corrected."""
+    return Issue(severity="error", file=file, field=field, rule=rule, message=message)

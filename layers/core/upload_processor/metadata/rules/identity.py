@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.job_facts import JobFacts
-from upload_processor.metadata.wording import join
+from upload_processor.metadata.wording import error, join
 
 # Core types that carry a subject_id, in tie-break priority order.
 _SUBJECT_ID_TYPES: tuple[str, ...] = ("subject", "procedures", "data_description", "acquisition")
@@ -66,13 +66,7 @@ def check_subject_ids(
 
 
 def _instrument_id_issue(file: str, message: str) -> Issue:
-    return Issue(
-        severity="error",
-        file=file,
-        field="instrument_id",
-        rule="merge.acquisition_instrument_id",
-        message=message,
-    )
+    return error("merge.acquisition_instrument_id", file, "instrument_id", message)
 
 
 def check_instrument_ids(

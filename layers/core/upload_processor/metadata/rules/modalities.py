@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.job_facts import JobFacts
-from upload_processor.metadata.wording import join, quoted
+from upload_processor.metadata.wording import error, join, quoted
 
 
 def abbreviations(modalities: Iterable[Any]) -> set[str]:
@@ -29,9 +29,7 @@ def abbreviations(modalities: Iterable[Any]) -> set[str]:
 
 
 def _mismatch(file: str, field: str, message: str) -> Issue:
-    return Issue(
-        severity="error", file=file, field=field, rule="merge.modalities_mismatch", message=message
-    )
+    return error("merge.modalities_mismatch", file, field, message)
 
 
 def check_modalities(

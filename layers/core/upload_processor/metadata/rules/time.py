@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.job_facts import JobFacts
-from upload_processor.metadata.wording import join
+from upload_processor.metadata.wording import error, join
 
 
 def check_acq_datetime(
@@ -54,13 +54,7 @@ def check_acq_datetime(
 
 
 def _time_zone_lost(label: str, message: str) -> Issue:
-    return Issue(
-        severity="error",
-        file=label,
-        field="acquisition_start_tz",
-        rule="merge.time_zone_lost",
-        message=message,
-    )
+    return error("merge.time_zone_lost", label, "acquisition_start_tz", message)
 
 
 def named_time_zone(validated: dict[str, BaseModel], issues: list[Issue]) -> Any:
