@@ -36,7 +36,9 @@ def merge_sources(
         return merge_acquisitions(validated, issues)
     if core_type == "procedures":
         return merge_procedures(validated, staged, issues)
-    raise AssertionError(f"several {core_type} sources reached the merge")  # select_sources prevents it
+    raise AssertionError(
+        f"several {core_type} sources reached the merge"
+    )  # select_sources prevents it
 
 
 def fold(core_type: str, validated: dict[str, BaseModel], issues: list[Issue]) -> Any:
