@@ -1,10 +1,10 @@
-"""`gather`: ``merge.assemble`` against aind-data-schema called directly, on the same files.
+"""`gather`: ``upload_processor.metadata.assemble`` against aind-data-schema called directly, on the same files.
 
 Input: the metadata files of the sample session (``sample.build_session``): two
 instruments, two acquisitions, subject, procedures, data description (the job file rides
 along, as GatherMetadata passes every root file; both sides skip it).
 
-Baseline, mirroring what merge.py does with the library and nothing else: each file
+Baseline, mirroring what ``assemble`` does with the library and nothing else: each file
 ``Model.model_validate_json``; the instruments folded with ``+`` in sorted filename order,
 the acquisitions likewise; every core model dumped (``model_dump(mode="json")``);
 ``Metadata(name=..., location=..., **models)`` built from the models; its dump. No
@@ -33,12 +33,12 @@ from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
 
 from benchmarks.timing import autorange, best_of_interleaved
-from upload_processor.metadata.merge import assemble
+from upload_processor.metadata import assemble
 from upload_processor_tools.sample import build_session
 
 TARGET_RATIO = 1.5
 
-# Filename prefix -> model, in merge.py's order. Only these types occur in the sample.
+# Filename prefix -> model, in CORE_TYPES order. Only these types occur in the sample.
 _MODELS = {
     "instrument": Instrument,
     "acquisition": Acquisition,

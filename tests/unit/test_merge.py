@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 from aind_data_schema.core.metadata import Metadata
 
-from upload_processor.metadata.merge import (
-    CORE_TYPES,
-    MODELS,
-    Assembly,
-    assemble,
-    metadata_type_of,
-)
+from upload_processor.metadata import CORE_TYPES, Assembly, assemble, metadata_type_of
+from upload_processor.metadata.validate import MODELS
 from upload_processor_tools import sample
 from upload_processor_tools.sample import build_session
 

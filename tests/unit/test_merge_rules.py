@@ -1,4 +1,4 @@
-"""Merge rules (DESIGN.md) that aind-data-schema 2.9.2 does not enforce, on real fixtures.
+"""Merge rules that aind-data-schema 2.9.2 does not enforce, on real fixtures.
 
 Every fixture starts from the sample session (valid by construction, sample.py) and is changed
 as JSON, then checked to still validate on its own, so a failing case fails for the rule under
@@ -20,14 +20,14 @@ from aind_data_schema.core.instrument import Instrument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upload_processor.metadata.merge import (
-    MODELS,
+from upload_processor.metadata import (
     Assembly,
     JobFacts,
     assemble,
     extra_type_of,
     metadata_type_of,
 )
+from upload_processor.metadata.validate import MODELS
 from upload_processor_tools import sample
 from upload_processor_tools.sample import build_session
 

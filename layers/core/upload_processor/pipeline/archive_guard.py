@@ -268,7 +268,7 @@ def compare_with_asset(
     """What differs between the staged session and the complete asset (empty: identical)."""
     # imported here: the Transfer function (reuse_verified) never loads aind-data-schema
     from upload_processor.domain.upload_job import JOB_FILENAME
-    from upload_processor.metadata.merge import metadata_type_of
+    from upload_processor.metadata import metadata_type_of
 
     entries = {
         e.relative: e for e in source.entries() if e.relative not in (JOB_FILENAME, REPORT_FILENAME)

@@ -41,8 +41,13 @@ from upload_processor.errors import (
     error_code,
     is_transient,
 )
-from upload_processor.metadata import data_description
-from upload_processor.metadata.merge import Assembly, JobFacts, assemble, metadata_type_of
+from upload_processor.metadata import (
+    Assembly,
+    JobFacts,
+    assemble,
+    data_description,
+    metadata_type_of,
+)
 from upload_processor.pipeline.archive_guard import MANIFEST as MANIFEST  # re-exported
 from upload_processor.pipeline.archive_guard import (
     acquire_asset_lock,

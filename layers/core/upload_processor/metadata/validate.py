@@ -1,0 +1,201 @@
+"""Validation against aind-data-schema 2.9.2: one file on its own, and the whole as Metadata.
+
+Every pydantic error becomes one issue naming the file, the dotted field and a fix a scientist
+can act on, instead of pydantic's wording.
+
+Rules: ``json.wrong_type``: a document of another core type (its ``object_type``, e.g. a
+Subject saved as ``acquisition_x.json``): one error naming the file to rename, instead of
+every field of the wrong model. ``schema.invalid``: the file does not validate on its own (an
+unknown field is one of these: every aind-data-schema model forbids extra fields).
+``schema.version_mismatch``: the file declares another ``schema_version`` than the model's.
+``metadata.invalid``: the whole does not validate as ``Metadata`` (merge rule 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aind_data_schema.core.acquisition import Acquisition
+from aind_data_schema.core.data_description import DataDescription
+from aind_data_schema.core.instrument import Instrument
+from aind_data_schema.core.metadata import Metadata
+from aind_data_schema.core.model import Model
+from aind_data_schema.core.procedures import Procedures
+from aind_data_schema.core.processing import Processing
+from aind_data_schema.core.quality_control import QualityControl
+from aind_data_schema.core.subject import Subject
+from pydantic import BaseModel, ValidationError
+
+from upload_processor.domain.report import Issue
+from upload_processor.metadata.library_log import library_issues, library_output
+from upload_processor.metadata.wording import SCHEMA, preview, sentence
+
+MODELS: dict[str, type[BaseModel]] = {
+    "instrument": Instrument,
+    "acquisition": Acquisition,
+    "subject": Subject,
+    "procedures": Procedures,
+    "data_description": DataDescription,
+    "processing": Processing,
+    "quality_control": QualityControl,
+    "model": Model,
+}
+
+
+def validate_file(label: str, data: dict, core_type: str, issues: list[Issue]) -> BaseModel | None:
+    """Validate one file on its own; errors name the file and the dotted field."""
+    if not check_object_type(label, data, core_type, issues):
+        return None
+    model = MODELS[core_type]
+    version_ok = check_schema_version(label, data, model, issues)
+    with library_output() as said:
+        try:
+            validated = model.model_validate(data)
+        except ValidationError as exc:
+            validated = None
+            issues.extend(validation_issues(exc, label, model.__name__))
+    issues.extend(library_issues(said, label, None))
+    return validated if version_ok else None
+
+
+def _object_type(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("object_type")
+    return field.default if field is not None and isinstance(field.default, str) else None
+
+
+def check_object_type(label: str, data: dict, core_type: str, issues: list[Issue]) -> bool:
+    """A document must declare its file's ``object_type``, if it declares one of a core type.
+
+    One declaring another core type's object_type is in the wrong file: one
+    ``json.wrong_type`` error naming the file to rename it to (validating it against the
+    file's model would list every field as wrong). An object_type of no core type is left to
+    the model's own validation.
+    """
+    declared = data.get("object_type")
+    expected = _object_type(MODELS[core_type])
+    if not isinstance(declared, str) or expected is None or declared == expected:
+        return True
+    actual = next((t for t, m in MODELS.items() if _object_type(m) == declared), None)
+    if actual is None:
+        return True  # not a core type's: the model's own validation reports the value
+    issues.append(
+        Issue(
+            severity="error",
+            file=label,
+            field="object_type",
+            rule="json.wrong_type",
+            message=(
+                f"{label} holds a {declared} document (object_type {declared!r}), but a file "
+                f"named {core_type}*.json must hold {expected} metadata (object_type "
+                f"{expected!r}). Rename it to {actual}.json if it is the session's {actual}, or "
+                f"replace it with the {expected} file."
+            ),
+        )
+    )
+    return False
+
+
+def check_schema_version(
+    label: str, data: dict, model: type[BaseModel], issues: list[Issue]
+) -> bool:
+    """A declared ``schema_version`` must be the model's: the library overwrites any other.
+
+    A missing schema_version is accepted (the library fills it in), as the library does. A
+    different one is ``schema.version_mismatch``: the library would silently relabel the file.
+    """
+    if "schema_version" not in data:
+        return True
+    expected = model.model_fields["schema_version"].default
+    declared = data["schema_version"]
+    if declared == expected:
+        return True
+    issues.append(
+        Issue(
+            severity="error",
+            file=label,
+            field="schema_version",
+            rule="schema.version_mismatch",
+            message=(
+                f"{label} declares schema_version {preview(declared)}, but {SCHEMA} reads "
+                f"{model.__name__} files of schema version {expected} (and would silently "
+                f"relabel this one as {expected}). Regenerate the file with {SCHEMA}, or set "
+                f'schema_version to "{expected}" if its content already follows that version.'
+            ),
+        )
+    )
+    return False
+
+
+def validation_issues(
+    exc: ValidationError, file: str | None, model_name: str, rule: str = "schema.invalid"
+) -> list[Issue]:
+    """One issue per pydantic error, each with a message a scientist can act on."""
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err.get("loc", ())]
+        issues.append(
+            Issue(
+                severity="error",
+                file=file,
+                field=".".join(loc) or None,
+                rule=rule,
+                message=_describe(err, loc, file, model_name),
+            )
+        )
+    return issues
+
+
+def _describe(err: Any, loc: list[str], file: str | None, model_name: str) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    where = file or "the metadata"
+    last = loc[-1] if loc else model_name
+    if kind == "missing":
+        return (
+            f"Required field '{last}' is missing. Add it to {where}; see the {model_name} model "
+            f"of {SCHEMA} for what it holds."
+        )
+    if kind == "extra_forbidden":
+        return (
+            f"Unknown field '{last}' (value {preview(err.get('input'))}) in {where}: "
+            f"{SCHEMA}'s {model_name} does not define it. Remove it or correct its spelling."
+        )
+    if kind in ("value_error", "assertion_error"):
+        fix = f"Correct {file}" if file else "Make the metadata files consistent with each other"
+        return (
+            f"{sentence(_check_detail(err, msg))} {fix} so that this check passes "
+            f"({model_name}, {SCHEMA})."
+        )
+    return (
+        f"{msg} (got {preview(err.get('input'))}). Correct this value in {where} "
+        f"({model_name}, {SCHEMA})."
+    )
+
+
+def _check_detail(err: Any, msg: str) -> str:
+    """The text of a failed validator; the library sometimes raises ValueError(list)."""
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, BaseException) and cause.args and isinstance(cause.args[0], list):
+        return "; ".join(" ".join(str(part).split()) for part in cause.args[0])
+    detail = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return " ".join(detail.split())
+
+
+def validate_metadata(
+    models: dict[str, BaseModel], asset_name: str, location: str, issues: list[Issue]
+) -> dict | None:
+    """Merge rule 4: the merged result, with every other file, must validate as one Metadata.
+
+    Built from the validated models, never from dicts: given dicts, Metadata only *warns*
+    about an invalid core file and constructs it unvalidated. Its errors are
+    ``metadata.invalid``; the result is the JSON dump, or None.
+    """
+    with library_output() as said:
+        try:
+            metadata = Metadata(name=asset_name, location=location, **models)
+        except ValidationError as exc:
+            metadata = None
+            issues.extend(validation_issues(exc, None, "Metadata", rule="metadata.invalid"))
+        dumped = metadata.model_dump(mode="json") if metadata is not None else None
+    issues.extend(library_issues(said, None, "while validating the whole asset"))
+    return dumped
