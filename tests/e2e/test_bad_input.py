@@ -27,9 +27,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters.s3 import join
+from upload_processor.domain.archive import lock_key
 from upload_processor.domain.report import REPORT_FILENAME
 from upload_processor.domain.upload_job import JOB_FILENAME, MAX_JOB_BYTES
-from upload_processor.pipeline.archive_guard import lock_key
 from upload_processor.pipeline.ingest import execution_name
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session

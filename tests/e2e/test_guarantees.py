@@ -33,8 +33,8 @@ from e2e_support import versions as _versions
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.versions import function_names_from_env
+from upload_processor.domain.archive import lock_key
 from upload_processor.domain.plan import PlanItem
-from upload_processor.pipeline.archive_guard import lock_key
 from upload_processor.pipeline.ingest import Ingest, execution_name
 from upload_processor.pipeline.transfer import transfer
 from upload_processor_tools.local import LocalCloud

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.operations.control import retry_name
-from upload_processor.pipeline import gather, transfer_batch
+from upload_processor.pipeline import gather
+from upload_processor.pipeline.transfer import batch as transfer_batch
 from upload_processor_tools.commands.operator import app as operator_app
 from upload_processor_tools.commands.status import app as status_app
 from upload_processor_tools.local import LocalCloud

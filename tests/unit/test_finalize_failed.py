@@ -17,8 +17,8 @@ import pytest
 from moto import mock_aws
 
 from upload_processor.adapters.jobs import JobStore
+from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.pipeline import finalize
-from upload_processor.pipeline.transfer_batch import failure_key, results_key
 from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""transfer.py against moto's S3: round trips, server-side copies, clean failure, verification."""
+"""The transfer package (transfer, verify) against moto's S3: round trips, server-side copies, clean failure, verification."""
 
 from __future__ import annotations
 
@@ -15,24 +15,17 @@ import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-import upload_processor.pipeline.transfer as transfer_module
+import upload_processor.pipeline.transfer.compress as compress_module
+from upload_processor.domain.archive import META_SOURCE_SHA256, META_SOURCE_SIZE, ZSTD_CONTENT_TYPE
 from upload_processor.domain.plan import PlanItem, plan_item
-from upload_processor.errors import TransferError, VerificationError
-from upload_processor.pipeline.transfer import (
-    META_SOURCE_SHA256,
-    META_SOURCE_SIZE,
-    ZSTD_CONTENT_TYPE,
-    ZSTD_WORKERS,
-    TransferResult,
-    transfer,
-    verify,
-)
+from upload_processor.domain.units import MiB
+from upload_processor.errors import TransferError, TransientError, VerificationError
+from upload_processor.pipeline.transfer import ZSTD_WORKERS, TransferResult, transfer, verify
 
 STAGING = "staging-bucket"
 ARCHIVE = "archive-bucket"
 PREFIX = "uploads/session1"
 ASSET = "750101_2025-06-12_15-03-00"
-MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -163,7 +156,7 @@ def test_compressed_bytes_depend_on_the_source_and_level_only(
     item = stage(s3, "ecephys/probe_d.dat", data)
     first = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=5 * MiB)
     stored = read_dest(s3, first.dest_key)
-    monkeypatch.setattr(transfer_module, "READ_CHUNK", 777_777)
+    monkeypatch.setattr(compress_module, "READ_CHUNK", 777_777)
     again = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=6 * MiB)
 
     assert read_dest(s3, again.dest_key) == stored
@@ -422,9 +415,10 @@ def test_transient_errors_are_not_transfer_errors(s3: Any) -> None:
         raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce"}}, "GetObject")
 
     s3.meta.events.register("before-call.s3.GetObject", throttle)
-    with pytest.raises(ClientError) as excinfo:
+    with pytest.raises(TransientError) as excinfo:
         transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE)
     assert not isinstance(excinfo.value, TransferError)
+    assert isinstance(excinfo.value.__cause__, ClientError)
 
 
 def test_refuses_to_overwrite_its_own_source(s3: Any) -> None:
