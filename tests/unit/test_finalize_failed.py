@@ -2,7 +2,7 @@
 
 On AWS a Distributed Map whose iteration fails ends with its own generic error
 (States.ExceedToleratedFailureThreshold); the Transfer batches record which object failed and
-why (transfer_batch), and the `fail` message must say that, not only the Map's words. (moto's
+why (transfer.batch), and the `fail` message must say that, not only the Map's words. (moto's
 Map tolerates failed iterations, so the local flow never takes this route: tested here.)"""
 
 from __future__ import annotations

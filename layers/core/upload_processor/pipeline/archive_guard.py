@@ -360,15 +360,7 @@ def reuse_verified(
         )
         if not sha:
             return None
-        return TransferResult(
-            source_key=item.source_key,
-            dest_key=item.dest_key,
-            action="compress",
-            codec=CODEC_ZSTD,
-            bytes_in=item.size,
-            bytes_out=size_out,
-            source_sha256=sha,
-        )
+        return TransferResult.of_item(item, bytes_out=size_out, source_sha256=sha)
     if size_out != item.size:
         return None
     dest_sha = full_object_sha256(head)
@@ -378,12 +370,4 @@ def reuse_verified(
         same = full_object_sha256(source) == dest_sha
     if not same:
         return None
-    return TransferResult(
-        source_key=item.source_key,
-        dest_key=item.dest_key,
-        action="copy",
-        codec=None,
-        bytes_in=item.size,
-        bytes_out=item.size,
-        source_sha256=dest_sha,
-    )
+    return TransferResult.of_item(item, bytes_out=item.size, source_sha256=dest_sha)

@@ -106,15 +106,7 @@ def compress_object(
         writer.bytes_out,
         writer.part_count,
     )
-    return TransferResult(
-        source_key=item.source_key,
-        dest_key=item.dest_key,
-        action="compress",
-        codec=CODEC_ZSTD,
-        bytes_in=item.size,
-        bytes_out=writer.bytes_out,
-        source_sha256=source_sha256,
-    )
+    return TransferResult.of_item(item, bytes_out=writer.bytes_out, source_sha256=source_sha256)
 
 
 class PartWriter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +24,44 @@ from upload_processor.pipeline.transfer.source import head_source
 
 logger = logging.getLogger(__name__)
 
+# UploadPartCopy does not carry the source's headers over: they are set on the new upload.
+COPIED_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One planned copy: the item, where it goes, and the arguments every S3 call shares."""
+
+    item: PlanItem
+    source_bucket: str
+    dest_bucket: str
+
+    @property
+    def source(self) -> str:
+        return url(self.source_bucket, self.item.source_key)
+
+    @property
+    def dest(self) -> str:
+        return url(self.dest_bucket, self.item.dest_key)
+
+    def arguments(self) -> dict[str, Any]:
+        """CopySource and its ETag condition: only the planned version is copied."""
+        etag = self.item.etag
+        condition = {"CopySourceIfMatch": quoted_etag(etag)} if etag else {}
+        return {
+            "CopySource": {"Bucket": self.source_bucket, "Key": self.item.source_key},
+            **condition,
+        }
+
+    def fault(self, exc: ClientError) -> TransferError:
+        return source_fault(exc, self.item, source=self.source, dest=self.dest)
+
 
 def copy_object(
     s3: S3Client,
@@ -35,144 +74,79 @@ def copy_object(
 ) -> TransferResult:
     """Copy the planned source server-side: CopyObject up to `copy_threshold`, else
     UploadPartCopy in parts of `copy_part_size`; the result, with S3's SHA-256 if known."""
-    source, dest = url(source_bucket, item.source_key), url(dest_bucket, item.dest_key)
-    head = head_source(s3, source_bucket, item, source=source, dest=dest)
+    job = _Copy(item, source_bucket, dest_bucket)
+    head = head_source(s3, source_bucket, item, source=job.source, dest=job.dest)
     if head["ContentLength"] != item.size:
-        raise changed(item, head["ContentLength"], source=source, dest=dest)
+        raise changed(item, head["ContentLength"], source=job.source, dest=job.dest)
     source_sha256 = full_object_sha256(head)
-    copy_source = {"Bucket": source_bucket, "Key": item.source_key}
-    if_match = {"CopySourceIfMatch": quoted_etag(item.etag)} if item.etag else {}
-
     if item.size <= copy_threshold:
-        source_sha256 = _single_copy(
-            s3,
-            item,
-            copy_source=copy_source,
-            if_match=if_match,
-            dest_bucket=dest_bucket,
-            source_sha256=source_sha256,
-            source=source,
-            dest=dest,
-        )
+        source_sha256 = _single_copy(s3, job, source_sha256)
     else:
-        _multipart_copy(
-            s3,
-            item,
-            head,
-            copy_source=copy_source,
-            if_match=if_match,
-            dest_bucket=dest_bucket,
-            part_size=part_size_for(item.size, copy_part_size, source=source, dest=dest),
-            source=source,
-            dest=dest,
-        )
+        part_size = part_size_for(item.size, copy_part_size, source=job.source, dest=job.dest)
+        _multipart_copy(s3, job, head, part_size)
     if not source_sha256:
         logger.warning(
             "copied %s -> %s without a SHA-256: S3 holds no full-object SHA-256 for it "
             "(multipart upload or no checksum), and a copy does not download the bytes",
-            source,
-            dest,
+            job.source,
+            job.dest,
         )
-    return TransferResult(
-        source_key=item.source_key,
-        dest_key=item.dest_key,
-        action="copy",
-        codec=None,
-        bytes_in=item.size,
-        bytes_out=item.size,
-        source_sha256=source_sha256,
-    )
+    return TransferResult.of_item(item, bytes_out=item.size, source_sha256=source_sha256)
 
 
-def _single_copy(
-    s3: S3Client,
-    item: PlanItem,
-    *,
-    copy_source: dict[str, str],
-    if_match: dict[str, str],
-    dest_bucket: str,
-    source_sha256: str,
-    source: str,
-    dest: str,
-) -> str:
+def _single_copy(s3: S3Client, job: _Copy, source_sha256: str) -> str:
     """One CopyObject; the SHA-256 S3 reports for the source or the copy ("" if neither)."""
     try:
         # MetadataDirective COPY keeps the content type and user metadata as staged; the
         # checksum algorithm makes S3 compute the SHA-256 of the copy while it copies.
         response = s3.copy_object(
-            Bucket=dest_bucket,
-            Key=item.dest_key,
-            CopySource=copy_source,
+            Bucket=job.dest_bucket,
+            Key=job.item.dest_key,
             MetadataDirective="COPY",
             ChecksumAlgorithm="SHA256",
-            **if_match,
+            **job.arguments(),
         )
     except ClientError as exc:
-        raise source_fault(exc, item, source=source, dest=dest) from exc
+        raise job.fault(exc) from exc
     copied_sha256 = full_object_sha256(response.get("CopyObjectResult", {}))
     if source_sha256 and copied_sha256 and copied_sha256 != source_sha256:
         raise TransferError(
             f"S3 reports SHA-256 {copied_sha256} for the copy but {source_sha256} for the source",
-            source=source,
-            dest=dest,
+            source=job.source,
+            dest=job.dest,
         )
     return source_sha256 or copied_sha256
 
 
-def _multipart_copy(
-    s3: S3Client,
-    item: PlanItem,
-    head: Mapping[str, Any],
-    *,
-    copy_source: dict[str, str],
-    if_match: dict[str, str],
-    dest_bucket: str,
-    part_size: int,
-    source: str,
-    dest: str,
-) -> None:
+def _multipart_copy(s3: S3Client, job: _Copy, head: Mapping[str, Any], part_size: int) -> None:
     """UploadPartCopy of every `part_size` range into a new upload, aborted on any failure."""
-    # UploadPartCopy does not carry the source's headers over: set them on the new upload.
-    headers = {
-        name: head[name]
-        for name in (
-            "ContentType",
-            "ContentEncoding",
-            "ContentDisposition",
-            "ContentLanguage",
-            "CacheControl",
-        )
-        if head.get(name)
-    }
+    bucket, key, size = job.dest_bucket, job.item.dest_key, job.item.size
+    headers = {name: head[name] for name in COPIED_HEADERS if head.get(name)}
     upload_id = s3.create_multipart_upload(
-        Bucket=dest_bucket, Key=item.dest_key, Metadata=head.get("Metadata", {}), **headers
+        Bucket=bucket, Key=key, Metadata=head.get("Metadata", {}), **headers
     )["UploadId"]
     try:
         parts = []
-        for number, start in enumerate(range(0, item.size, part_size), start=1):
-            end = min(start + part_size, item.size) - 1
+        for number, start in enumerate(range(0, size, part_size), start=1):
+            end = min(start + part_size, size) - 1
             try:
                 response = s3.upload_part_copy(
-                    Bucket=dest_bucket,
-                    Key=item.dest_key,
+                    Bucket=bucket,
+                    Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    CopySource=copy_source,
                     CopySourceRange=f"bytes={start}-{end}",
-                    **if_match,
+                    **job.arguments(),
                 )
             except ClientError as exc:
-                raise source_fault(exc, item, source=source, dest=dest) from exc
+                raise job.fault(exc) from exc
             parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
         s3.complete_multipart_upload(
-            Bucket=dest_bucket,
-            Key=item.dest_key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
     except BaseException:
         try:
-            s3.abort_multipart_upload(Bucket=dest_bucket, Key=item.dest_key, UploadId=upload_id)
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception:
-            logger.exception("could not abort multipart copy %s of %s", upload_id, dest)
+            logger.exception("could not abort multipart copy %s of %s", upload_id, job.dest)
         raise

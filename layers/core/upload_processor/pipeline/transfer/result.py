@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from upload_processor.domain.archive import CODEC_ZSTD
+from upload_processor.domain.plan import PlanItem
+
 
 @dataclass(frozen=True)
 class TransferResult:
@@ -67,6 +70,19 @@ class TransferResult:
                 continue
             out[field.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    @classmethod
+    def of_item(cls, item: PlanItem, *, bytes_out: int, source_sha256: str) -> TransferResult:
+        """The result of a whole-object transfer of `item` (compress or copy), as planned."""
+        return cls(
+            source_key=item.source_key,
+            dest_key=item.dest_key,
+            action=item.action,
+            codec=CODEC_ZSTD if item.action == "compress" else None,
+            bytes_in=item.size,
+            bytes_out=bytes_out,
+            source_sha256=source_sha256,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransferResult:
