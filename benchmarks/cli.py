@@ -18,9 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import RESULTS_DIR, MiB
+from benchmarks import RESULTS_DIR
+from upload_processor.domain.units import GiB, MiB
 
-GiB = 1024 * MiB
 TiB = 1024 * GiB
 
 NAMES = ("compress", "copy", "flow", "gather", "cold_import")

@@ -49,11 +49,12 @@ from typing import Any
 
 import zstandard
 
-from benchmarks import ROOT, MiB
+from benchmarks import ROOT
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import FRAME, neuropixels_like
 from upload_processor.domain.plan import PlanItem
-from upload_processor.pipeline.transfer import DEFAULT_LEVEL, transfer
+from upload_processor.domain.units import DEFAULT_LEVEL, MiB
+from upload_processor.pipeline.transfer import transfer
 
 SOURCE_BUCKET = "bench-staging"
 DEST_BUCKET = "bench-archive"

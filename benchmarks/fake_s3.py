@@ -7,7 +7,7 @@ worker's own work: reading, hashing, compressing, chunking into parts, checksumm
 Server-side copies (CopyObject, UploadPartCopy) are checked (source, range, ETag condition)
 and counted, never performed: a source can be as large as S3 allows without existing.
 
-The surface mirrors what layers/core/upload_processor/transfer.py uses (keyword arguments,
+The surface mirrors what the package layers/core/upload_processor/pipeline/transfer/ uses (keyword arguments,
 response fields); anything else is an AttributeError, so a change in the worker that needs
 a new call shows up here at once instead of being silently absorbed.
 """

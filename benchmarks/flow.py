@@ -35,8 +35,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import MiB
 from benchmarks.neuropixels import FRAME, neuropixels_like
+from upload_processor.domain.units import MiB
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 PREFIX = "rig-7/bench-flow"

@@ -14,10 +14,10 @@ import resource
 import sys
 import tracemalloc
 
-from benchmarks import MiB
 from benchmarks.compress import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import FRAME, CyclingReader, neuropixels_like
+from upload_processor.domain.units import MiB
 
 BLOCK = (8 * MiB // FRAME) * FRAME  # whole time points, longer than zstd's 2 MiB window
 

@@ -28,13 +28,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks import MiB
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import CyclingReader
 from upload_processor.domain.plan import PlanItem
+from upload_processor.domain.units import GiB, MiB
 from upload_processor.pipeline.transfer import MIN_PART_SIZE, transfer, verify
 
-GiB = 1024 * MiB
 CONTROL_MAX = 64 * MiB  # objects up to this size also get the positive control
 TiB = 1024 * GiB
 SOURCE_BUCKET = "bench-copy-staging"
@@ -99,6 +98,7 @@ class SpyS3:
 @contextlib.contextmanager
 def _quiet_transfer_logs() -> Iterator[None]:
     # A copy that S3 keeps no full-object SHA-256 for logs a warning; expected here.
+    # the package's logger: every module of it (copy.py logs this one) logs under it
     logger = logging.getLogger("upload_processor.pipeline.transfer")
     level = logger.level
     logger.setLevel(logging.ERROR)

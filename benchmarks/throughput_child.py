@@ -36,7 +36,7 @@ import zstandard
 from benchmarks.compress import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.timing import time_once
-from upload_processor.pipeline.transfer import READ_CHUNK
+from upload_processor.domain.units import READ_CHUNK
 
 FUNCS = ("worker", "zstd_oneshot", "zstd_stream_sha256")
 
@@ -44,12 +44,12 @@ FUNCS = ("worker", "zstd_oneshot", "zstd_stream_sha256")
 # "<method 'x' of 'y' objects>" or "<built-in method x>"). The chunker's compress() and
 # finish() return C iterators, and a `for` loop over a C iterator makes no profiler event: the
 # compression itself is counted in the own time of the Python function that loops over it
-# (`_compress`, and `next()` in `_with_last_flag` for the tail), where nothing else of weight
+# (`compress_object`, and `next()` in `with_last_flag` for the tail), where nothing else of weight
 # runs. cProfile sees the calling thread only: libzstd compresses on its own worker thread
 # (`ZSTD_WORKERS`), so "zstd compression" is the time the calling thread spends handing it
 # input and waiting for its output.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("zstd compression", ("ZstdCompression", "(_compress)", "builtins.next")),
+    ("zstd compression", ("ZstdCompression", "(compress_object)", "builtins.next")),
     ("SHA-256 of the source", ("'update' of '_hashlib.HASH'",)),
     ("SHA-256 of each part", ("openssl_sha256",)),
     ("base64 of part checksums", ("b2a_base64", "b64encode")),

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
 from upload_processor.entrypoints.observability import log_keys, record_stage
-from upload_processor.pipeline.transfer_batch import run_batch
+from upload_processor.pipeline.transfer.batch import run_batch
 from upload_processor.settings import mib
 
 logger = Logger()

@@ -27,16 +27,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters.s3 import join
+from upload_processor.domain.archive import lock_key
 from upload_processor.domain.report import REPORT_FILENAME
+from upload_processor.domain.units import MiB
 from upload_processor.domain.upload_job import JOB_FILENAME, MAX_JOB_BYTES
-from upload_processor.pipeline.archive_guard import lock_key
 from upload_processor.pipeline.ingest import execution_name
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
-MiB = 1024 * 1024
 QUICK = {"FilesWaitSeconds": 0}
 
 

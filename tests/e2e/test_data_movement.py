@@ -16,13 +16,13 @@ import boto3
 import pytest
 import zstandard
 
+from upload_processor.domain.units import MiB
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 ASSET = "750101_2025-06-12_15-03-00"
-MiB = 1024 * 1024
 SMALL = {"ChunkThresholdMiB": 10, "RangeSizeMiB": 5, "CopyThresholdMiB": 5, "FilesWaitSeconds": 0}
 
 

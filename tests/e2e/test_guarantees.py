@@ -33,16 +33,14 @@ from e2e_support import versions as _versions
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.versions import function_names_from_env
+from upload_processor.domain.archive import lock_key
 from upload_processor.domain.plan import PlanItem
-from upload_processor.pipeline.archive_guard import lock_key
+from upload_processor.domain.units import MiB
 from upload_processor.pipeline.ingest import Ingest, execution_name
 from upload_processor.pipeline.transfer import transfer
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.local.seam import RUNNER
 from upload_processor_tools.sample import build_session
-
-MiB = 1024 * 1024
-
 
 # --- helpers -------------------------------------------------------------------------------
 

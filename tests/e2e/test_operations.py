@@ -19,8 +19,10 @@ from e2e_support import s3_event_body
 from typer.testing import CliRunner
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
+from upload_processor.domain.units import MiB
 from upload_processor.operations.control import retry_name
-from upload_processor.pipeline import gather, transfer_batch
+from upload_processor.pipeline import gather
+from upload_processor.pipeline.transfer import batch as transfer_batch
 from upload_processor_tools.commands.operator import app as operator_app
 from upload_processor_tools.commands.status import app as status_app
 from upload_processor_tools.local import LocalCloud
@@ -29,7 +31,6 @@ from upload_processor_tools.sample import build_session
 ROOT = Path(__file__).resolve().parents[2]
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 ASSET = "750101_2025-06-12_15-03-00"
-MiB = 1024 * 1024
 SMALL = {"ChunkThresholdMiB": 10, "RangeSizeMiB": 5, "CopyThresholdMiB": 5, "FilesWaitSeconds": 0}
 
 

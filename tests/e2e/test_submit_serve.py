@@ -27,6 +27,7 @@ import typer
 from typer.testing import CliRunner
 
 from upload_processor.adapters.jobs import JobStore
+from upload_processor.domain.units import MiB
 from upload_processor_tools.commands import submit as submit_cli
 from upload_processor_tools.local.server import free_port
 from upload_processor_tools.sample import build_session
@@ -34,7 +35,6 @@ from upload_processor_tools.submit import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETE", "FAILED", "REJECTED", "CANCELLED")
-MiB = 1024 * 1024
 
 
 def _mounted(*args: str) -> bool:

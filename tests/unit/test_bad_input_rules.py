@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from upload_processor.adapters.s3 import read_bytes
 from upload_processor.adapters.staging import LocalSession
+from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.domain.upload_job import (
     JOB_FILENAME,
     MAX_JOB_BYTES,
@@ -22,12 +23,7 @@ from upload_processor.domain.upload_job import (
 )
 from upload_processor.errors import ObjectTooLargeError, TransferError, UploadJobError
 from upload_processor.pipeline.gather import gather_session
-from upload_processor.pipeline.transfer_batch import (
-    _record_failure,
-    collect_failures,
-    failure_key,
-    results_key,
-)
+from upload_processor.pipeline.transfer.batch import _record_failure, collect_failures
 from upload_processor_tools.sample import build_session
 
 JOB = {

@@ -2,7 +2,7 @@
 
 On AWS a Distributed Map whose iteration fails ends with its own generic error
 (States.ExceedToleratedFailureThreshold); the Transfer batches record which object failed and
-why (transfer_batch), and the `fail` message must say that, not only the Map's words. (moto's
+why (transfer.batch), and the `fail` message must say that, not only the Map's words. (moto's
 Map tolerates failed iterations, so the local flow never takes this route: tested here.)"""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from moto import mock_aws
 
 from upload_processor.adapters.jobs import JobStore
+from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.pipeline import finalize
-from upload_processor.pipeline.transfer_batch import failure_key, results_key
 from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ import typer
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from upload_processor.domain.units import MiB
 from upload_processor.pipeline.ingest import execution_name
 from upload_processor_tools.commands import submit as submit_cli
 from upload_processor_tools.sample import build_session
@@ -30,7 +31,6 @@ from upload_processor_tools.submit import (
     transfer_config,
 )
 
-MiB = 1024 * 1024
 BUCKET = "staging"
 
 

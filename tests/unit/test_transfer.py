@@ -1,4 +1,4 @@
-"""transfer.py against moto's S3: round trips, server-side copies, clean failure, verification."""
+"""The transfer package (transfer, verify) against moto's S3: round trips, server-side copies, clean failure, verification."""
 
 from __future__ import annotations
 
@@ -12,27 +12,31 @@ from typing import Any
 import boto3
 import pytest
 import zstandard
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
-import upload_processor.pipeline.transfer as transfer_module
-from upload_processor.domain.plan import PlanItem, plan_item
-from upload_processor.errors import TransferError, VerificationError
-from upload_processor.pipeline.transfer import (
+import upload_processor.pipeline.transfer.compress as compress_module
+from upload_processor.domain.archive import (
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
     ZSTD_CONTENT_TYPE,
-    ZSTD_WORKERS,
-    TransferResult,
-    transfer,
-    verify,
+    failure_key,
 )
+from upload_processor.domain.plan import PlanItem, plan_item
+from upload_processor.domain.units import MiB
+from upload_processor.errors import (
+    TransferError,
+    TransientError,
+    VerificationError,
+    is_transient,
+)
+from upload_processor.pipeline.transfer import ZSTD_WORKERS, TransferResult, transfer, verify
+from upload_processor.pipeline.transfer.batch import batch_id, run_batch
 
 STAGING = "staging-bucket"
 ARCHIVE = "archive-bucket"
 PREFIX = "uploads/session1"
 ASSET = "750101_2025-06-12_15-03-00"
-MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -163,7 +167,7 @@ def test_compressed_bytes_depend_on_the_source_and_level_only(
     item = stage(s3, "ecephys/probe_d.dat", data)
     first = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=5 * MiB)
     stored = read_dest(s3, first.dest_key)
-    monkeypatch.setattr(transfer_module, "READ_CHUNK", 777_777)
+    monkeypatch.setattr(compress_module, "READ_CHUNK", 777_777)
     again = transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE, part_size=6 * MiB)
 
     assert read_dest(s3, again.dest_key) == stored
@@ -422,9 +426,86 @@ def test_transient_errors_are_not_transfer_errors(s3: Any) -> None:
         raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce"}}, "GetObject")
 
     s3.meta.events.register("before-call.s3.GetObject", throttle)
-    with pytest.raises(ClientError) as excinfo:
+    with pytest.raises(TransientError) as excinfo:
         transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE)
     assert not isinstance(excinfo.value, TransferError)
+    assert isinstance(excinfo.value.__cause__, ClientError)
+
+
+def _fail_with(s3: Any, operation: str, code: str, status: int, only: str = "") -> None:
+    """Make every call of `operation` (on a key containing `only`) answer an S3 error `code`
+    with HTTP `status`."""
+
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        if only not in params["url_path"]:
+            return
+        error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {}}
+        error["ResponseMetadata"]["HTTPStatusCode"] = status
+        raise ClientError(error, operation)  # type: ignore[arg-type]
+
+    s3.meta.events.register(f"before-call.s3.{operation}", fail)
+
+
+@pytest.mark.parametrize(
+    ("operation", "relative", "code", "status"),
+    [
+        ("GetObject", "behavior/a.txt", "SlowDown", 503),  # compress: reading the source
+        ("PutObject", "behavior/a.txt", "InternalError", 500),  # compress: writing the output
+        ("HeadObject", "videos/a.mp4", "503", 503),  # copy: checking the source
+        ("CopyObject", "videos/a.mp4", "SlowDown", 503),  # copy: the copy itself
+    ],
+)
+def test_a_throttled_s3_call_raises_transient_error(
+    s3: Any, operation: str, relative: str, code: str, status: int
+) -> None:
+    item = stage(s3, relative, b"data " * 100)
+    _fail_with(s3, operation, code, status)
+    with pytest.raises(TransientError, match=code) as excinfo:
+        transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE)
+    assert item.dest_key in str(excinfo.value)  # the message names the object
+    assert "Contents" not in s3.list_objects_v2(Bucket=ARCHIVE)  # nothing left behind
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=ARCHIVE)
+
+
+def test_a_dropped_connection_raises_transient_error(s3: Any) -> None:
+    item = stage(s3, "behavior/a.txt", b"data")
+
+    def drop(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+
+    s3.meta.events.register("before-call.s3.GetObject", drop)
+    with pytest.raises(TransientError):
+        transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE)
+
+
+@pytest.mark.parametrize("operation", ["GetObject", "PutObject"])
+def test_access_denied_is_permanent_not_transient(s3: Any, operation: str) -> None:
+    item = stage(s3, "behavior/a.txt", b"data")
+    _fail_with(s3, operation, "AccessDenied", 403)
+    with pytest.raises(ClientError) as excinfo:
+        transfer(s3, item, source_bucket=STAGING, dest_bucket=ARCHIVE)
+    assert not isinstance(excinfo.value, TransientError)
+    assert not is_transient(excinfo.value)
+
+
+def test_a_batch_names_access_denied_as_a_transfer_error_and_records_it(s3: Any) -> None:
+    item = stage(s3, "behavior/a.txt", b"data")
+    _fail_with(s3, "GetObject", "AccessDenied", 403, only=item.source_key)
+    batch = [item.model_dump()]
+    with pytest.raises(TransferError, match="S3 refused the transfer") as excinfo:
+        run_batch(s3, batch, job_id="job-1", source_bucket=STAGING, dest_bucket=ARCHIVE)
+    assert not isinstance(excinfo.value, TransientError)
+    record = s3.get_object(Bucket=ARCHIVE, Key=failure_key("job-1", batch_id(batch)))
+    assert json.loads(record["Body"].read())["error"] == "TransferError"
+
+
+def test_a_throttled_batch_raises_transient_error_and_records_the_cause(s3: Any) -> None:
+    item = stage(s3, "behavior/a.txt", b"data")
+    _fail_with(s3, "PutObject", "SlowDown", 503)
+    batch = [item.model_dump()]
+    with pytest.raises(TransientError, match="SlowDown"):
+        run_batch(s3, batch, job_id="job-1", source_bucket=STAGING, dest_bucket=ARCHIVE)
+    # the record itself is a PutObject too, throttled here: best effort, never the error seen
 
 
 def test_refuses_to_overwrite_its_own_source(s3: Any) -> None:

@@ -26,6 +26,15 @@ import zstandard
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from upload_processor.domain.archive import (
+    META_RANGE_SIZE,
+    META_SOURCE_SIZE,
+    SKIPPABLE_MAGIC,
+    ZSTD_CONTENT_TYPE,
+    parse_tree_sha256,
+    skippable_frame,
+    tree_sha256,
+)
 from upload_processor.domain.plan import (
     CHUNK_THRESHOLD,
     DEFAULT_RANGE_SIZE,
@@ -41,20 +50,14 @@ from upload_processor.domain.plan import (
     range_size_for,
     seconds_per_mb,
 )
-from upload_processor.errors import TransferError, VerificationError
+from upload_processor.domain.units import MiB
+from upload_processor.errors import TransferError, TransientError, VerificationError
 from upload_processor.pipeline.transfer import (
-    META_RANGE_SIZE,
-    META_SOURCE_SIZE,
-    SKIPPABLE_MAGIC,
-    ZSTD_CONTENT_TYPE,
     TransferResult,
     abort_chunked,
     complete_chunked,
-    parse_tree_sha256,
-    skippable_frame,
     start_chunked,
     transfer,
-    tree_sha256,
     verify,
     verify_part,
 )
@@ -63,7 +66,6 @@ STAGING = "staging-bucket"
 ARCHIVE = "archive-bucket"
 PREFIX = "uploads/session1"
 ASSET = "750101_2025-06-12_15-03-00"
-MiB = 1024 * 1024
 RANGE = 6 * MiB  # test range size: three ranges of 6, 6 and 5 MiB for a 17 MiB file
 THRESHOLD = 10 * MiB  # test chunk threshold
 ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -479,7 +481,7 @@ def test_transient_error_on_complete_keeps_the_upload_for_a_retry(s3: Any) -> No
             raise ClientError(error, "CompleteMultipartUpload")
 
     s3.meta.events.register("before-call.s3.CompleteMultipartUpload", throttle_once)
-    with pytest.raises(ClientError) as excinfo:
+    with pytest.raises(TransientError) as excinfo:
         complete_chunked(s3, results, dest_bucket=ARCHIVE)
     assert not isinstance(excinfo.value, TransferError)
     assert len(open_uploads(s3)) == 1

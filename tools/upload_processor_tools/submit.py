@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from upload_processor.adapters.s3 import is_not_found
 from upload_processor.domain.report import REPORT_FILENAME
+from upload_processor.domain.units import MiB
 from upload_processor.domain.upload_job import JOB_FILENAME
 from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor.pipeline.ingest import execution_name
 
-MiB = 1024 * 1024
 DEFAULT_PART_SIZE_MIB = 64
 DEFAULT_CONCURRENCY = 10
 SHA256_METADATA = "sha256"  # object metadata: the whole file's SHA-256 (hex)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from upload_processor.domain.units import MiB
 from upload_processor.errors import ConfigurationError
 
 
 def mib(value: str | None) -> int | None:
     """A size setting in MiB (0 or empty: let the code choose from the compression level)."""
-    return int(float(value) * 1024 * 1024) if value and float(value) > 0 else None
+    return int(float(value) * MiB) if value and float(value) > 0 else None
 
 
 @dataclass(frozen=True)

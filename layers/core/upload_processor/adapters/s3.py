@@ -1,9 +1,13 @@
-"""Small S3 helpers shared by the stages: listing, reading whole small objects, writing JSON."""
+"""Small S3 helpers shared by the stages: listing, reading whole small objects, writing JSON,
+and reading S3's checksums (which ones prove what about an object's bytes)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -76,3 +80,54 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
 def join(prefix: str, name: str) -> str:
     """prefix + '/' + name, for a prefix that may be empty."""
     return f"{prefix}/{name}" if prefix else name
+
+
+# --- checksums and ETags ---------------------------------------------------------------------
+
+
+def quoted_etag(etag: str) -> str:
+    """An ETag in quotes, as S3 takes it in conditions (moto compares them verbatim)."""
+    return f'"{etag.strip(chr(34))}"'
+
+
+def b64_sha256(data: bytes) -> str:
+    """The base64 SHA-256 of `data`: the form S3 takes and reports as ChecksumSHA256."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def full_object_sha256(response: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of the whole object if S3 reports one (HeadObject, GetObject,
+    CopyObjectResult), else "".
+
+    A multipart object's SHA-256 is a checksum of the parts' checksums ("...-N", type
+    COMPOSITE), not of the bytes; its ETag then ends in "-N" too, which catches the case
+    where a response omits the suffix and the type.
+    """
+    value = response.get("ChecksumSHA256") or ""
+    if not value or "-" in value or response.get("ChecksumType") == "COMPOSITE":
+        return ""
+    if "-" in str(response.get("ETag", "")):
+        return ""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return raw.hex() if len(raw) == 32 else ""
+
+
+def is_md5_etag(etag: str) -> bool:
+    """Whether the ETag has the form of a plain MD5 (a single-part upload's, unencrypted)."""
+    etag = etag.strip('"')
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
+def is_kms_encrypted(head: Mapping[str, Any]) -> bool:
+    """Under SSE-KMS (and DSSE-KMS) an ETag is not the MD5 of the bytes."""
+    return "kms" in str(head.get("ServerSideEncryption", ""))
+
+
+def composite_sha256(part_checksums: list[str] | tuple[str, ...]) -> str:
+    """S3's checksum of a multipart object: SHA-256 of the parts' digests, "-<parts>"."""
+    joined = b"".join(base64.b64decode(c) for c in part_checksums)
+    digest = base64.b64encode(hashlib.sha256(joined).digest()).decode("ascii")
+    return f"{digest}-{len(part_checksums)}"

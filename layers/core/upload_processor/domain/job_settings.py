@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from upload_processor.domain.report import Issue
+from upload_processor.domain.units import DEFAULT_LEVEL
 
 # The keys of gather_preliminary_metadata.job_settings.data_description_settings; their values
 # are checked with aind-data-schema when GatherMetadata builds the data description.
@@ -66,7 +67,7 @@ class TransformationSettings(_Settings):
     """tasks.modality_transformation_settings[.<modality>].job_settings."""
 
     codec: Literal["zstd", "none"] = "zstd"
-    level: int = Field(default=3, ge=1, le=22)
+    level: int = Field(default=DEFAULT_LEVEL, ge=1, le=22)
 
 
 class GatherFinalSettings(_Settings):

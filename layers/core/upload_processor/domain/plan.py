@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
+from upload_processor.domain.units import DEFAULT_LEVEL, GiB, MiB
+
 # "compress_range": one byte range of a large file, one part of its multipart upload.
 Action = Literal["compress", "copy", "compress_range"]
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 
 # --- sizing the ranges of a chunked file ------------------------------------------------
@@ -63,7 +63,7 @@ DEFAULT_RANGE_SIZE = 1 * GiB
 # a start, n ranges and a completion. Lower at slower levels (`chunk_threshold_for`).
 CHUNK_THRESHOLD = 4 * GiB
 # Every range but the last is at least this much *source* (S3's minimum part size; the
-# compressed part may still be smaller and is then padded, see transfer.py). A shorter
+# compressed part may still be smaller and is then padded, see domain.archive). A shorter
 # trailing range is folded into the one before it.
 MIN_RANGE_SIZE = 5 * MiB
 # Worst-case zstd output of a range (+0.4% and a header, plus the folded tail) stays under
@@ -150,7 +150,7 @@ def plan_item(
     size: int,
     etag: str,
     asset_name: str,
-    level: int = 3,
+    level: int = DEFAULT_LEVEL,
     compress: bool = True,
 ) -> PlanItem:
     """Plan one staged object: its destination under the asset and its action.
@@ -211,7 +211,7 @@ def _fits_budget(level: int, cap: int) -> int:
     return min(cap, max(mib * MiB, 64 * MiB))
 
 
-def range_size_for(level: int = 3, *, size: int | None = None) -> int:
+def range_size_for(level: int = DEFAULT_LEVEL, *, size: int | None = None) -> int:
     """The range size for a file compressed at `level`: what fits the time budget, at most
     `DEFAULT_RANGE_SIZE`; grown (to whole MiB) if `size` would otherwise need > 10,000 parts,
     at the price of iterations longer than the budget."""
@@ -222,7 +222,7 @@ def range_size_for(level: int = 3, *, size: int | None = None) -> int:
     return chosen
 
 
-def chunk_threshold_for(level: int = 3) -> int:
+def chunk_threshold_for(level: int = DEFAULT_LEVEL) -> int:
     """The size above which a file compressed at `level` is chunked: what fits the time
     budget in one invocation, at most `CHUNK_THRESHOLD`."""
     return _fits_budget(level, CHUNK_THRESHOLD)

@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
+from upload_processor.domain.archive import RESULTS, work_key
 from upload_processor.errors import (
     JobNotFoundError,
     JobStateConflictError,
@@ -31,7 +32,6 @@ from upload_processor.errors import (
     UploadProcessorError,
 )
 from upload_processor.pipeline.finalize import abort_job_uploads
-from upload_processor.pipeline.transfer_batch import RESULTS
 
 MAX_EXECUTION_NAME = 80
 
@@ -69,7 +69,7 @@ def prepare_work_area(s3: Any, *, archive: str | None, job_id: str) -> dict[str,
     if not archive:
         return {"kept_batches": 0, "dropped_batches": 0}
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=archive, Prefix=f"_jobs/{job_id}/{RESULTS}/"):
+    for page in paginator.paginate(Bucket=archive, Prefix=work_key(job_id, f"{RESULTS}/")):
         for obj in page.get("Contents", []):
             results = json.loads(s3.get_object(Bucket=archive, Key=obj["Key"])["Body"].read())
             stale = any(

@@ -34,16 +34,16 @@ import zstandard
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters.s3 import (
+    full_object_sha256,
     is_conflict,
     is_not_found,
     list_objects,
     read_bytes,
 )
 from upload_processor.adapters.staging import Entry, S3Session
-from upload_processor.domain.plan import PlanItem, chunk_ranges
-from upload_processor.domain.report import REPORT_FILENAME
-from upload_processor.errors import AssetLockedError
-from upload_processor.pipeline.transfer import (
+from upload_processor.domain.archive import (
+    CODEC_ZSTD,
+    MANIFEST,
     META_CODEC,
     META_LEVEL,
     META_RANGE_SIZE,
@@ -51,32 +51,27 @@ from upload_processor.pipeline.transfer import (
     META_SOURCE_SHA256,
     META_SOURCE_SIZE,
     TREE_SHA256_PREFIX,
-    TransferResult,
-    _full_object_sha256,
+    lock_key,
     parse_tree_sha256,
     tree_sha256,
 )
+from upload_processor.domain.plan import PlanItem, chunk_ranges
+from upload_processor.domain.report import REPORT_FILENAME
+from upload_processor.domain.units import DEFAULT_LEVEL, READ_CHUNK, GiB
+from upload_processor.errors import AssetLockedError
+from upload_processor.pipeline.transfer.result import TransferResult
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-LOCKS_PREFIX = "_jobs/locks"
 # Jobs whose lease is live: any other status (or a record that says so) makes a lock stale.
 LIVE_STATUSES = ("RECEIVED", "PROCESSING")
 # How many bytes the identical-content check may download when no ETag or S3 checksum
 # settles a file (beyond it, the file counts as different: never overwrite on a guess).
-COMPARE_DOWNLOAD_BUDGET = 1024**3
+COMPARE_DOWNLOAD_BUDGET = 1 * GiB
 SHOWN_DIFFERENCES = 10
-READ_CHUNK = 1024 * 1024
-DEFAULT_LEVEL = 3
 
 
 # --- the lease ----------------------------------------------------------------------------
-
-
-def lock_key(asset_name: str) -> str:
-    """Where the asset's lease lives in the archive bucket (outside any asset)."""
-    return f"{LOCKS_PREFIX}/{asset_name}.json"
 
 
 def lock_holder(s3: Any, archive: str, asset_name: str) -> tuple[dict[str, Any], str] | None:
@@ -243,7 +238,7 @@ def _content_difference(
         return "the manifest records no checksum to compare it with, and its ETag differs"
     if not recorded.startswith(TREE_SHA256_PREFIX):
         head = s3.head_object(Bucket=bucket, Key=entry.key, ChecksumMode="ENABLED")
-        staged_sha = _full_object_sha256(head)
+        staged_sha = full_object_sha256(head)
         if staged_sha:
             return None if staged_sha == recorded else "its SHA-256 differs from the archived one"
     if entry.size > budget[0]:
@@ -355,7 +350,7 @@ def reuse_verified(
         if (
             meta.get(META_SOURCE_ETAG) != item.etag
             or meta.get(META_SOURCE_SIZE) != str(item.size)
-            or meta.get(META_CODEC) != "zstd"
+            or meta.get(META_CODEC) != CODEC_ZSTD
             or meta.get(META_LEVEL) != str(level)
             or META_RANGE_SIZE in meta  # a chunked object: its tree hash is not re-derivable here
         ):
@@ -365,30 +360,14 @@ def reuse_verified(
         )
         if not sha:
             return None
-        return TransferResult(
-            source_key=item.source_key,
-            dest_key=item.dest_key,
-            action="compress",
-            codec="zstd",
-            bytes_in=item.size,
-            bytes_out=size_out,
-            source_sha256=sha,
-        )
+        return TransferResult.of_item(item, bytes_out=size_out, source_sha256=sha)
     if size_out != item.size:
         return None
-    dest_sha = _full_object_sha256(head)
+    dest_sha = full_object_sha256(head)
     same = bool(item.etag) and str(head.get("ETag", "")).strip('"') == item.etag.strip('"')
     if not same and dest_sha:
         source = s3.head_object(Bucket=source_bucket, Key=item.source_key, ChecksumMode="ENABLED")
-        same = _full_object_sha256(source) == dest_sha
+        same = full_object_sha256(source) == dest_sha
     if not same:
         return None
-    return TransferResult(
-        source_key=item.source_key,
-        dest_key=item.dest_key,
-        action="copy",
-        codec=None,
-        bytes_in=item.size,
-        bytes_out=item.size,
-        source_sha256=dest_sha,
-    )
+    return TransferResult.of_item(item, bytes_out=item.size, source_sha256=dest_sha)

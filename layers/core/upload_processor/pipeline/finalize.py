@@ -35,6 +35,7 @@ from upload_processor.adapters.s3 import (
     put_json,
     read_bytes,
 )
+from upload_processor.domain.archive import MANIFEST, work_key
 from upload_processor.domain.report import REPORT_FILENAME, Report
 from upload_processor.errors import (
     AssetExistsError,
@@ -51,14 +52,13 @@ from upload_processor.pipeline.archive_guard import (
     read_manifest,
     release_quietly,
 )
-from upload_processor.pipeline.gather import MANIFEST, work_key
 from upload_processor.pipeline.transfer import (
     TransferResult,
     abort_chunked,
     complete_chunked,
     verify,
 )
-from upload_processor.pipeline.transfer_batch import collect_failures, collect_results
+from upload_processor.pipeline.transfer.batch import collect_failures, collect_results
 
 logger = logging.getLogger(__name__)
 

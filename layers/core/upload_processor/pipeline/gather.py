@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from upload_processor.adapters.metadata_service import MetadataService
 from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import Entry, S3Session, SessionSource
+from upload_processor.domain.archive import work_key
 from upload_processor.domain.naming import asset_name as build_asset_name
 from upload_processor.domain.plan import PlanItem, needs_chunks, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
@@ -48,7 +49,6 @@ from upload_processor.metadata import (
     data_description,
     metadata_type_of,
 )
-from upload_processor.pipeline.archive_guard import MANIFEST as MANIFEST  # re-exported
 from upload_processor.pipeline.archive_guard import (
     acquire_asset_lock,
     asset_objects,
@@ -62,7 +62,6 @@ from upload_processor.pipeline.transfer import start_chunked
 
 BATCH_SIZE = 100
 BATCH_BYTES = 2 * 1024**3  # one Map iteration moves at most this much (well inside 15 minutes)
-WORK_PREFIX = "_jobs"
 # A metadata file is read whole into memory (and validated): larger ones are refused from
 # their listed size, before a byte is read. Real core files are kilobytes to a few MB.
 MAX_METADATA_BYTES = 20 * 1024**2
@@ -74,11 +73,6 @@ MAX_SEGMENT_BYTES = 255
 INSTRUMENT_ID_FIELD = (
     "tasks.gather_preliminary_metadata.job_settings.instrument_settings.instrument_id"
 )
-
-
-def work_key(job_id: str, name: str) -> str:
-    """Where a job keeps its intermediate state in the archive bucket (never inside an asset)."""
-    return f"{WORK_PREFIX}/{job_id}/{name}"
 
 
 def gather_settings(job: dict[str, Any]) -> dict[str, Any]:
