@@ -142,9 +142,15 @@ def test_buckets_refuse_plain_http_in_the_template() -> None:
         for v in resources.values()
         if v["Type"] == "AWS::S3::BucketPolicy"
     }
-    assert set(policies) == {"StagingBucket", "ArchiveBucket", "OpenArchiveBucket"}
+    assert set(policies) == {
+        "StagingBucket",
+        "ArchiveBucket",
+        "OpenArchiveBucket",
+        "AccessLogBucket",
+    }
     for statements in policies.values():
-        (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+        (deny,) = [s for s in statements if s.get("Sid") == "DenyInsecureTransport"]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     buckets = [v for v in resources.values() if v["Type"] == "AWS::S3::Bucket"]
     for bucket in buckets:

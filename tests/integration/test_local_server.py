@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from upload_processor_tools.local import LocalModeError
-from upload_processor_tools.local.server import LocalServer, banner, free_port
+from upload_processor_tools.local.server import LocalServer, banner, exposure_warning, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +47,11 @@ def test_local_server_deploys_serves_and_stops(tmp_path: Path) -> None:
 def test_local_server_binds_only_where_the_state_machine_reaches_it() -> None:
     with pytest.raises(LocalModeError, match="--host"):
         LocalServer(free_port(), "192.0.2.1", root=ROOT)
+
+
+def test_binding_every_interface_warns_that_nothing_is_authenticated() -> None:
+    for host in ("127.0.0.1", "localhost"):
+        assert exposure_warning(host) is None
+    warning = exposure_warning("0.0.0.0")
+    assert warning is not None
+    assert "NO authentication" in warning and "0.0.0.0" in warning

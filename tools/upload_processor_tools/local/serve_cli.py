@@ -38,7 +38,7 @@ def serve(
 ) -> None:
     """Run the stack from template.yaml on a moto server and print where it is, until Ctrl-C."""
     from upload_processor.errors import LocalModeError
-    from upload_processor_tools.local.server import LocalServer, banner
+    from upload_processor_tools.local.server import LocalServer, banner, exposure_warning
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = threading.Event()
@@ -53,6 +53,9 @@ def serve(
     try:
         try:
             server = LocalServer(port, host, log_level=log_level, verbose=verbose)
+            warning = exposure_warning(host)
+            if warning:
+                err.print(f"[bold red]{warning}[/bold red]", markup=True)
             err.print(f"deploying template.yaml from {server.root} into a moto server ...")
             server.start()
         except LocalModeError as exc:

@@ -39,7 +39,27 @@ from upload_processor_tools.local.cloud import (
 from upload_processor_tools.local.seam import REGION, RUNNER, fake_credentials, install_seam
 
 DEFAULT_PORT = 5050
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0")  # noqa: S104 - a choice the user makes
+# The addresses --host accepts: the state machine reaches the server on localhost, so it must
+# listen there (0.0.0.0 listens there too, and on every other interface).
+BINDABLE_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0")  # noqa: S104 - a choice the user makes
+# Of those, the ones no other machine can reach (the server has no authentication).
+LOCAL_ONLY_HOSTS = ("127.0.0.1", "localhost")
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to tell the user when `host` makes the unauthenticated local cloud reachable from
+    other machines (anyone who can connect may read and change every bucket, table and
+    queue in it); None for a loopback address."""
+    if host in LOCAL_ONLY_HOSTS:
+        return None
+    return (
+        f"WARNING: --host {host} exposes the local cloud on every network interface with NO "
+        "authentication: anyone who can reach this machine can read, change and delete "
+        "everything in it. Use it only on a trusted network (e.g. for a sam local invoke "
+        "container) and prefer --host 127.0.0.1."
+    )
+
+
 _QUIET_LOGGERS = {"werkzeug": logging.WARNING, "moto.stepfunctions.parser": logging.CRITICAL}
 
 
@@ -104,10 +124,10 @@ class LocalServer(DeployedResources):
         parameter_overrides: dict[str, Any] | None = None,
         verbose: bool = False,
     ) -> None:
-        if host not in LOOPBACK_HOSTS:
+        if host not in BINDABLE_HOSTS:
             raise LocalModeError(
                 f"--host {host!r}: the state machine reaches the server on localhost, so bind "
-                f"it to one of {', '.join(LOOPBACK_HOSTS)}"
+                f"it to one of {', '.join(BINDABLE_HOSTS)}"
             )
         self.host = host
         self.port = port

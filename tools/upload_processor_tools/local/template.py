@@ -8,7 +8,7 @@ placeholders, which local mode maps back to the project's folders.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class Translated:
     parameters: dict[str, Any]
     outputs: dict[str, Any]
     root: Path
+    # the template's Conditions, evaluated against the parameters (for Fn::If and Condition)
+    conditions: dict[str, bool] = field(default_factory=dict)
 
 
 class _NoManagedPolicies:
@@ -130,7 +132,39 @@ def translate(
         parameters={**parameters, **pseudo},
         outputs=output.get("Outputs", {}),
         root=template_path.parent,
+        conditions=evaluate_conditions(output.get("Conditions", {}), {**parameters, **pseudo}),
     )
+
+
+def evaluate_conditions(conditions: dict[str, Any], parameters: dict[str, Any]) -> dict[str, bool]:
+    """Each named condition's value (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition and Ref
+    of parameters: what a template's Conditions section may use)."""
+    out: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if not isinstance(node, dict) or len(node) != 1:
+            return node
+        ((key, arg),) = node.items()
+        if key == "Ref":
+            return parameters[arg]
+        if key == "Condition":
+            if arg not in out:
+                out[arg] = bool(value(conditions[arg]))
+            return out[arg]
+        if key == "Fn::Equals":
+            left, right = (str(value(a)) for a in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not value(arg[0])
+        if key == "Fn::And":
+            return all(value(a) for a in arg)
+        if key == "Fn::Or":
+            return any(value(a) for a in arg)
+        raise ValueError(f"local mode cannot evaluate {key} in a condition")
+
+    for name in conditions:
+        value({"Condition": name})
+    return out
 
 
 def local_path(root: Path, uri: Any) -> Path | None:
