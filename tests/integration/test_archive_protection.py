@@ -120,10 +120,10 @@ def test_the_state_machine_invokes_exactly_its_functions_and_their_versions(clou
 
 def _policy_statements(cloud, bucket_logical: str) -> list[dict[str, Any]]:
     """The bucket policy as it deploys (role ARNs and conditions resolved)."""
-    from upload_processor_tools.local.cloud import _Resolver
+    from upload_processor_tools.local.intrinsics import Resolver
 
     translated = cloud.deployment.translated
-    resolver = _Resolver(translated.parameters, translated.conditions)
+    resolver = Resolver(translated.parameters, translated.conditions)
     resolver.refs.update(cloud.deployment.physical)
     resolver.attrs.update(cloud.deployment.attrs)
     (policy,) = [
@@ -207,7 +207,7 @@ def test_an_overwritten_or_deleted_sealed_object_keeps_its_sealed_version(cloud)
 
 
 def test_write_once_is_opted_out_only_by_its_parameter() -> None:
-    from upload_processor_tools.local.cloud import _Resolver
+    from upload_processor_tools.local.intrinsics import Resolver
     from upload_processor_tools.local.template import translate
 
     root = Path(__file__).resolve().parents[2]
@@ -219,7 +219,7 @@ def test_write_once_is_opted_out_only_by_its_parameter() -> None:
             stack_name="t",
             parameter_overrides={"ArchiveWriteOnce": value},
         )
-        resolver = _Resolver(translated.parameters, translated.conditions)
+        resolver = Resolver(translated.parameters, translated.conditions)
         resolver.attrs.update(
             {
                 logical: {"Arn": f"arn:aws:iam::123456789012:role/t-{logical}"}

@@ -179,9 +179,9 @@ def _of_type(kind: str) -> dict[str, dict[str, Any]]:
 
 def _resolved(value: Any) -> Any:
     """Pseudo parameters and parameters substituted (the values below refer to nothing else)."""
-    from upload_processor_tools.local.cloud import _Resolver
+    from upload_processor_tools.local.intrinsics import Resolver
 
-    return _Resolver(_translated().parameters)(value)
+    return Resolver(_translated().parameters)(value)
 
 
 def _ref(value: Any) -> str | None:

@@ -13,6 +13,7 @@ creates them, so ingest resolves version pins against what the local deployment 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from upload_processor.errors import LocalModeError
+from upload_processor_tools.local.intrinsics import Resolver
+from upload_processor_tools.local.resources import CREATORS
 from upload_processor_tools.local.seam import ACCOUNT_ID, REGION, RUNNER, LocalFunction
 from upload_processor_tools.local.template import Translated, local_path, translate
 
@@ -31,8 +34,6 @@ SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 # Types local mode creates; any other type in the template fails loudly (no silent drift).
 _NO_OP_TYPES = {"AWS::Lambda::Permission"}
-# What Ref AWS::NoValue resolves to: the property or list item holding it is left out.
-_NO_VALUE = object()
 
 
 def project_root() -> Path:
@@ -46,89 +47,6 @@ def project_root() -> Path:
     raise LocalModeError(
         "cannot find template.yaml: run from the project or set UPLOAD_PROCESSOR_ROOT"
     )
-
-
-class _Resolver:
-    """Resolves CloudFormation intrinsics against what has been created so far."""
-
-    def __init__(
-        self, parameters: dict[str, Any], conditions: dict[str, bool] | None = None
-    ) -> None:
-        self.parameters = parameters
-        self.conditions = conditions or {}
-        self.refs: dict[str, Any] = {}
-        self.attrs: dict[str, dict[str, Any]] = {}
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v for v in map(self, value) if v is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref" and arg == "AWS::NoValue":
-                return _NO_VALUE
-            if key == "Fn::If":
-                return self(arg[1] if self.conditions[arg[0]] else arg[2])
-            if key == "Ref":
-                if arg in self.parameters:
-                    return self.parameters[arg]
-                return self.refs[arg]
-            if key == "Fn::GetAtt":
-                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.attrs[logical][attr]
-            if key == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
-                return self._sub(text, extra)
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(self(v)) for v in self(arg[1]))
-            if key == "Fn::Select":
-                return self(arg[1])[int(self(arg[0]))]
-            if key == "Fn::Split":
-                return str(self(arg[1])).split(arg[0])
-            if key.startswith("Fn::"):
-                raise LocalModeError(f"local mode cannot resolve {key}")
-        resolved = {k: self(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
-
-    def _sub(self, text: str, extra: dict[str, Any]) -> str:
-        import re
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in extra:
-                return str(extra[name])
-            if name in self.parameters:
-                return str(self.parameters[name])
-            if "." in name:
-                logical, attr = name.split(".", 1)
-                return str(self.attrs[logical][attr])
-            return str(self.refs[name])
-
-        return re.sub(r"\$\{([^}!]+)\}", replace, text)
-
-    def dependencies(self, value: Any) -> set[str]:
-        """Logical ids a value refers to."""
-        import re
-
-        out: set[str] = set()
-        if isinstance(value, list):
-            for v in value:
-                out |= self.dependencies(v)
-        elif isinstance(value, dict):
-            for key, arg in value.items():
-                if key == "Ref" and isinstance(arg, str):
-                    out.add(arg)
-                elif key == "Fn::GetAtt":
-                    out.add(arg[0] if isinstance(arg, list) else arg.split(".", 1)[0])
-                elif key == "Fn::Sub":
-                    text = arg if isinstance(arg, str) else arg[0]
-                    out |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-                    if isinstance(arg, list):
-                        out |= self.dependencies(arg[1])
-                else:
-                    out |= self.dependencies(arg)
-        return out
 
 
 @dataclass
@@ -230,7 +148,7 @@ class Deployer:
             stack_name=self.stack,
             parameter_overrides=parameter_overrides,
         )
-        resolver = _Resolver(translated.parameters, translated.conditions)
+        resolver = Resolver(translated.parameters, translated.conditions)
         graph = {}
         for logical, resource in translated.resources.items():
             deps = resolver.dependencies(resource.get("Properties", {}))
@@ -244,6 +162,8 @@ class Deployer:
                 continue
             kind = resource["Type"]
             creator = getattr(self, "_create_" + kind.replace("::", "_").lower(), None)
+            if creator is None and kind in CREATORS:
+                creator = functools.partial(CREATORS[kind], self)
             if creator is None:
                 if kind in _NO_OP_TYPES:
                     continue
@@ -259,14 +179,15 @@ class Deployer:
         deployment.outputs = {k: resolver(v.get("Value")) for k, v in translated.outputs.items()}
         return deployment
 
-    def _default_name(self, logical: str) -> str:
+    def default_name(self, logical: str) -> str:
+        """The physical name CloudFormation would make up for an unnamed resource."""
         return f"{self.stack}-{logical}"[:64]
 
     def _create_aws_iam_role(
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         iam = self.c("iam")
-        name = props.get("RoleName") or self._default_name(logical)
+        name = props.get("RoleName") or self.default_name(logical)
         role = iam.create_role(
             RoleName=name,
             AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
@@ -285,7 +206,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         s3 = self.c("s3")
-        name = props.get("BucketName") or self._default_name(logical).lower()
+        name = props.get("BucketName") or self.default_name(logical).lower()
         s3.create_bucket(Bucket=name)
         if props.get("VersioningConfiguration"):
             s3.put_bucket_versioning(
@@ -350,7 +271,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         sqs = self.c("sqs")
-        name = props.get("QueueName") or self._default_name(logical)
+        name = props.get("QueueName") or self.default_name(logical)
         attributes = {}
         for key in (
             "VisibilityTimeout",
@@ -382,7 +303,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         sns = self.c("sns")
-        name = props.get("TopicName") or self._default_name(logical)
+        name = props.get("TopicName") or self.default_name(logical)
         attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
         arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
         return arn, {"TopicName": name, "TopicArn": arn}
@@ -391,7 +312,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         ddb = self.c("dynamodb")
-        name = props.get("TableName") or self._default_name(logical)
+        name = props.get("TableName") or self.default_name(logical)
         kwargs: dict[str, Any] = {
             "TableName": name,
             "AttributeDefinitions": props["AttributeDefinitions"],
@@ -422,7 +343,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], d: Deployment
     ) -> tuple[str, dict]:
         awslambda = self.c("lambda")
-        name = props.get("FunctionName") or self._default_name(logical)
+        name = props.get("FunctionName") or self.default_name(logical)
         code_dir = local_path(self.root, props["Code"])
         if code_dir is None:
             raise LocalModeError(f"{logical}: CodeUri must be a local folder for local mode")
@@ -499,7 +420,7 @@ class Deployer:
         self, logical: str, props: dict[str, Any], _: Deployment
     ) -> tuple[str, dict]:
         sfn = self.c("stepfunctions")
-        name = props.get("StateMachineName") or self._default_name(logical)
+        name = props.get("StateMachineName") or self.default_name(logical)
         if "DefinitionS3Location" in props:
             path = local_path(self.root, props["DefinitionS3Location"])
             if path is None:
@@ -571,106 +492,6 @@ class Deployer:
             kwargs["tracingEnabled"] = bool(props["TracingEnabled"])
         apigw.create_stage(**kwargs)
         return props["StageName"], {}
-
-
-def _create_aws_s3_bucketpolicy(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    """The bucket policy, less the statements moto cannot evaluate: moto evaluates a bucket
-    policy without the request's context (a Condition sees no keys: the TLS-only statements,
-    whose in-process calls carry no TLS, and the write-once seal's s3:if-none-match would deny
-    everything) and ignores whom a statement names (a Deny for the pipeline roles would deny
-    every caller). The write-once statements are tested against the template instead."""
-    document = dict(props["PolicyDocument"])
-    statements = document.get("Statement", [])
-    statements = statements if isinstance(statements, list) else [statements]
-    kept = [st for st in statements if st.get("Principal") == "*" and not st.get("Condition")]
-    if kept:
-        document["Statement"] = kept
-        self.c("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
-    return logical, {}
-
-
-def _create_aws_apigateway_account(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    """API Gateway's account settings (its logging role): nothing to create in moto."""
-    return f"{self.stack}-{logical}", {}
-
-
-def _create_aws_logs_loggroup(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    logs = self.c("logs")
-    name = props.get("LogGroupName") or f"/{self.stack}/{logical}"
-    logs.create_log_group(logGroupName=name)
-    if props.get("RetentionInDays"):
-        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
-    return name, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"}
-
-
-def _create_aws_cloudwatch_alarm(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    name = props.get("AlarmName") or self._default_name(logical)
-    keys = (
-        "AlarmDescription",
-        "Namespace",
-        "MetricName",
-        "Dimensions",
-        "Statistic",
-        "Period",
-        "EvaluationPeriods",
-        "Threshold",
-        "ComparisonOperator",
-        "TreatMissingData",
-        "AlarmActions",
-    )
-    kwargs = {k: props[k] for k in keys if k in props}
-    for number in ("Period", "EvaluationPeriods"):
-        if number in kwargs:
-            kwargs[number] = int(kwargs[number])
-    if "Threshold" in kwargs:
-        kwargs["Threshold"] = float(kwargs["Threshold"])
-    self.c("cloudwatch").put_metric_alarm(AlarmName=name, **kwargs)
-    return name, {"Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"}
-
-
-def _create_aws_kms_key(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    """A customer managed key with its key policy (moto stores it; it does not evaluate it)."""
-    kms = self.c("kms")
-    kwargs: dict[str, Any] = {
-        "Description": str(props.get("Description") or f"{self.stack} {logical}"),
-        "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
-        "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
-    }
-    if props.get("KeyPolicy"):
-        kwargs["Policy"] = json.dumps(props["KeyPolicy"])
-    key = kms.create_key(**kwargs)["KeyMetadata"]
-    if props.get("EnableKeyRotation"):
-        kms.enable_key_rotation(KeyId=key["KeyId"])
-    return key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}
-
-
-def _create_aws_sns_topicpolicy(
-    self: Deployer, logical: str, props: dict[str, Any], _: Deployment
-) -> tuple[str, dict]:
-    sns = self.c("sns")
-    for arn in props["Topics"]:
-        sns.set_topic_attributes(
-            TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
-        )
-    return logical, {}
-
-
-Deployer._create_aws_s3_bucketpolicy = _create_aws_s3_bucketpolicy  # type: ignore[attr-defined]
-Deployer._create_aws_kms_key = _create_aws_kms_key  # type: ignore[attr-defined]
-Deployer._create_aws_sns_topicpolicy = _create_aws_sns_topicpolicy  # type: ignore[attr-defined]
-Deployer._create_aws_logs_loggroup = _create_aws_logs_loggroup  # type: ignore[attr-defined]
-Deployer._create_aws_apigateway_account = _create_aws_apigateway_account  # type: ignore[attr-defined]
-Deployer._create_aws_cloudwatch_alarm = _create_aws_cloudwatch_alarm  # type: ignore[attr-defined]
 
 
 def _placeholder_zip() -> bytes:
