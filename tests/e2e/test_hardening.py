@@ -17,7 +17,11 @@ from typing import Any
 
 import pytest
 from e2e_support import ROOT
+from typer.testing import CliRunner
 
+from upload_processor.adapters.jobs import JobStatus, JobStore
+from upload_processor.pipeline.ingest import execution_name
+from upload_processor_tools.commands.operator import app as operator_app
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.local.events import sample_events, seed
 
@@ -101,3 +105,35 @@ def test_a_job_naming_a_plain_http_service_elsewhere_fails_without_calling_it(
         )
         assert errored
         assert "use https" in json.dumps(payload), payload
+
+
+def test_a_job_cancelled_before_gather_stays_cancelled_and_frees_its_asset(
+    no_metrics_warning: None,
+) -> None:
+    """Cancel lands before GatherMetadata's first write: GatherMetadata stops without writing
+    (no PROCESSING, no report, no lease), and the next upload of the session completes."""
+    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
+        seed(cloud)
+        event = _gather_event(None)
+        job_id = event["job_id"]
+        store = JobStore(cloud.client("dynamodb"), cloud.jobs_table)
+        store.create({"job_id": job_id, "status": str(JobStatus.RECEIVED)})
+        cancelled = CliRunner().invoke(
+            operator_app, ["cancel", job_id, "--table", cloud.jobs_table]
+        )
+        assert cancelled.exit_code == 0, cancelled.output
+
+        payload, errored = cloud.invoke("GatherMetadataFunction", event)  # the late invocation
+        assert errored and "JobStateConflictError" in json.dumps(payload), payload
+        assert store.get(job_id)["status"] == "CANCELLED"
+        archive = cloud.client("s3").list_objects_v2(Bucket=cloud.archive_bucket)
+        assert archive.get("KeyCount", 0) == 0  # no lease, no work area
+
+        s3 = cloud.client("s3")
+        key = f"{event['prefix']}/upload_job.json"
+        body = s3.get_object(Bucket=cloud.staging_bucket, Key=key)["Body"].read()
+        version = s3.put_object(Bucket=cloud.staging_bucket, Key=key, Body=body)["VersionId"]
+        record = cloud.job(execution_name(cloud.staging_bucket, key, version))
+        assert record is not None
+        cloud.wait(record["execution_arn"])
+        assert cloud.job(record["job_id"])["status"] == "COMPLETE"

@@ -8,7 +8,8 @@
   (`_jobs/<job_id>/results/`, kept when a job fails) are skipped by `run_batch`. Ranges of
   chunked files whose multipart upload was aborted when the job failed are the exception:
   their results are dropped here, and the new execution's GatherMetadata opens a new upload.
-- `cancel`: `StopExecution`, abort the job's multipart uploads, mark the job CANCELLED.
+- `cancel`: `StopExecution`, abort the job's multipart uploads, mark the job CANCELLED (a
+  conditional write: never over a finished job), release its asset lease.
   Staged data is never touched. A Lambda already running when the execution stops finishes
   its invocation (Step Functions does not kill it); S3's lifecycle rule aborts any upload it
   opens after the cancel.
@@ -34,6 +35,7 @@ from upload_processor.errors import (
     OperationRefusedError,
     UploadProcessorError,
 )
+from upload_processor.pipeline.archive_guard import release_quietly
 from upload_processor.pipeline.finalize import abort_job_uploads
 from upload_processor.pipeline.transfer_batch import RESULTS
 
@@ -205,6 +207,8 @@ def cancel(
         )
     except JobStateConflictError as exc:
         raise OperationRefusedError(str(exc)) from None
+    # a cancelled job's lease is stale anyway (archive_guard); releasing it now frees the asset
+    release_quietly(s3, record.get("archive_bucket"), record.get("asset_name"), job_id)
     return {
         "job_id": job_id,
         "status": str(JobStatus.CANCELLED),
