@@ -33,8 +33,9 @@ def name_part_problem(value: str) -> str | None:
     """Why `value` cannot be part of an asset name (subject_id, platform), or None.
 
     The asset name becomes an S3 prefix, a folder on POSIX and Windows when downloaded, and
-    a Code Ocean data asset: only printable characters safe on all of them, no leading or
-    trailing dot (hidden on POSIX, dropped by Windows), at most MAX_NAME_PART_BYTES bytes.
+    a Code Ocean data asset: only printable characters safe on all of them, at most
+    MAX_NAME_PART_BYTES bytes. Windows' other rule (no trailing dot or space) never applies:
+    the name ends with the acquisition time, and spaces are refused.
     """
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_PART_BYTES:
@@ -52,8 +53,6 @@ def name_part_problem(value: str) -> str | None:
             f"contains {' '.join(repr(c) for c in unsafe)}, which S3 keys, Windows or Code Ocean "
             "do not accept in a folder name; remove them"
         )
-    if value.startswith(".") or value.endswith("."):
-        return "starts or ends with '.'; a folder name must not (hidden on POSIX, cut by Windows)"
     return None
 
 
