@@ -9,14 +9,9 @@
 from __future__ import annotations
 
 import json
-import threading
-import warnings
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-from e2e_support import ROOT
+from e2e_support import ROOT, LocalHttpService
 from typer.testing import CliRunner
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
@@ -26,45 +21,6 @@ from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.local.events import sample_events, seed
 
 SECRET_HEADERS = ("authorization", "x-amz-security-token", "x-amz-date")
-
-
-class HeaderRecorder:
-    """An HTTP service on 127.0.0.1 that answers 404 to everything and keeps every request's
-    headers."""
-
-    def __init__(self) -> None:
-        self.headers: list[dict[str, str]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                recorder.headers.append({k.lower(): v for k, v in self.headers.items()})
-                data = json.dumps({"message": "Not found"}).encode()
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> HeaderRecorder:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def no_metrics_warning() -> Iterator[None]:
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    yield
 
 
 def _gather_event(service: str | None) -> dict[str, Any]:
@@ -78,8 +34,8 @@ def _gather_event(service: str | None) -> dict[str, Any]:
 
 def test_credentials_go_only_to_the_deployments_own_registry(no_metrics_warning: None) -> None:
     with (
-        HeaderRecorder() as own,
-        HeaderRecorder() as other,
+        LocalHttpService() as own,
+        LocalHttpService() as other,
         LocalCloud(
             ROOT, parameter_overrides={"FilesWaitSeconds": 0, "MetadataService": own.url}
         ) as cloud,

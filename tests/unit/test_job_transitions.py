@@ -49,17 +49,13 @@ def test_the_table_and_its_inverse_agree() -> None:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[tuple[JobStore, Any]]:
+    """template.yaml's jobs table and an archive bucket, on moto."""
     props = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
+    keys = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
-        s3 = boto3.client("s3", region_name="us-east-1")
+        dynamodb, s3 = (boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "s3"))
+        table = {k: props[k] for k in keys}
+        dynamodb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST", **table)
         s3.create_bucket(Bucket=ARCHIVE)
         yield JobStore(dynamodb, TABLE), s3
 
