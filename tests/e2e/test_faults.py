@@ -287,8 +287,14 @@ def _recording_failure_faults(cloud: LocalCloud) -> dict[str, Fault]:
         return json.loads(payload).get("outcome") == "failed"
 
     def sets_failed(p: dict) -> bool:
-        values = (p.get("ExpressionAttributeValues") or {}).values()
-        return p.get("TableName") == cloud.jobs_table and {"S": "FAILED"} in values
+        """An update that writes FAILED (not one that only allows it as the status before)."""
+        names, values = p.get("ExpressionAttributeNames") or {}, p.get("ExpressionAttributeValues")
+        written = [
+            (values or {}).get(f":v{name[2:]}")
+            for name, field in names.items()
+            if field == "status" and name.startswith("#f")
+        ]
+        return p.get("TableName") == cloud.jobs_table and {"S": "FAILED"} in written
 
     return {
         # Lambda refuses the invocation: Step Functions sees Lambda.TooManyRequestsException
