@@ -17,3 +17,10 @@ def quick_cloud() -> Iterator[LocalCloud]:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0}) as cloud:
         yield cloud
+
+
+@pytest.fixture
+def no_metrics_warning() -> Iterator[None]:
+    """Silence Powertools' warning for handlers that publish no metric."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    yield

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,42 @@ def s3_event_body(bucket: str, key: str, version_id: str) -> str:
             ]
         }
     )
+
+
+class LocalHttpService:
+    """An HTTP service on 127.0.0.1 for the handlers to call: `answer(path)` gives the status
+    and the JSON payload of each GET (default: 404); `headers` keeps every request's headers
+    (lower-cased names), in order."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                service.headers.append({k.lower(): v for k, v in self.headers.items()})
+                status, payload = service.answer(self.path)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def answer(self, path: str) -> tuple[int, Any]:
+        """The status and JSON payload for a GET of `path`."""
+        return 404, {"message": "Not found"}
+
+    def __enter__(self) -> LocalHttpService:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -163,6 +163,21 @@ def deeply_nested_job(s: Setup) -> None:
         inner = inner["x"]
 
 
+def chain(*steps: Callable[[Setup], None]) -> Callable[[Setup], None]:
+    def arrange(s: Setup) -> None:
+        for step in steps:
+            step(s)
+
+    return arrange
+
+
+def duplicate_s3_bucket(s: Setup) -> None:
+    """`"s3_bucket": "private"` first, `"s3_bucket": "open"` last: json.loads keeps "open"."""
+    body = json.dumps({"s3_bucket": "private", **s.job})
+    s.job_bytes = (body[:-1] + ', "s3_bucket": "open"}').encode()
+
+
+DD_SETTINGS = "tasks.gather_preliminary_metadata.job_settings.data_description_settings"
 HUGE_JOB = b'{"job_type": "default", "notes": "' + b"x" * (5 * MiB) + b'"}'
 LONG_NAME = "a" * 300 + ".dat"
 # short enough for S3 under a short prefix, too long once under `<asset_name>/` with `.zst`
@@ -275,6 +290,35 @@ CASES = [
          None, "subject.json", None, "give the pipeline read access"),
     Case("unreadable-data-file-403", refuse("behavior/behavior_32.bin"), "FAILED",
          None, "behavior/behavior_32.bin", None, "give the pipeline read access"),
+    # -- issue 13: what got through before ----------------------------------------------------
+    Case("job-duplicate-key", duplicate_s3_bucket, "REJECTED",
+         "job.duplicate_key", JOB_FILENAME, "s3_bucket", "keep a single entry"),
+    Case("job-nan-in-settings", tasks({"gather_preliminary_metadata": {"job_settings": {
+         "data_description_settings": {"funding_source": [float("nan")]}}}}), "REJECTED",
+         "job.not_finite", JOB_FILENAME, f"{DD_SETTINGS}.funding_source.0", "a number or null"),
+    Case("job-infinity-in-settings",
+         tasks({"modality_transformation_settings": {"ecephys": {"job_settings": {
+             "level": float("inf")}}}}), "REJECTED", "job.not_finite", JOB_FILENAME,
+         "tasks.modality_transformation_settings.ecephys.job_settings.level", "a number or null"),
+    Case("subject-id-with-tab", job_set(subject_id="770\t007"), "REJECTED",
+         "job.invalid_field", JOB_FILENAME, "subject_id", "U+0009"),
+    Case("subject-id-with-nul", job_set(subject_id="770\x00007"), "REJECTED",
+         "job.invalid_field", JOB_FILENAME, "subject_id", "U+0000"),
+    Case("subject-id-with-bidi-override", job_set(subject_id="770\u202e007"), "REJECTED",
+         "job.invalid_field", JOB_FILENAME, "subject_id", "U+202E"),
+    Case("subject-id-too-long", job_set(subject_id="7" * 240), "REJECTED",
+         "job.invalid_field", JOB_FILENAME, "subject_id", "at most 100 bytes"),
+    Case("platform-with-windows-reserved-character", job_set(platform="ecephys*"), "REJECTED",
+         "job.invalid_field", JOB_FILENAME, "platform", "Windows"),
+    Case("archive-key-collision",
+         chain(put("ecephys/extra.dat", b"raw"), put("ecephys/extra.dat.zst", b"zstd?")),
+         "REJECTED", "session.archive_key_collision", "ecephys/extra.dat", None,
+         "'ecephys/extra.dat' and 'ecephys/extra.dat.zst'"),
+    Case("upload-names-its-metadata-service",
+         tasks({"gather_preliminary_metadata": {"job_settings": {
+             "metadata_service": "http://127.0.0.1:9"}}}), "REJECTED",
+         "job.forbidden_setting", JOB_FILENAME,
+         "tasks.gather_preliminary_metadata.job_settings.metadata_service", "remove it"),
     # -- a naive acq_datetime where the deployment has no default time zone (its own cloud) --
     Case("naive-datetime-without-default-zone", job_set(acq_datetime="2025-06-12T15:03:00"),
          "REJECTED", "job.naive_datetime", JOB_FILENAME, "acq_datetime",

@@ -14,17 +14,14 @@ them: a test that exhausts Transfer's four retries waits about 15 s on average, 
 from __future__ import annotations
 
 import json
-import threading
-import warnings
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from e2e_support import ACQ, ASSET, ROOT, Staged
+from e2e_support import ACQ, ASSET, ROOT, LocalHttpService, Staged
 from e2e_support import body as _body
 from e2e_support import decompress as _decompress
 from e2e_support import keys as _keys
@@ -142,30 +139,14 @@ def test_a_throttled_transfer_invocation_is_retried_and_the_job_completes(
 # --- b. metadata service 5xx, then the records ---------------------------------------------------
 
 
-class MetadataServer:
+class MetadataServer(LocalHttpService):
     """An AIND-compatible metadata service on 127.0.0.1: answers 503 to the first `failures`
     subject requests, then the records it holds."""
 
     def __init__(self, records: dict[str, Any], failures: int) -> None:
+        super().__init__()
         self.records, self.failures = records, failures
         self.requests: list[tuple[str, int]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, payload = server.answer(self.path)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def answer(self, path: str) -> tuple[int, Any]:
         failing = path.startswith("/api/v2/subject/") and self.failures > 0
@@ -180,20 +161,6 @@ class MetadataServer:
         )
         self.requests.append((path, status))
         return status, payload
-
-    def __enter__(self) -> MetadataServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def no_metrics_warning() -> Iterator[None]:
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    yield
 
 
 @pytest.mark.parametrize(
@@ -320,8 +287,14 @@ def _recording_failure_faults(cloud: LocalCloud) -> dict[str, Fault]:
         return json.loads(payload).get("outcome") == "failed"
 
     def sets_failed(p: dict) -> bool:
-        values = (p.get("ExpressionAttributeValues") or {}).values()
-        return p.get("TableName") == cloud.jobs_table and {"S": "FAILED"} in values
+        """An update that writes FAILED (not one that only allows it as the status before)."""
+        names, values = p.get("ExpressionAttributeNames") or {}, p.get("ExpressionAttributeValues")
+        written = [
+            (values or {}).get(f":v{name[2:]}")
+            for name, field in names.items()
+            if field == "status" and name.startswith("#f")
+        ]
+        return p.get("TableName") == cloud.jobs_table and {"S": "FAILED"} in written
 
     return {
         # Lambda refuses the invocation: Step Functions sees Lambda.TooManyRequestsException

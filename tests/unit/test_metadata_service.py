@@ -502,8 +502,15 @@ def test_service_from_spec_forms() -> None:
     http = service_from_spec("https://abc.execute-api.us-east-1.amazonaws.com/v1", retries=1)
     assert isinstance(http, RegistryHttpService) and http.retries == 1
     assert isinstance(service_from_spec("http://127.0.0.1:9/"), RegistryHttpService)
-    assert isinstance(service_from_spec("aind:http://aind-metadata-service"), AindMetadataService)
-    for bad in ("ftp://x", "registry-table:", "aind:", "metadata.example.org"):
+    assert isinstance(service_from_spec("aind:https://aind-metadata-service"), AindMetadataService)
+    for bad in (
+        "ftp://x",
+        "registry-table:",
+        "aind:",
+        "metadata.example.org",
+        "aind:http://aind-metadata-service",  # plain http off this machine
+        "http://169.254.169.254/latest",
+    ):
         with pytest.raises(ConfigurationError):
             service_from_spec(bad)
 
@@ -517,3 +524,24 @@ def test_spec_from_environment_defaults_to_the_stacks_registry_table() -> None:
     )
     assert spec_from_environment({}) is None
     assert service_from_environment({"METADATA_SERVICE": "none", "REGISTRY_TABLE": "t"}) is None
+
+
+def test_only_the_deployments_own_registry_is_signed(monkeypatch: pytest.MonkeyPatch) -> None:
+    own = "https://abc.execute-api.us-east-1.amazonaws.com/v1"
+    monkeypatch.setenv("METADATA_SERVICE", own)
+    assert service_from_spec(own + "/").sign  # type: ignore[union-attr]
+    elsewhere = service_from_spec("https://metadata.example.org")
+    assert isinstance(elsewhere, RegistryHttpService) and not elsewhere.sign
+    assert service_from_spec("https://metadata.example.org", sign=True).sign  # type: ignore[union-attr]
+    monkeypatch.setenv("METADATA_SERVICE", "aind:" + own)  # an AIND service is not our registry
+    assert not service_from_spec(own).sign  # type: ignore[union-attr]
+
+
+def test_a_redirect_is_answered_not_followed(fake: FakeService) -> None:
+    """urllib would resend the signature to wherever a redirect points."""
+    fake.script["/subjects/750101"] = [
+        Reply(302, {"message": "moved"}, {"Location": f"{fake.url}/elsewhere"})
+    ]
+    with pytest.raises(MetadataRequestError):
+        registry(fake, sign=True, credentials=Credentials("AKID", "secret")).get_subject("750101")
+    assert [r.path for r in fake.requests] == ["/subjects/750101"]

@@ -1,4 +1,4 @@
-"""The asset name: `[<platform>_]<subject_id>_<YYYY-MM-DD_HH-MM-SS>` (DESIGN.md "Contracts")."""
+"""The asset name: `[<platform>_]<subject_id>_<YYYY-MM-DD_HH-MM-SS>`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aind_data_schema_models.data_name_patterns import DataRegex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upload_processor.domain.naming import asset_name
+from upload_processor.domain.naming import asset_name, name_part_problem
 
 RAW = re.compile(DataRegex.RAW.value)
 
@@ -83,3 +83,26 @@ def test_property_name_matches_raw_pattern_and_keeps_wall_time(
     assert name == f"{label}_{match['c_datetime']}"
     parsed = datetime.strptime(match["c_datetime"], "%Y-%m-%d_%H-%M-%S")
     assert parsed == wall.replace(microsecond=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("770\t007", "U+0009"),
+        ("770\x00007", "U+0000"),
+        ("770\u202e007", "U+202E"),
+        ("770\u200b007", "U+200B"),
+        ("a*b", "'*'"),
+        ("a#b", "'#'"),
+        ("7" * 101, "101 bytes"),
+        ("é" * 51, "102 bytes"),
+    ],
+)
+def test_name_parts_must_make_a_folder_name_valid_everywhere(value: str, problem: str) -> None:
+    found = name_part_problem(value)
+    assert found is not None and problem in found
+
+
+@pytest.mark.parametrize("value", ["750101", "7" * 100, "Mouse-12.b", "é" * 50])
+def test_ordinary_name_parts_pass(value: str) -> None:
+    assert name_part_problem(value) is None

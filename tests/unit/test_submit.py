@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,47 @@ def test_cli_upload_failure_names_the_file_and_writes_no_job(
     assert "run the same command again" in result.stderr
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert "rig-7/s3/upload_job.json" not in keys
+
+
+def _odd_session(tmp_path: Path) -> tuple[Path, Path]:
+    """A valid session plus a link out of it, a dangling link, a FIFO and a directory loop."""
+    root = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the session")
+    (root / "behavior" / "leak.txt").symlink_to(outside)
+    (root / "behavior" / "gone.dat").symlink_to(tmp_path / "no-such-file")
+    os.mkfifo(root / "behavior" / "pipe")
+    (root / "ecephys" / "loop").symlink_to(root / "ecephys", target_is_directory=True)
+    return root, outside
+
+
+def test_cli_refuses_links_out_dangling_links_fifos_and_loops_listing_each(
+    s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = _odd_session(tmp_path)
+    monkeypatch.setattr(submit_cli, "s3_client", lambda *_, **__: s3)
+    result = _run([str(root), "--staging", f"s3://{BUCKET}/rig-7/odd"])
+    assert result.exit_code == 1, result.output
+    for path, reason in [
+        ("behavior/leak.txt", "leaves the session folder"),
+        ("behavior/gone.dat", "dangling"),
+        ("behavior/pipe", "FIFO"),
+        ("ecephys/loop", "loop"),
+    ]:
+        line = next((x for x in result.stderr.splitlines() if path in x), "")
+        assert reason in line, result.stderr
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0  # nothing uploaded
+
+
+def test_follow_symlinks_uploads_a_link_inside_the_folder_as_its_target(
+    s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    (root / "behavior" / "copy.bin").symlink_to(root / "behavior" / "behavior_32.bin")
+    monkeypatch.setattr(submit_cli, "s3_client", lambda *_, **__: s3)
+    refused = _run([str(root), "--staging", f"s3://{BUCKET}/rig-7/in"])
+    assert refused.exit_code == 1 and "--follow-symlinks" in refused.stderr, refused.output
+    result = _run([str(root), "--staging", f"s3://{BUCKET}/rig-7/in", "--follow-symlinks"])
+    assert result.exit_code == 0, result.output
+    staged = s3.get_object(Bucket=BUCKET, Key="rig-7/in/behavior/copy.bin")["Body"].read()
+    assert staged == (root / "behavior" / "behavior_32.bin").read_bytes()

@@ -41,6 +41,9 @@ KNOWN_RULES = {
     "job.unknown_field",
     "job.missing_field",
     "job.invalid_field",
+    "job.duplicate_key",
+    "job.not_finite",
+    "job.forbidden_setting",
 }
 
 

@@ -88,7 +88,10 @@ def validate(
         err.print("--offline and --registry exclude each other")
         raise typer.Exit(2)
     try:
-        service = None if offline else service_from_spec(registry or spec_from_environment())
+        # the user named the service: their own credentials go to it
+        service = (
+            None if offline else service_from_spec(registry or spec_from_environment(), sign=True)
+        )
         report = validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
     except (UsageError, ConfigurationError) as exc:
         err.print(str(exc))

@@ -34,12 +34,14 @@ OVERRIDE_EXAMPLE: dict[str, Any] = {
 FIELD_NOTES = {
     "job_type": "A named preset of tasks (`upload-processor job-types list`); `default` always exists.",
     "project_name": "The project the data belongs to; goes into data_description.",
-    "subject_id": 'The subject; part of the asset name, so no `_`, `/`, spaces or `<>:;"|?\\`.',
+    "subject_id": "The subject; part of the asset name, so at most 100 bytes, printable "
+    '(no control or bidi characters), no `_`, spaces, backticks or `<>:;"/\\|?*{}^%[]~#`.',
     "acq_datetime": "Acquisition start, ISO 8601 with its UTC offset; a naive time takes the "
     "deployment's DefaultTimeZone (and the report says so).",
     "modalities": "Abbreviations (`ecephys`, `behavior`, ...) or `{name, abbreviation}` objects; "
     "one data folder per modality.",
-    "platform": "Optional platform abbreviation; prefixes the asset name.",
+    "platform": "Optional platform abbreviation; prefixes the asset name (the same rules as "
+    "subject_id).",
     "user_email": "Where this job's alerts go (subscribe with `upload-processor notifications subscribe`).",
     "email_notification_types": "Subset of begin, end, fail, retry, all; default fail. "
     "`rejected` is always sent.",
@@ -136,7 +138,7 @@ def markdown() -> str:
         "gather_preliminary_metadata": "metadata assembly: `raise_if_invalid` (default true), "
         "`instrument_settings.instrument_id`, `data_description_settings` (tags, group, "
         "restrictions, data_summary, institution, funding_source, investigators), "
-        "`metadata_service`",
+        "`metadata_service` (in a stored job type only: an upload may not name it)",
         "check_s3_folder_exists": "refuse an asset that already exists in the archive",
         "modality_transformation_settings": "per modality (`{modality: task}`) or for all: "
         "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",

@@ -153,36 +153,106 @@ class _NoProgress:
 
 
 # -- the folder ------------------------------------------------------------------------------
-def session_files(root: Path) -> list[LocalFile]:
+def session_files(root: Path, *, follow_symlinks: bool = False) -> list[LocalFile]:
     """The files to stage: everything under root except the job file and the pipeline's report.
 
-    A nested file named upload_job.json would start a second, bogus job (the staging bucket
-    triggers on that name anywhere), so it is refused.
+    Only regular files are staged. Anything else is refused, every one listed with its reason
+    in one SessionLayoutError, before a byte is sent: a symlink out of the folder (it would
+    upload a file that is not the session's), a dangling one, a FIFO, socket or device (reading
+    it blocks or never ends), a symlinked-directory loop. A symlink inside the folder is
+    followed only with `follow_symlinks` (the staged object is then its target's bytes under
+    the link's name). A nested file named upload_job.json would start a second, bogus job (the
+    staging bucket triggers on that name anywhere), so it is refused too.
     """
     if not root.exists():
         raise SubmitUsageError(f"{root} does not exist")
     if not root.is_dir():
         raise SubmitUsageError(f"{root} is not a folder")
-    out = []
-    nested_jobs = []
-    try:
-        paths = sorted(p for p in root.rglob("*") if p.is_file())
-    except OSError as exc:
-        raise SubmitUsageError(f"{root} cannot be read: {exc.strerror}") from exc
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
-        if relative in (JOB_FILENAME, REPORT_FILENAME):
-            continue
-        if path.name == JOB_FILENAME:
-            nested_jobs.append(relative)
-            continue
-        out.append(LocalFile(relative, path, path.stat().st_size))
-    if nested_jobs:
+    real_root = root.resolve()
+    out: list[LocalFile] = []
+    refused: list[tuple[str, str]] = []
+    stack = [(root, real_root, (real_root,))]
+    while stack:
+        folder, real_folder, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise SubmitUsageError(f"{folder} cannot be read: {exc.strerror}") from exc
+        for entry in entries:
+            path = Path(entry.path)
+            relative = path.relative_to(root).as_posix()
+            target = _resolve(path) if entry.is_symlink() else real_folder / entry.name
+            if target is None:
+                refused.append((relative, "symlink loop (it points, through links, to itself)"))
+                continue
+            why = _refusal(path, target, real_root, ancestors, follow_symlinks)
+            if why:
+                refused.append((relative, why))
+            elif target.is_dir():
+                stack.append((path, target, (*ancestors, target)))
+            elif relative in (JOB_FILENAME, REPORT_FILENAME):
+                continue
+            elif path.name == JOB_FILENAME:
+                refused.append((relative, _NESTED_JOB))
+            else:
+                out.append(LocalFile(relative, path, target.stat().st_size))
+    if refused:
+        listed = "\n".join(f"  {relative}: {why}" for relative, why in sorted(refused))
         raise SessionLayoutError(
-            f"{', '.join(nested_jobs)}: only the session's root may hold {JOB_FILENAME} (its "
-            "arrival starts a job for the folder it is in); rename or move the nested one"
+            f"{len(refused)} path(s) of {root} cannot be staged as they are; fix each, then run "
+            f"the same command again:\n{listed}"
         )
-    return out
+    return sorted(out, key=lambda f: f.relative)
+
+
+_NESTED_JOB = (
+    f"only the session's root may hold {JOB_FILENAME} (its arrival starts a job for the folder "
+    "it is in); rename or move the nested one"
+)
+
+
+def _resolve(link: Path) -> Path | None:
+    """Where a symlink finally points; None for a chain of links that loops."""
+    try:
+        return link.resolve()
+    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError for a loop
+        return None
+
+
+def _refusal(
+    path: Path, target: Path, real_root: Path, ancestors: tuple[Path, ...], follow: bool
+) -> str | None:
+    """Why one folder entry cannot be staged (`target`: where it resolves), or None."""
+    if path.is_symlink():
+        if not target.exists():
+            return f"dangling symlink (points to {os.readlink(path)}, which does not exist)"
+        if not target.is_relative_to(real_root):
+            return (
+                f"symlink that leaves the session folder (points to {target}); copy the file "
+                "into the folder if it belongs to the session"
+            )
+        if target.is_dir() and target in ancestors:
+            return f"symlinked-directory loop (points to its own parent folder {target})"
+        if not follow:
+            return (
+                f"symlink inside the folder (points to {target}); pass --follow-symlinks to "
+                "upload its target under this name, or replace it with the file"
+            )
+    if target.is_dir() or target.is_file():
+        return None
+    kind = _special_kind(target)
+    return f"{kind}, not a regular file (reading it would block or never end); remove it"
+
+
+def _special_kind(path: Path) -> str:
+    """What a non-regular, non-folder entry is, in words."""
+    if path.is_fifo():
+        return "a FIFO (named pipe)"
+    if path.is_socket():
+        return "a socket"
+    if path.is_block_device() or path.is_char_device():
+        return "a device"
+    return "not a file or folder"
 
 
 def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:

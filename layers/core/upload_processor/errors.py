@@ -235,6 +235,22 @@ class RegistryConflictError(RegistryError):
         self.kind, self.id, self.version = kind, record_id, version
 
 
+class StrictJsonError(UploadProcessorError, ValueError):
+    """JSON that Python's parser accepts but JSON (and Step Functions) does not mean.
+
+    `problems` holds one `(kind, field, detail)` per problem: kind ``duplicate_key`` (detail:
+    the key) or ``not_finite`` (detail: ``NaN``, ``Infinity`` or ``-Infinity``); field is the
+    dotted path of the value (list indexes as numbers), "" for the document itself.
+    """
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        shown = "; ".join(
+            f"{kind} {detail!r} at {field or '<root>'}" for kind, field, detail in problems
+        )
+        super().__init__(f"not strict JSON: {shown}")
+        self.problems = problems
+
+
 class ObjectTooLargeError(UploadProcessorError, ValueError):
     """An object is larger than the caller reads whole; nothing of it was read."""
 

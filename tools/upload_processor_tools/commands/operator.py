@@ -8,8 +8,9 @@
 execution with the original input (plus `retry_of`), named `<job_id>-retry-<n>`, on the same
 job record; transfer batches already recorded in the archive's work area are not redone.
 `cancel` stops the execution, aborts the job's multipart uploads and marks it CANCELLED;
-staged data is never touched. `redrive` moves every message of the ingest dead-letter queue
-back to the ingest queue and prints the count.
+staged data is never touched. `redrive` moves the messages of the ingest dead-letter queue
+back to the ingest queue, each at most once per run, within `--max` messages and
+`--max-seconds`, and prints what it moved, what came back and what it left.
 
 Where things are: as for `status` (`--table`, `--stack`, `--endpoint-url`; see
 upload_processor_tools.commands.locate); `redrive` takes `--queue-url` / `--dlq-url` (or
@@ -141,7 +142,14 @@ def redrive(
         help="The ingest dead-letter queue.",
     ),
     max_messages: int | None = typer.Option(
-        None, "--max", min=1, help="Move at most this many messages."
+        None, "--max", min=1, help="Move at most this many messages (default 1000)."
+    ),
+    max_seconds: float | None = typer.Option(
+        None,
+        "--max-seconds",
+        min=0,
+        help="Stop moving after this many seconds (default 300; a message that fails ingest "
+        "again comes back to the DLQ, and is not moved twice in one run).",
     ),
     wait: int = typer.Option(
         1, "--wait", min=0, max=20, help="Seconds each receive waits for a message."
@@ -163,19 +171,31 @@ def redrive(
     except Exception as exc:
         aws_failure(exc, "find the ingest queues")
     try:
-        moved = operations.redrive(
+        result = operations.redrive(
             where.client("sqs"),
             source_url=dlq,
             dest_url=queue,
-            limit=max_messages,
             wait_seconds=wait,
+            **{"limit": max_messages} if max_messages else {},
+            **{"time_limit": max_seconds} if max_seconds is not None else {},
         )
     except Exception as exc:
         aws_failure(exc, f"move messages from {dlq} to {queue}")
     if as_json:
-        print_json({"moved": moved, "from": dlq, "to": queue})
-    else:
-        typer.echo(f"moved {moved} message(s) from {dlq} to {queue}")
+        print_json({**result.to_dict(), "from": dlq, "to": queue})
+        return
+    why = {
+        "empty": "nothing else to move",
+        "max": "the --max count of messages was moved",
+        "time": "the --max-seconds time limit was reached",
+    }[result.stopped]
+    typer.echo(f"moved {result.moved} message(s) from {dlq} to {queue}; stopped: {why}")
+    if result.returned:
+        typer.echo(
+            f"{result.returned} of them came back to the DLQ during this run (ingest fails them "
+            "again): they were left there; look at them before redriving again"
+        )
+    typer.echo(f"left {result.left} message(s) in {dlq}")
 
 
 __all__ = ["app", "cancel", "redrive", "retry"]

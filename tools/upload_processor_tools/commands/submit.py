@@ -108,7 +108,8 @@ def _validate(directory: Path, job: Path | None, registry: str | None, default_t
     from upload_processor_tools.validate import UsageError, validate_directory
 
     try:
-        service = service_from_spec(registry or spec_from_environment())
+        # the user named the service: their own credentials go to it
+        service = service_from_spec(registry or spec_from_environment(), sign=True)
         return validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
     except (UsageError, ConfigurationError) as exc:
         err.print(str(exc))
@@ -119,6 +120,19 @@ def _validate(directory: Path, job: Path | None, registry: str | None, default_t
     except Exception as exc:  # never disguised as "invalid"
         err.print(f"internal error while validating: {type(exc).__name__}: {exc}")
         raise typer.Exit(3) from exc
+
+
+def _session_files(directory: Path, follow_symlinks: bool) -> list[LocalFile]:
+    """The folder's files, or exit: 2 for an unreadable folder, 1 for a layout problem (each
+    refused path listed with its reason)."""
+    try:
+        return session_files(directory, follow_symlinks=follow_symlinks)
+    except SubmitUsageError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    except SessionLayoutError as exc:
+        err.print(f"[red]not submitted[/]: {exc}")
+        raise typer.Exit(1) from exc
 
 
 def submit(
@@ -155,6 +169,12 @@ def submit(
     concurrency: int = typer.Option(
         DEFAULT_CONCURRENCY, "--concurrency", min=1, help="Parallel requests."
     ),
+    follow_symlinks: bool = typer.Option(
+        False,
+        "--follow-symlinks",
+        help="Upload the target of a symlink that stays inside the folder (default: refuse "
+        "every symlink; links out of the folder, dangling ones and loops are always refused).",
+    ),
 ) -> None:
     """Validate a session folder, upload it (resumable), then write upload_job.json to start it."""
     import logging
@@ -173,6 +193,7 @@ def submit(
         err.print(str(exc))
         raise typer.Exit(2) from exc
 
+    files = _session_files(directory, follow_symlinks)  # what is uploaded is what is validated
     if no_validate:
         err.print("validation skipped (--no-validate)")
     else:
@@ -186,14 +207,7 @@ def submit(
 
     job_path = job or directory / JOB_FILENAME
     try:
-        files = session_files(directory)
         job_raw = job_path.read_bytes()
-    except SubmitUsageError as exc:
-        err.print(str(exc))
-        raise typer.Exit(2) from exc
-    except SessionLayoutError as exc:
-        err.print(f"[red]not submitted[/]: {exc}")
-        raise typer.Exit(1) from exc
     except FileNotFoundError as exc:
         err.print(f"{job_path} not found: write the job file or pass --job FILE")
         raise typer.Exit(2) from exc

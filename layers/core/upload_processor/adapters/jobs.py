@@ -1,8 +1,27 @@
 """The job record in DynamoDB: one item per job, id = the (first) execution name.
 
-A record moves RECEIVED → PROCESSING → COMPLETE | REJECTED | FAILED | CANCELLED; every status
-it reaches is stamped `<status>_at` (`received_at`, `processing_at`, ...), beside `created_at`
-and `updated_at`. Fields, and who writes them:
+Every status a record reaches is stamped `<status>_at` (`received_at`, `processing_at`, ...),
+beside `created_at` and `updated_at`. Its status moves only along this table, enforced by
+`JobStore.update` with a condition on the stored status (so every call site stays a plain
+update, and a late or repeated writer can never move a job where it may not go):
+
+    from         may become                                  written by
+    (no record)  RECEIVED | REJECTED (create), or any status  ingest; `local invoke`'s events
+    RECEIVED     PROCESSING | REJECTED | FAILED | CANCELLED   GatherMetadata, Reject,
+                                                              MarkFailed, cancel
+    PROCESSING   PROCESSING | COMPLETE | REJECTED | FAILED |  a retried step (the same
+                 CANCELLED                                    status again), Finalize, Reject,
+                                                              MarkFailed, cancel
+    FAILED       PROCESSING | FAILED                          retry; a retried MarkFailed
+    COMPLETE     COMPLETE                                     a retried Finalize
+    REJECTED     REJECTED                                     a retried Reject
+    CANCELLED    (nothing)
+
+A cancelled job stays CANCELLED: a GatherMetadata invocation still running when its execution
+was stopped fails its first write (JobStateConflictError) before it writes anything else,
+and the asset lease of a job that is no longer RECEIVED or PROCESSING is stale
+(pipeline.archive_guard), so it never blocks the next upload. Updates without a status
+(fields only) are not conditional. Fields, and who writes them:
 
 - ingest: `job_id`, `status`, `staging_bucket`, `staging_prefix`, `job_key`,
   `job_version_id`, `job_type`, `user_email`, `subject_id`, `execution_arn`
@@ -53,6 +72,31 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = (JobStatus.RECEIVED, JobStatus.PROCESSING)
+
+# The statuses each status may become (the module docstring's table).
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.RECEIVED: frozenset(
+        {JobStatus.PROCESSING, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.PROCESSING: frozenset(
+        {
+            JobStatus.PROCESSING,
+            JobStatus.COMPLETE,
+            JobStatus.REJECTED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
+    JobStatus.COMPLETE: frozenset({JobStatus.COMPLETE}),
+    JobStatus.REJECTED: frozenset({JobStatus.REJECTED}),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def may_become(status: JobStatus) -> list[JobStatus]:
+    """The statuses a record may hold for `status` to be written over it, in table order."""
+    return [s for s in JobStatus if status in TRANSITIONS[s]]
 
 
 def now_iso() -> str:
@@ -118,6 +162,20 @@ def _decode_token(token: str | None, state: JobStatus | None) -> dict[str, str] 
     return cursor
 
 
+def _status_condition(status: JobStatus | None, wanted: list[str] | None) -> tuple[str, list[str]]:
+    """The ConditionExpression (on `#cs`, values `:c0`...) for writing `status`, and the
+    statuses it allows: those that may become `status`, narrowed to `wanted`; a missing
+    record only without `wanted`."""
+    allowed = [str(s) for s in may_become(status)] if status is not None else None
+    if wanted is not None:
+        allowed = [s for s in (allowed if allowed is not None else wanted) if s in wanted]
+    options = ", ".join(f":c{i}" for i in range(len(allowed or [])))
+    matches = f"#cs IN ({options})" if allowed else "attribute_not_exists(job_id)"
+    if wanted is not None:
+        return f"attribute_exists(job_id) AND {matches}", allowed or []
+    return f"attribute_not_exists(job_id) OR {matches}", allowed or []
+
+
 class JobStore:
     """Reads and writes job records; takes a boto3 DynamoDB client so tests and moto share it."""
 
@@ -168,9 +226,10 @@ class JobStore:
     ) -> None:
         """Set the status (with its timestamp) and any other fields; None values are skipped.
 
-        `expected`: only if the record exists and its status is one of these, else
-        JobStateConflictError (an operator's change never races a handler's silently).
-        `remove`: attributes to delete.
+        A status is written only over one that may become it (TRANSITIONS; a missing record
+        is created), else JobStateConflictError. `expected`: only if the record exists and
+        its status is one of these too (an operator's change never races a handler's
+        silently). `remove`: attributes to delete.
         """
         values = {k: v for k, v in fields.items() if v is not None}
         stamp = now_iso()
@@ -187,11 +246,12 @@ class JobStore:
             expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
         kwargs: dict[str, Any] = {}
         wanted = [str(s) for s in expected] if expected is not None else None
-        if wanted is not None:
-            names["#cs"] = "status"
-            attr_values.update({f":c{i}": {"S": s} for i, s in enumerate(wanted)})
-            options = ", ".join(f":c{i}" for i in range(len(wanted)))
-            kwargs["ConditionExpression"] = f"attribute_exists(job_id) AND #cs IN ({options})"
+        if status is not None or wanted is not None:
+            condition, allowed = _status_condition(status, wanted)
+            if allowed:
+                names["#cs"] = "status"
+            attr_values.update({f":c{i}": {"S": s} for i, s in enumerate(allowed)})
+            kwargs["ConditionExpression"] = condition
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -204,8 +264,13 @@ class JobStore:
         except self._client.exceptions.ConditionalCheckFailedException:
             current = self.get(job_id)
             now = current.get("status") if current else "missing"
+            if wanted is not None and now not in wanted:
+                raise JobStateConflictError(
+                    f"job {job_id} is {now}, not {' or '.join(wanted)}: it changed meanwhile"
+                ) from None
             raise JobStateConflictError(
-                f"job {job_id} is {now}, not {' or '.join(wanted or [])}: it changed meanwhile"
+                f"job {job_id} is {now}; a {now} job never becomes {status}, so nothing was "
+                "written (it was cancelled or finished meanwhile)"
             ) from None
 
     def list_by_status(self, status: JobStatus, limit: int = 50) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ data_description it builds). Three backends:
 - `RegistryTableService` reads the project's registry table directly (local mode; and in AWS
   the Gather function, which reads the registry table of its own stack);
 - `RegistryHttpService` calls the project's registry REST API, signing requests with SigV4
-  (service ``execute-api``) when AWS credentials are available;
+  (service ``execute-api``) when AWS credentials are available; built from a setting, only
+  the deployment's own registry URL is signed (`is_deployment_registry`);
 - `AindMetadataService` calls an AIND-compatible metadata service
   (``/api/v2/subject/{id}``, ``/api/v2/procedures/{id}``, ``/api/v2/instrument/{id}``,
   ``/api/v2/funding/{project_name}``, ``/api/v2/investigators/{project_name}``).
@@ -15,6 +16,7 @@ data_description it builds). Three backends:
 `service_from_spec` builds one from a setting (METADATA_SERVICE in template.yaml).
 
 HTTP uses the standard library only (urllib), so the Lambda layer gains no dependency. Every
+URL is https (plain http only for a loopback host), no redirect is followed, every
 request has a timeout; 5xx, 429, connection errors and timeouts are retried with exponential
 backoff and jitter; 4xx never are. "Not found" (404) is an answer (None), not an error.
 
@@ -73,6 +75,9 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_BACKOFF_SECONDS = 20.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 OFFLINE_SPECS = frozenset({"none", "offline", "off"})
+# The only hosts a plain-http service URL may name: a service on this machine (local mode and
+# tests), whose traffic never crosses a network.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 SPEC_FORMS = (
     "'' or 'none' (offline), 'registry-table:<TableName>', 'https://<registry api url>' "
     "or 'aind:https://<aind-metadata-service url>'"
@@ -198,6 +203,13 @@ class HttpReply:
         return json.dumps(data)[:200]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Answer a redirect with its own reply instead of following it."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
 class _HttpClient:
     """GET with a timeout on every request and retries with backoff + jitter."""
 
@@ -216,6 +228,11 @@ class _HttpClient:
             raise ConfigurationError(
                 f"metadata service URL {base_url!r} is not an http(s) URL; use one of {SPEC_FORMS}"
             )
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ConfigurationError(
+                f"metadata service URL {base_url!r} is plain http; use https (http is accepted "
+                "only for a service on this machine: 127.0.0.1, ::1 or localhost)"
+            )
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.base_url = base_url.rstrip("/")
@@ -224,8 +241,9 @@ class _HttpClient:
         self.backoff = max(0.0, backoff)
         self.max_backoff = max_backoff
         self._sleep = sleep
-        # No redirects to other hosts are expected; urllib's default opener is enough.
-        self._opener = urllib.request.build_opener()
+        # No redirect is followed: urllib would resend every header (a signature included)
+        # to wherever a redirect points. A 3xx is an answer like any other.
+        self._opener = urllib.request.build_opener(_NoRedirect)
 
     def url(self, *parts: str) -> str:
         """base_url + path segments, each one percent-encoded (ids may hold any character)."""
@@ -592,9 +610,14 @@ class AindMetadataService(_HttpClient):
 
 # --------------------------------------------------------------------------- configuration
 def service_from_spec(
-    spec: str | None, *, dynamodb: Any = None, **http_options: Any
+    spec: str | None, *, dynamodb: Any = None, sign: bool | None = None, **http_options: Any
 ) -> MetadataService | None:
     """A metadata service from a setting; None means offline (no service).
+
+    `sign` (registry URLs only): whether requests carry SigV4 credentials. By default only
+    the deployment's own registry API (`is_deployment_registry`) receives them: a URL that
+    came from elsewhere (a stored job type) is called unsigned, so the role's credentials
+    never reach another host. The CLI passes True for the URL its user named.
 
     ``None`` / ``""`` / ``"none"`` → None; ``"registry-table:<TableName>"`` →
     RegistryTableService; ``"https://..."`` / ``"http://..."`` → RegistryHttpService;
@@ -612,7 +635,9 @@ def service_from_spec(
     if text.startswith("aind:"):
         return AindMetadataService(text[len("aind:") :].strip(), **http_options)
     if text.startswith(("https://", "http://")):
-        return RegistryHttpService(text, **http_options)
+        if sign is None:
+            sign = is_deployment_registry(text)
+        return RegistryHttpService(text, sign=sign, **http_options)
     raise ConfigurationError(f"metadata service {spec!r} is not understood; use {SPEC_FORMS}")
 
 
@@ -628,6 +653,16 @@ def spec_from_environment(environ: Mapping[str, str] | None = None) -> str | Non
         return spec
     table = (env.get("REGISTRY_TABLE") or "").strip()
     return f"registry-table:{table}" if table else None
+
+
+def is_deployment_registry(url: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `url` is the registry API this deployment is configured with (METADATA_SERVICE
+    as a plain http(s) URL): the stack's own IAM-authorised API, the one host that may see
+    the role's SigV4 credentials."""
+    own = (spec_from_environment(environ) or "").strip()
+    if not own.startswith(("https://", "http://")):
+        return False
+    return url.strip().rstrip("/") == own.rstrip("/")
 
 
 def service_from_environment(

@@ -8,11 +8,52 @@ that it equals `data_description.name` and matches aind-data-schema's raw-data p
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 
 from aind_data_schema_models.data_name_patterns import DataRegex, build_data_name
 
 _RAW = re.compile(DataRegex.RAW.value)
+
+# The asset folder must be one valid name on S3, POSIX and Windows file systems and in Code
+# Ocean, which mounts assets as folders: 255 bytes is the POSIX NAME_MAX (and, in UTF-16
+# units, the Windows limit). A name part (subject_id, platform) gets at most 100 UTF-8 bytes,
+# so that both together with the 20-character `_YYYY-MM-DD_HH-MM-SS` stay under 255 bytes.
+MAX_NAME_PART_BYTES = 100
+# Windows refuses `<>:"/\|?*` in names; S3's guidelines add the characters to avoid in keys
+# (they need URL encoding and break tools): `{}^%`[]~#`. `;` breaks Code Ocean's mounts.
+_UNSAFE_NAME_CHARS = frozenset('<>:"/\\|?*{}^%`[]~#;')
+# Unicode categories that are invisible or reorder text: control (Cc, NUL included), format
+# (Cf: bidi overrides such as U+202E, zero-width characters), separators other than a plain
+# space, private use, surrogates and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cs", "Cn"})
+
+
+def name_part_problem(value: str) -> str | None:
+    """Why `value` cannot be part of an asset name (subject_id, platform), or None.
+
+    The asset name becomes an S3 prefix, a folder on POSIX and Windows when downloaded, and
+    a Code Ocean data asset: only printable characters safe on all of them, at most
+    MAX_NAME_PART_BYTES bytes. Windows' other rule (no trailing dot or space) never applies:
+    the name ends with the acquisition time, and spaces are refused.
+    """
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_PART_BYTES:
+        return (
+            f"is {size} bytes long; at most {MAX_NAME_PART_BYTES} bytes, so that the asset "
+            "folder name stays under the 255 bytes file systems allow"
+        )
+    invisible = sorted({c for c in value if unicodedata.category(c) in _UNSAFE_CATEGORIES})
+    if invisible:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in invisible)
+        return f"contains invisible or control character(s) {shown}; use printable characters"
+    unsafe = sorted(set(value) & _UNSAFE_NAME_CHARS)
+    if unsafe:
+        return (
+            f"contains {' '.join(repr(c) for c in unsafe)}, which S3 keys, Windows or Code Ocean "
+            "do not accept in a folder name; remove them"
+        )
+    return None
 
 
 def asset_name(subject_id: str, acq_datetime: datetime, platform: str | None = None) -> str:

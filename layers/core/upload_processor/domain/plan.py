@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
+from upload_processor.domain.report import Issue
 from upload_processor.domain.units import DEFAULT_LEVEL, GiB, MiB
 
 # "compress_range": one byte range of a large file, one part of its multipart upload.
@@ -170,6 +171,38 @@ def plan_item(
         codec="zstd" if action == "compress" else None,
         level=level if action == "compress" else None,
     )
+
+
+def archive_key_collisions(items: list[PlanItem]) -> dict[str, list[str]]:
+    """Every archive key that more than one staged object would be written to, with those
+    objects' source keys (sorted): e.g. `extra.dat` compressed to `extra.dat.zst` beside a
+    staged `extra.dat.zst` copied as it is. Each archive key is written once, so such a plan
+    cannot be carried out; found up front, before a byte is written."""
+    sources: dict[str, set[str]] = {}
+    for item in items:
+        sources.setdefault(item.dest_key, set()).add(item.source_key)
+    return {dest: sorted(keys) for dest, keys in sorted(sources.items()) if len(keys) > 1}
+
+
+def collision_issues(items: list[PlanItem]) -> list[Issue]:
+    """One `session.archive_key_collision` error per archive key two staged files map to,
+    naming both (all) files and the fix."""
+    issues = []
+    for dest, keys in archive_key_collisions(items).items():
+        names = " and ".join(repr(k) for k in keys)
+        issues.append(
+            Issue(
+                severity="error",
+                file=keys[0],
+                rule="session.archive_key_collision",
+                message=(
+                    f"the staged files {names} would both be archived as {dest!r} (a compressed "
+                    "file gets '.zst' appended); rename or remove one of them and upload the "
+                    "session again"
+                ),
+            )
+        )
+    return issues
 
 
 def chunk_ranges(size: int, range_size: int) -> list[tuple[int, int]]:

@@ -24,8 +24,10 @@ from pydantic import (
     field_validator,
 )
 
+from upload_processor.domain.naming import name_part_problem
 from upload_processor.domain.report import Issue
-from upload_processor.errors import ConfigurationError, UploadJobError
+from upload_processor.domain.strict_json import loads_strict
+from upload_processor.errors import ConfigurationError, StrictJsonError, UploadJobError
 
 JOB_FILENAME = "upload_job.json"
 MAX_JOB_BYTES = 1024 * 1024
@@ -149,6 +151,9 @@ class UploadJob(BaseModel):
             value = value.get("abbreviation")
         if isinstance(value, str) and (set(value) & _FORBIDDEN_NAME_CHARS or not value):
             raise ValueError(f"platform {value!r} may not contain '_', '/', spaces or <>:;\"|?\\")
+        problem = name_part_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(f"platform {value!r} {problem}")
         return value
 
     @field_validator("subject_id")
@@ -160,6 +165,11 @@ class UploadJob(BaseModel):
                 f"subject_id {value!r} contains {' '.join(repr(c) for c in bad)}; the asset name "
                 "is '<subject_id>_<date>_<time>', so the subject id may not contain '_', '/', "
                 'spaces or <>:;"|?\\'
+            )
+        problem = name_part_problem(value)
+        if problem:
+            raise ValueError(
+                f"subject_id {value!r} {problem}; the asset name is '<subject_id>_<date>_<time>'"
             )
         return value
 
@@ -209,13 +219,15 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
             message, issues=[_issue(file, None, "job.malformed", message)]
         ) from exc
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
         too_deep = _nested_deeper_than(data, MAX_JOB_DEPTH)
     except json.JSONDecodeError as exc:
         message = f"{file} is not valid JSON ({exc}); fix the syntax and upload it again"
         raise UploadJobError(
             message, issues=[_issue(file, None, "job.malformed", message)]
         ) from exc
+    except StrictJsonError as exc:
+        raise _not_strict(exc, file) from exc
     except RecursionError:  # nested deeper than the JSON parser itself can go
         too_deep = True
     if too_deep:
@@ -233,6 +245,27 @@ def _load_object(raw: bytes, file: str) -> dict[str, Any]:
         )
         raise UploadJobError(message, issues=[_issue(file, None, "job.not_object", message)])
     return data
+
+
+def _not_strict(exc: StrictJsonError, file: str) -> UploadJobError:
+    """One issue per repeated key or NaN/Infinity, each naming its field."""
+    issues = []
+    for kind, field, detail in exc.problems:
+        if kind == "duplicate_key":
+            message = (
+                f"{file} repeats the key '{detail}' in one object (field '{field}'), so one of "
+                "its values would be silently lost; keep a single entry for that key and upload "
+                f"{file} again"
+            )
+            issues.append(_issue(file, field, "job.duplicate_key", message))
+        else:
+            message = (
+                f"{file} holds {detail} at '{field}', which is not a JSON number (Step Functions "
+                f"refuses it); write a number or null there and upload {file} again"
+            )
+            issues.append(_issue(file, field or None, "job.not_finite", message))
+    summary = "; ".join(i.message for i in issues)
+    return UploadJobError(f"{file} is not valid JSON: {summary}", issues=issues)
 
 
 def _nested_deeper_than(value: Any, limit: int) -> bool:
@@ -351,7 +384,32 @@ def parse_upload_job(
         issues = [_validation_issue(file, err) for err in exc.errors()]
         summary = "; ".join(f"{i.field or file}: {i.message}" for i in issues)
         raise UploadJobError(f"{file} is not a valid upload job: {summary}", issues=issues) from exc
+    _refuse_own_service(job, file)
     return job, notes
+
+
+def _refuse_own_service(job: UploadJob, file: str) -> None:
+    """An upload may not name the metadata service GatherMetadata calls.
+
+    GatherMetadata calls that service with the deployment's network position (and, for the
+    registry, its role's credentials): which hosts it may reach is the deployment's choice
+    (its MetadataService parameter, or a stored job type), never a staged file's.
+    """
+    task = job.tasks.get("gather_preliminary_metadata")
+    entries = task.items() if isinstance(task, dict) else [("", task)]
+    for modality, entry in entries:
+        if entry is None or "metadata_service" not in (entry.job_settings or {}):
+            continue
+        path = "tasks.gather_preliminary_metadata" + (f".{modality}" if modality else "")
+        field = f"{path}.job_settings.metadata_service"
+        message = (
+            f"{field} is set in {file}, but an upload may not choose the metadata service (the "
+            "pipeline would call that host with its own access); remove it: the deployment's "
+            "MetadataService parameter or a stored job type names the service"
+        )
+        raise UploadJobError(
+            message, issues=[_issue(file, field, "job.forbidden_setting", message)]
+        )
 
 
 def parse_listed_files(raw: bytes, *, file: str = JOB_FILENAME) -> list[ListedFile]:

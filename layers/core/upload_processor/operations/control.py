@@ -8,11 +8,13 @@
   (`_jobs/<job_id>/results/`, kept when a job fails) are skipped by `run_batch`. Ranges of
   chunked files whose multipart upload was aborted when the job failed are the exception:
   their results are dropped here, and the new execution's GatherMetadata opens a new upload.
-- `cancel`: `StopExecution`, abort the job's multipart uploads, mark the job CANCELLED.
+- `cancel`: `StopExecution`, abort the job's multipart uploads, mark the job CANCELLED (a
+  conditional write: never over a finished job), release its asset lease.
   Staged data is never touched. A Lambda already running when the execution stops finishes
   its invocation (Step Functions does not kill it); S3's lifecycle rule aborts any upload it
   opens after the cancel.
-- `redrive`: move the ingest dead-letter queue's messages back to the ingest queue.
+- `redrive`: move the ingest dead-letter queue's messages back to the ingest queue, each at
+  most once per run, within a count and a time limit; it reports what it moved and left.
 
 Refusals (wrong status, missing execution) raise `OperationRefusedError` with a message an
 operator can act on; an unknown job raises `JobNotFoundError`.
@@ -21,6 +23,9 @@ operator can act on; an unknown job raises `JobNotFoundError`.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
@@ -31,6 +36,7 @@ from upload_processor.errors import (
     OperationRefusedError,
     UploadProcessorError,
 )
+from upload_processor.pipeline.archive_guard import release_quietly
 from upload_processor.pipeline.finalize import abort_job_uploads
 
 MAX_EXECUTION_NAME = 80
@@ -201,6 +207,8 @@ def cancel(
         )
     except JobStateConflictError as exc:
         raise OperationRefusedError(str(exc)) from None
+    # a cancelled job's lease is stale anyway (archive_guard); releasing it now frees the asset
+    release_quietly(s3, record.get("archive_bucket"), record.get("asset_name"), job_id)
     return {
         "job_id": job_id,
         "status": str(JobStatus.CANCELLED),
@@ -211,54 +219,126 @@ def cancel(
     }
 
 
+DEFAULT_REDRIVE_MAX_MESSAGES = 1000
+DEFAULT_REDRIVE_SECONDS = 300.0
+
+
+@dataclass
+class RedriveResult:
+    """What one redrive run did: `moved` messages sent back to the ingest queue; `returned`:
+    messages this run had moved that came back to the DLQ while it ran (ingest failed them
+    again), left there for a look; `left`: what the DLQ holds at the end; `stopped`: why the
+    run ended ("empty": no message left to move, "max": the count limit, "time": the time
+    limit)."""
+
+    moved: int = 0
+    returned: int = 0
+    left: int = 0
+    stopped: str = "empty"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready fields."""
+        return asdict(self)
+
+
 def redrive(
     sqs: Any,
     *,
     source_url: str,
     dest_url: str,
-    limit: int | None = None,
+    limit: int | None = DEFAULT_REDRIVE_MAX_MESSAGES,
+    time_limit: float = DEFAULT_REDRIVE_SECONDS,
     wait_seconds: int = 0,
-) -> int:
-    """Move messages from `source_url` (the DLQ) to `dest_url` (the ingest queue).
+    clock: Callable[[], float] = time.monotonic,
+) -> RedriveResult:
+    """Move messages from `source_url` (the DLQ) to `dest_url` (the ingest queue), bounded.
 
     Each message is sent (body and attributes unchanged) before it is deleted from the
     source, so a crash can duplicate a message but never lose one (ingest is idempotent).
-    Stops when a receive comes back empty or after `limit` messages; returns the count moved.
+    A message ingest cannot process comes back to the DLQ under the id it was sent with: such
+    a message is not moved again in this run (it would cycle for ever), but kept invisible
+    until the run ends, then left in the DLQ. The run ends when a receive comes back empty,
+    after `limit` messages or after `time_limit` seconds, whichever is first.
     """
-    moved = 0
-    while limit is None or moved < limit:
-        batch = min(10, limit - moved) if limit is not None else 10
-        out = sqs.receive_message(
-            QueueUrl=source_url,
-            MaxNumberOfMessages=batch,
-            WaitTimeSeconds=wait_seconds,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
+    result = RedriveResult()
+    sent_ids: set[str] = set()
+    returned: dict[str, str] = {}  # message id -> receipt handle, made visible again at the end
+    deadline = clock() + time_limit
+    try:
+        while True:
+            if limit is not None and result.moved >= limit:
+                result.stopped = "max"
+                break
+            if clock() >= deadline:
+                result.stopped = "time"
+                break
+            batch = min(10, limit - result.moved) if limit is not None else 10
+            messages = sqs.receive_message(
+                QueueUrl=source_url,
+                MaxNumberOfMessages=batch,
+                WaitTimeSeconds=wait_seconds,
+                # nothing received comes back into view while this run lasts
+                VisibilityTimeout=min(43200, int(time_limit) + 60),
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            fresh = []
+            for message in messages:
+                if message["MessageId"] in sent_ids:
+                    returned[message["MessageId"]] = message["ReceiptHandle"]
+                else:
+                    fresh.append(message)
+            if fresh:
+                sent_ids |= _move(sqs, fresh, source_url, dest_url, result)
+    finally:
+        _make_visible(sqs, source_url, list(returned.values()))
+    result.returned = len(returned)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=source_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    result.left = sum(int(v) for v in attributes.values())
+    return result
+
+
+def _move(
+    sqs: Any, messages: list[dict[str, Any]], source_url: str, dest_url: str, result: RedriveResult
+) -> set[str]:
+    """Send a batch to `dest_url`, then delete what was sent; the ids the copies got."""
+    entries = []
+    for i, message in enumerate(messages):
+        entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
+        if message.get("MessageAttributes"):
+            entry["MessageAttributes"] = message["MessageAttributes"]
+        entries.append(entry)
+    sent = sqs.send_message_batch(QueueUrl=dest_url, Entries=entries)
+    done = {s["Id"]: s["MessageId"] for s in sent.get("Successful", [])}
+    deletes = [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+        for i, m in enumerate(messages)
+        if str(i) in done
+    ]
+    if deletes:
+        sqs.delete_message_batch(QueueUrl=source_url, Entries=deletes)
+    result.moved += len(deletes)
+    if sent.get("Failed"):
+        failure = sent["Failed"][0]
+        raise UploadProcessorError(
+            f"moved {result.moved} message(s), then {len(sent['Failed'])} could not be sent to "
+            f"{dest_url} ({failure.get('Code')}: {failure.get('Message')}); they stay in "
+            "the DLQ"
         )
-        messages = out.get("Messages", [])
-        if not messages:
-            return moved
-        entries = []
-        for i, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
-            entries.append(entry)
-        sent = sqs.send_message_batch(QueueUrl=dest_url, Entries=entries)
-        done = {s["Id"] for s in sent.get("Successful", [])}
-        deletes = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(messages)
-            if str(i) in done
-        ]
-        if deletes:
-            sqs.delete_message_batch(QueueUrl=source_url, Entries=deletes)
-        moved += len(deletes)
-        if sent.get("Failed"):
-            failure = sent["Failed"][0]
-            raise UploadProcessorError(
-                f"moved {moved} message(s), then {len(sent['Failed'])} could not be sent to "
-                f"{dest_url} ({failure.get('Code')}: {failure.get('Message')}); they stay in "
-                "the DLQ"
-            )
-    return moved
+    return set(done.values())
+
+
+def _make_visible(sqs: Any, queue_url: str, receipts: list[str]) -> None:
+    """Show the given received messages again at once (ten per request)."""
+    for start in range(0, len(receipts), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for i, handle in enumerate(receipts[start : start + 10])
+            ],
+        )

@@ -30,7 +30,7 @@ from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import Entry, S3Session, SessionSource
 from upload_processor.domain.archive import work_key
 from upload_processor.domain.naming import asset_name as build_asset_name
-from upload_processor.domain.plan import PlanItem, needs_chunks, plan_item
+from upload_processor.domain.plan import PlanItem, collision_issues, needs_chunks, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
 from upload_processor.errors import (
@@ -365,6 +365,7 @@ def gather_session(
         )
     issues += _folder_issues(data, list(job["modalities"]))
     issues += _empty_file_issues(data)
+    issues += collision_issues(build_plan("", data, name, job))
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
