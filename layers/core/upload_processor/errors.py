@@ -90,32 +90,6 @@ class UploadJobError(UploadProcessorError):
         self.issues = list(issues or [])
 
 
-class StrictJsonError(UploadProcessorError, ValueError):
-    """Text that ``json.loads`` would accept but strict JSON rejects (``loads_strict``)."""
-
-
-class DuplicateKeyError(StrictJsonError):
-    """A JSON object repeats a key: ``json.loads`` would silently keep the last value.
-
-    `key` names the repeated key.
-    """
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-class NonFiniteNumberError(StrictJsonError):
-    """NaN / Infinity: not JSON, and not storable in the metadata database.
-
-    `constant` is the spelling found (``NaN``, ``Infinity``, ``-Infinity``).
-    """
-
-    def __init__(self, constant: str) -> None:
-        super().__init__(constant)
-        self.constant = constant
-
-
 class UnknownJobTypeError(UploadJobError):
     """The job names a job type this deployment does not define."""
 

@@ -32,7 +32,6 @@ from upload_processor.metadata.files import (
     metadata_type_of,
 )
 from upload_processor.metadata.job_facts import JobFacts
-from upload_processor.metadata.parse import loads_strict
 from upload_processor.metadata.rules.completeness import REQUIRED_TYPES
 from upload_processor.metadata.validate import MODELS
 
@@ -46,6 +45,5 @@ __all__ = [
     "JobFacts",
     "assemble",
     "extra_type_of",
-    "loads_strict",
     "metadata_type_of",
 ]

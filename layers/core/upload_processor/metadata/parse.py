@@ -2,8 +2,8 @@
 
 ``json.loads`` is lenient where metadata must not be: it keeps the last of two equal keys
 (one value silently lost) and reads ``NaN`` / ``Infinity`` (not JSON, and not storable in the
-metadata database). :func:`loads_strict` refuses both and is meant for every JSON file a
-person writes (the metadata files here; the job file can use it too).
+metadata database). The domain's ``loads_strict`` refuses both (the job file is read with it
+too); this module words its refusals for a metadata file.
 
 Rules: ``json.empty``, ``json.malformed``, ``json.duplicate_key``, ``json.not_object``.
 """
@@ -15,32 +15,8 @@ import json
 from typing import Any
 
 from upload_processor.domain.report import Issue
-from upload_processor.errors import DuplicateKeyError, NonFiniteNumberError
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise DuplicateKeyError(key)
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise NonFiniteNumberError(name)
-
-
-def loads_strict(text: str) -> Any:
-    """``json.loads`` that refuses what JSON does not define or would lose.
-
-    Raises DuplicateKeyError for a key repeated inside one object, NonFiniteNumberError for
-    ``NaN`` / ``Infinity``, ``json.JSONDecodeError`` for invalid syntax, and RecursionError
-    for nesting deeper than the parser can go; the caller words the message for its file.
-    """
-    return json.loads(
-        text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
-    )
+from upload_processor.domain.strict_json import loads_strict
+from upload_processor.errors import StrictJsonError
 
 
 def parse_file(name: str, raw: bytes, issues: list[Issue]) -> dict | None:
@@ -65,18 +41,20 @@ def parse_file(name: str, raw: bytes, issues: list[Issue]) -> dict | None:
             "JSON.",
         )
         return None
-    except DuplicateKeyError as exc:
-        error(
-            "json.duplicate_key",
-            f"{name} repeats the key '{exc.key}' inside one object, so one of the values "
-            "would be silently lost. Keep a single entry for that key.",
-        )
-        return None
-    except NonFiniteNumberError as exc:
-        error(
-            "json.malformed",
-            f"{name} contains {exc.constant}, which is not valid JSON. Use a number or null.",
-        )
+    except StrictJsonError as exc:
+        kind, field, detail = exc.problems[0]
+        where = f" (at {field})" if field and field != detail else ""
+        if kind == "duplicate_key":
+            error(
+                "json.duplicate_key",
+                f"{name} repeats the key '{detail}' inside one object{where}, so one of the "
+                "values would be silently lost. Keep a single entry for that key.",
+            )
+        else:
+            error(
+                "json.malformed",
+                f"{name} contains {detail}{where}, which is not valid JSON. Use a number or null.",
+            )
         return None
     except RecursionError:
         error(
