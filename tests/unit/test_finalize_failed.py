@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from upload_processor.adapters.jobs import JobStore
+from upload_processor.domain.contracts import FailedInput, StateError
 from upload_processor.pipeline import finalize
 from upload_processor.pipeline.transfer_batch import failure_key, results_key
 from upload_processor_tools.local.template import load_template
@@ -74,14 +75,15 @@ def _fail(aws: dict[str, Any], step: str, error: dict[str, Any]) -> tuple[dict, 
         sns=aws["sns"],
         store=aws["store"],
         topic_arn=aws["topic"],
-        event={
-            "job_id": "job-1",
-            "bucket": "staging",
-            "prefix": "rig-7/s",
-            "job": {"user_email": "scientist@example.org"},
-            "error": error,
-            "step": step,
-        },
+        event=FailedInput(
+            outcome="failed",
+            job_id="job-1",
+            bucket="staging",
+            prefix="rig-7/s",
+            job={"user_email": "scientist@example.org"},
+            error=StateError.model_validate(error),
+            step=step,
+        ),
     )
     got = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)
     return aws["store"].get("job-1"), [m["Body"] for m in got.get("Messages", [])]

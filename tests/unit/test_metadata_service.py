@@ -20,11 +20,10 @@ from upload_processor.adapters.metadata_service import (
     MetadataService,
     RegistryHttpService,
     RegistryTableService,
-    service_from_environment,
     service_from_spec,
-    spec_from_environment,
 )
 from upload_processor.errors import ConfigurationError, MetadataRequestError, MetadataServiceError
+from upload_processor.settings import Settings
 
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.01}
 SUBJECT = {"object_type": "Subject", "subject_id": "750101", "notes": None}
@@ -508,12 +507,14 @@ def test_service_from_spec_forms() -> None:
             service_from_spec(bad)
 
 
+def spec_from(environ: dict[str, str]) -> str | None:
+    return Settings.from_env(environ).metadata_service_spec()
+
+
 def test_spec_from_environment_defaults_to_the_stacks_registry_table() -> None:
-    assert spec_from_environment({"METADATA_SERVICE": "", "REGISTRY_TABLE": "t"}) == (
-        "registry-table:t"
-    )
-    assert spec_from_environment({"METADATA_SERVICE": "aind:http://x", "REGISTRY_TABLE": "t"}) == (
+    assert spec_from({"METADATA_SERVICE": "", "REGISTRY_TABLE": "t"}) == ("registry-table:t")
+    assert spec_from({"METADATA_SERVICE": "aind:http://x", "REGISTRY_TABLE": "t"}) == (
         "aind:http://x"
     )
-    assert spec_from_environment({}) is None
-    assert service_from_environment({"METADATA_SERVICE": "none", "REGISTRY_TABLE": "t"}) is None
+    assert spec_from({}) is None
+    assert service_from_spec(spec_from({"METADATA_SERVICE": "none", "REGISTRY_TABLE": "t"})) is None

@@ -50,7 +50,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -362,16 +361,20 @@ class RegistryHttpService(_HttpClient):
         self._credentials = credentials
         host = urlsplit(base_url).hostname or ""
         match = _EXECUTE_API_HOST.search(host)
-        self.region = (
-            region
-            or (match.group(1) if match else None)
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1"
-        )
+        self._region = region or (match.group(1) if match else None)
 
     def __repr__(self) -> str:
         return f"RegistryHttpService({self.base_url})"
+
+    @property
+    def region(self) -> str:
+        """The region requests are signed for: given, else the API's host, else botocore's
+        (AWS_REGION, the config file), else us-east-1."""
+        if self._region is None:
+            import botocore.session
+
+            self._region = botocore.session.get_session().get_config_variable("region")
+        return self._region or "us-east-1"
 
     def _resolve_credentials(self) -> Any:
         if self._credentials is None and self.sign:
@@ -614,24 +617,3 @@ def service_from_spec(
     if text.startswith(("https://", "http://")):
         return RegistryHttpService(text, **http_options)
     raise ConfigurationError(f"metadata service {spec!r} is not understood; use {SPEC_FORMS}")
-
-
-def spec_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
-    """The metadata service setting of a deployment.
-
-    METADATA_SERVICE when set (template parameter `MetadataService`); when it is empty, the
-    stack's own registry table (``registry-table:$REGISTRY_TABLE``); None when neither is set.
-    """
-    env = os.environ if environ is None else environ
-    spec = (env.get("METADATA_SERVICE") or "").strip()
-    if spec:
-        return spec
-    table = (env.get("REGISTRY_TABLE") or "").strip()
-    return f"registry-table:{table}" if table else None
-
-
-def service_from_environment(
-    environ: Mapping[str, str] | None = None, *, dynamodb: Any = None, **http_options: Any
-) -> MetadataService | None:
-    """`service_from_spec(spec_from_environment())`: what a handler uses."""
-    return service_from_spec(spec_from_environment(environ), dynamodb=dynamodb, **http_options)

@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from upload_processor.domain.contracts import TransferBatchInput, TransferBatchResult
 from upload_processor.domain.plan import PlanItem
 from upload_processor.errors import TransferError, error_code
 from upload_processor.pipeline.archive_guard import reuse_verified
@@ -65,19 +66,14 @@ def _recorded(s3: Any, bucket: str, key: str) -> list[dict[str, Any]] | None:
 
 
 def run_batch(
-    s3: Any,
-    batch: list[dict[str, Any]],
-    *,
-    job_id: str,
-    source_bucket: str,
-    dest_bucket: str,
-    verify_mode: str = "quick",
-    copy_threshold: int | None = None,
-) -> dict[str, Any]:
+    s3: Any, request: TransferBatchInput, *, copy_threshold: int | None = None
+) -> TransferBatchResult:
     """Transfer every item, verify what can be verified now, record the results.
 
     `copy_threshold`: objects above it are copied with UploadPartCopy (default: S3's 5 GiB).
     """
+    batch, job_id = request.batch, request.job_id
+    source_bucket, dest_bucket = request.source_bucket, request.dest_bucket
     ident = batch_id(batch)
     key = results_key(job_id, ident)
     results = _recorded(s3, dest_bucket, key)
@@ -105,7 +101,7 @@ def run_batch(
                     # that succeeded make collect_failures skip it)
                     _record_failure(s3, dest_bucket, failure_key(job_id, ident), exc, item)
                     raise
-            if verify_mode == "full" and item.action != "compress_range":
+            if request.verify == "full" and item.action != "compress_range":
                 verify(s3, result, dest_bucket=dest_bucket)
             results.append(result.to_dict())
         s3.put_object(
@@ -115,14 +111,14 @@ def run_batch(
             ContentType="application/json",
             ChecksumAlgorithm="SHA256",
         )
-    return {
-        "batch": ident,
-        "objects": len(results),
-        "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
-        "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
-        "resumed": resumed,
-        "reused": reused,
-    }
+    return TransferBatchResult(
+        batch=ident,
+        objects=len(results),
+        bytes_in=sum(int(r.get("bytes_in", 0)) for r in results),
+        bytes_out=sum(int(r.get("bytes_out", 0)) for r in results),
+        resumed=resumed,
+        reused=reused,
+    )
 
 
 def _transfer(
