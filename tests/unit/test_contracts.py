@@ -12,7 +12,7 @@ import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from upload_processor.domain.contracts import (
     parse_finalize_input,
 )
 from upload_processor.settings import ENV_VARS, FUNCTION_ENV, Settings
+from upload_processor_tools.local.cloud import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -49,17 +50,11 @@ def _handler(function: str) -> ModuleType:
     return module
 
 
-class _Context:
-    function_name = "upload-local-Function"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
-    memory_limit_in_mb = 1024
-    aws_request_id = "3c1b9a4e-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/" + function_name
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+def _context() -> LambdaContext:
+    function = SimpleNamespace(
+        name="f", arn="arn:aws:lambda:us-east-1:1:function:f", memory=128, timeout=30
+    )
+    return LambdaContext(function)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +160,7 @@ def test_a_handler_given_a_malformed_event_names_the_field(
     event = _event(event_file)
     del event[drop]
     with pytest.raises(ValidationError) as raised:
-        handler.lambda_handler(event, _Context())
+        handler.lambda_handler(event, _context())
     assert field in str(raised.value)
     assert "Field required" in str(raised.value)
 
@@ -173,7 +168,7 @@ def test_a_handler_given_a_malformed_event_names_the_field(
 def test_a_mistyped_field_is_named_too() -> None:
     event = {**_event("transfer.json"), "verify": "thorough"}
     with pytest.raises(ValidationError, match=r"verify\n.*'quick' or 'full'"):
-        _handler("transfer").lambda_handler(event, _Context())
+        _handler("transfer").lambda_handler(event, _context())
 
 
 class _Loader(yaml.SafeLoader):

@@ -126,3 +126,42 @@ def test_other_steps_keep_their_own_cause(aws: dict[str, Any]) -> None:
     error = {"Error": "AssetExistsError", "Cause": json.dumps({"errorMessage": "exists"})}
     record, _ = _fail(aws, "GatherMetadata", error)
     assert record["error"] == "AssetExistsError: exists"
+
+
+class _ThrottledSns:
+    """An SNS client whose Publish fails with `code` (after the client's own retries)."""
+
+    def __init__(self, code: str, status: int) -> None:
+        self.code, self.status = code, status
+
+    def publish(self, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        response = {
+            "Error": {"Code": self.code},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        raise ClientError(response, "Publish")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retried"),
+    [
+        ("ThrottlingException", 400, True),
+        ("InternalError", 500, True),
+        ("AuthorizationError", 403, False),
+    ],
+)
+def test_marking_failed_raises_only_transient_faults_as_retryable(
+    aws: dict[str, Any], code: str, status: int, retried: bool
+) -> None:
+    """MarkFailed's Retry names TransientError only: throttling and 5xx become it, a
+    permanent refusal stays what it is (and is not retried)."""
+    from botocore.exceptions import ClientError
+
+    from upload_processor.errors import TransientError
+
+    expected = TransientError if retried else ClientError
+    with pytest.raises(expected, match=code) as raised:
+        _fail({**aws, "sns": _ThrottledSns(code, status)}, "GatherMetadata", MAP_ERROR)
+    assert isinstance(raised.value, TransientError) == retried

@@ -47,9 +47,9 @@ from upload_processor.errors import (
     AssetExistsError,
     AssetLockedError,
     VerificationError,
-    as_transient,
     error_code,
     is_transient,
+    transient_as_retryable,
 )
 from upload_processor.pipeline import staging_cleanup
 from upload_processor.pipeline.archive_guard import (
@@ -242,14 +242,10 @@ def complete(
 ) -> dict[str, Any]:
     """Verify and seal the asset; the manifest is written last (a no-op job writes nothing)."""
     gather = event.gather
-    try:
+    with transient_as_retryable(f"sealing {gather.asset_name}"):
         if gather.noop:
             return _complete_noop(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
         return _complete(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
-    except ClientError as exc:
-        if is_transient(exc):
-            raise as_transient(exc, f"sealing {gather.asset_name}") from exc
-        raise
 
 
 def _complete_noop(
@@ -484,12 +480,8 @@ def failed(
     TransientError, the only application error the state machine retries; anything else
     (AccessDenied, a missing table) fails MarkFailed at once.
     """
-    try:
+    with transient_as_retryable(f"marking job {event.job_id} failed"):
         return _failed(sns=sns, store=store, topic_arn=topic_arn, event=event, s3=s3)
-    except ClientError as exc:
-        if is_transient(exc):
-            raise as_transient(exc, f"marking job {event.job_id} failed") from exc
-        raise
 
 
 def _failed(

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from upload_processor.adapters import notify
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.metadata_service import MetadataService, service_from_spec
@@ -33,7 +31,7 @@ from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.naming import asset_name as build_asset_name
 from upload_processor.domain.plan import PlanItem, needs_chunks
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
-from upload_processor.errors import AssetExistsError, as_transient, is_transient
+from upload_processor.errors import AssetExistsError, transient_as_retryable
 from upload_processor.pipeline import gather as session
 from upload_processor.pipeline.archive_guard import (
     acquire_asset_lock,
@@ -126,7 +124,7 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
     name = build_asset_name(
         job["subject_id"], datetime.fromisoformat(job["acq_datetime"]), job.get("platform")
     )
-    try:
+    with transient_as_retryable(f"gathering {name}"):
         acquire_asset_lock(s3, archive, name, job_id, job_status=_job_status_lookup(context.store))
         try:
             result = _gather_leased(request, context, name)
@@ -136,10 +134,6 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
         if result.reject or result.noop:
             release_asset_lock(s3, archive, name, job_id)
         return result
-    except ClientError as exc:
-        if is_transient(exc):
-            raise as_transient(exc, f"gathering {name}") from exc
-        raise
 
 
 def _gather_leased(request: ExecutionInput, context: GatherContext, name: str) -> GatherResult:
