@@ -41,6 +41,13 @@ def _event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+@pytest.fixture(autouse=True)
+def _metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler flushes its metrics even when it fails; metrics other tests left in
+    Powertools' shared store need a namespace to flush."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "UploadProcessorTest")
+
+
 def _handler(function: str) -> ModuleType:
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"_{function}_app_under_test", path)
