@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
-from upload_processor.adapters.jobs import JobStore
+from upload_processor.domain.contracts import parse_finalize_input
 from upload_processor.entrypoints.observability import log_keys, record_outcome, record_stage
 from upload_processor.pipeline import finalize
 from upload_processor.settings import Settings
@@ -23,27 +23,12 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input: {"outcome": "complete" | "rejected" | "failed", job_id, job, bucket, prefix, ...}."""
-    logger.append_keys(**log_keys(event), outcome=event["outcome"])
+    """Input: {"outcome": "complete" | "rejected" | "failed", job_id, job, bucket, prefix, ...}
+    (domain.contracts.FinalizeInput)."""
+    logger.append_keys(**log_keys(event), outcome=event.get("outcome"))
     started = time.monotonic()
-    settings = Settings.from_env()
-    store = JobStore(client("dynamodb"), settings.require("jobs_table"))
-    topic = settings.require("topic_arn")
-    outcome = event["outcome"]
-    if outcome == "complete":
-        result = finalize.complete(
-            s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event
-        )
-    elif outcome == "rejected":
-        result = finalize.rejected(
-            s3=client("s3"), sns=client("sns"), store=store, topic_arn=topic, event=event
-        )
-    elif outcome == "failed":
-        result = finalize.failed(
-            sns=client("sns"), store=store, topic_arn=topic, event=event, s3=client("s3")
-        )
-    else:
-        raise ValueError(f"unknown outcome {outcome!r}; expected complete, rejected or failed")
+    request = parse_finalize_input(event)
+    result = finalize.run(request, settings=Settings.from_env(), client=client)
     record_outcome(metrics, result)
     record_stage(metrics, "Finalize", time.monotonic() - started)
     logger.info("job closed", extra=result)

@@ -19,9 +19,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
-from upload_processor.adapters.registry import RegistryStore, kind_spec, registry_table_from_env
+from upload_processor.adapters.registry import RegistryStore, kind_spec
 from upload_processor.entrypoints.api import install_error_routes, json_response
 from upload_processor.errors import RegistryConflictError, RegistryValidationError
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()
@@ -31,7 +32,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def _store() -> RegistryStore:
-    return RegistryStore(client("dynamodb"), registry_table_from_env())
+    return RegistryStore(client("dynamodb"), Settings.from_env().require("registry_table"))
 
 
 def _post(kind: str) -> Response:

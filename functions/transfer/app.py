@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -11,9 +10,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
+from upload_processor.domain.contracts import TransferBatchInput
 from upload_processor.entrypoints.observability import log_keys, record_stage
 from upload_processor.pipeline.transfer.batch import run_batch
-from upload_processor.settings import mib
+from upload_processor.settings import Settings
 
 logger = Logger()
 tracer = Tracer()
@@ -24,25 +24,15 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input: {"batch": [plan items], "job_id", "source_bucket", "dest_bucket", "verify"}.
-
-    Output: a small summary; the per-object results go to the archive's work area.
-    """
+    """Input: one Map item (TransferBatchInput). Output: a small summary (TransferBatchResult);
+    the per-object results go to the archive's work area."""
     logger.append_keys(**log_keys(event))
     started = time.monotonic()
-    summary = run_batch(
-        client("s3"),
-        event["batch"],
-        job_id=event["job_id"],
-        source_bucket=event["source_bucket"],
-        dest_bucket=event["dest_bucket"],
-        verify_mode=event.get("verify") or "quick",
-        copy_threshold=mib(os.environ.get("COPY_THRESHOLD_MIB")),
-    )
+    request = TransferBatchInput.model_validate(event)
+    summary = run_batch(client("s3"), request, copy_threshold=Settings.from_env().copy_threshold)
     record_stage(metrics, "Transfer", time.monotonic() - started)
-    if not summary["resumed"]:
-        metrics.add_metric(
-            name="ObjectsTransferred", unit=MetricUnit.Count, value=summary["objects"]
-        )
-    logger.info("batch transferred", extra=summary)
-    return summary
+    if not summary.resumed:
+        metrics.add_metric(name="ObjectsTransferred", unit=MetricUnit.Count, value=summary.objects)
+    result = summary.model_dump(mode="json")
+    logger.info("batch transferred", extra=result)
+    return result

@@ -32,7 +32,6 @@ from e2e_support import keys as _keys
 from e2e_support import versions as _versions
 
 from upload_processor.adapters.jobs import JobStatus, JobStore
-from upload_processor.adapters.versions import function_names_from_env
 from upload_processor.domain.archive import lock_key
 from upload_processor.domain.plan import PlanItem
 from upload_processor.domain.units import MiB
@@ -534,7 +533,7 @@ def test_two_ingests_racing_past_the_record_check_still_start_one_execution(
         default_time_zone=env.get("DEFAULT_TIME_ZONE") or None,
         job_types_prefix=env.get("JOB_TYPES_PREFIX") or None,
     )
-    names = function_names_from_env(env)
+    names = Settings.from_env(env).pipeline_functions()
     both_checked = threading.Barrier(2)
 
     def meet(params: dict, **_: object) -> None:

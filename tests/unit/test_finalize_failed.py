@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.domain.archive import failure_key, results_key
+from upload_processor.domain.contracts import FailedInput, StateError
 from upload_processor.pipeline import finalize
 from upload_processor_tools.local.template import load_template
 
@@ -74,14 +75,15 @@ def _fail(aws: dict[str, Any], step: str, error: dict[str, Any]) -> tuple[dict, 
         sns=aws["sns"],
         store=aws["store"],
         topic_arn=aws["topic"],
-        event={
-            "job_id": "job-1",
-            "bucket": "staging",
-            "prefix": "rig-7/s",
-            "job": {"user_email": "scientist@example.org"},
-            "error": error,
-            "step": step,
-        },
+        event=FailedInput(
+            outcome="failed",
+            job_id="job-1",
+            bucket="staging",
+            prefix="rig-7/s",
+            job={"user_email": "scientist@example.org"},
+            error=StateError.model_validate(error),
+            step=step,
+        ),
     )
     got = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)
     return aws["store"].get("job-1"), [m["Body"] for m in got.get("Messages", [])]
@@ -124,3 +126,42 @@ def test_other_steps_keep_their_own_cause(aws: dict[str, Any]) -> None:
     error = {"Error": "AssetExistsError", "Cause": json.dumps({"errorMessage": "exists"})}
     record, _ = _fail(aws, "GatherMetadata", error)
     assert record["error"] == "AssetExistsError: exists"
+
+
+class _ThrottledSns:
+    """An SNS client whose Publish fails with `code` (after the client's own retries)."""
+
+    def __init__(self, code: str, status: int) -> None:
+        self.code, self.status = code, status
+
+    def publish(self, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        response = {
+            "Error": {"Code": self.code},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        raise ClientError(response, "Publish")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retried"),
+    [
+        ("ThrottlingException", 400, True),
+        ("InternalError", 500, True),
+        ("AuthorizationError", 403, False),
+    ],
+)
+def test_marking_failed_raises_only_transient_faults_as_retryable(
+    aws: dict[str, Any], code: str, status: int, retried: bool
+) -> None:
+    """MarkFailed's Retry names TransientError only: throttling and 5xx become it, a
+    permanent refusal stays what it is (and is not retried)."""
+    from botocore.exceptions import ClientError
+
+    from upload_processor.errors import TransientError
+
+    expected = TransientError if retried else ClientError
+    with pytest.raises(expected, match=code) as raised:
+        _fail({**aws, "sns": _ThrottledSns(code, status)}, "GatherMetadata", MAP_ERROR)
+    assert isinstance(raised.value, TransientError) == retried

@@ -20,11 +20,10 @@ from upload_processor.adapters.metadata_service import (
     MetadataService,
     RegistryHttpService,
     RegistryTableService,
-    service_from_environment,
     service_from_spec,
-    spec_from_environment,
 )
 from upload_processor.errors import ConfigurationError, MetadataRequestError, MetadataServiceError
+from upload_processor.settings import Settings
 
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.01}
 SUBJECT = {"object_type": "Subject", "subject_id": "750101", "notes": None}
@@ -515,26 +514,28 @@ def test_service_from_spec_forms() -> None:
             service_from_spec(bad)
 
 
+def spec_from(environ: dict[str, str]) -> str | None:
+    return Settings.from_env(environ).metadata_service_spec()
+
+
 def test_spec_from_environment_defaults_to_the_stacks_registry_table() -> None:
-    assert spec_from_environment({"METADATA_SERVICE": "", "REGISTRY_TABLE": "t"}) == (
-        "registry-table:t"
-    )
-    assert spec_from_environment({"METADATA_SERVICE": "aind:http://x", "REGISTRY_TABLE": "t"}) == (
+    assert spec_from({"METADATA_SERVICE": "", "REGISTRY_TABLE": "t"}) == ("registry-table:t")
+    assert spec_from({"METADATA_SERVICE": "aind:http://x", "REGISTRY_TABLE": "t"}) == (
         "aind:http://x"
     )
-    assert spec_from_environment({}) is None
-    assert service_from_environment({"METADATA_SERVICE": "none", "REGISTRY_TABLE": "t"}) is None
+    assert spec_from({}) is None
+    assert service_from_spec(spec_from({"METADATA_SERVICE": "none", "REGISTRY_TABLE": "t"})) is None
 
 
-def test_only_the_deployments_own_registry_is_signed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_deployments_own_registry_is_signed() -> None:
     own = "https://abc.execute-api.us-east-1.amazonaws.com/v1"
-    monkeypatch.setenv("METADATA_SERVICE", own)
-    assert service_from_spec(own + "/").sign  # type: ignore[union-attr]
-    elsewhere = service_from_spec("https://metadata.example.org")
+    assert service_from_spec(own + "/", deployment_spec=own).sign  # type: ignore[union-attr]
+    elsewhere = service_from_spec("https://metadata.example.org", deployment_spec=own)
     assert isinstance(elsewhere, RegistryHttpService) and not elsewhere.sign
+    assert not service_from_spec(own).sign  # type: ignore[union-attr]  # no deployment: unsigned
     assert service_from_spec("https://metadata.example.org", sign=True).sign  # type: ignore[union-attr]
-    monkeypatch.setenv("METADATA_SERVICE", "aind:" + own)  # an AIND service is not our registry
-    assert not service_from_spec(own).sign  # type: ignore[union-attr]
+    # an AIND service is not our registry
+    assert not service_from_spec(own, deployment_spec="aind:" + own).sign  # type: ignore[union-attr]
 
 
 def test_a_redirect_is_answered_not_followed(fake: FakeService) -> None:

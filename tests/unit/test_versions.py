@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from upload_processor import __version__
 from upload_processor.adapters.versions import (
     ALIAS,
-    FUNCTION_ENV,
     LOGICAL_IDS,
     code_version_of,
     normalise_version,
@@ -28,6 +27,7 @@ from upload_processor.adapters.versions import (
 from upload_processor.domain.job_types import resolve
 from upload_processor.domain.upload_job import parse_upload_job
 from upload_processor.errors import PinError
+from upload_processor.settings import FUNCTION_ENV
 from upload_processor_tools.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

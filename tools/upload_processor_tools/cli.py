@@ -79,8 +79,9 @@ def validate(
     """Validate a session folder with the pipeline's own checks. Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
     import logging
 
-    from upload_processor.adapters.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.adapters.metadata_service import service_from_spec
     from upload_processor.errors import ConfigurationError, MetadataServiceError
+    from upload_processor.settings import Settings
     from upload_processor_tools.validate import UsageError, validate_directory
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
@@ -90,7 +91,11 @@ def validate(
     try:
         # the user named the service: their own credentials go to it
         service = (
-            None if offline else service_from_spec(registry or spec_from_environment(), sign=True)
+            None
+            if offline
+            else service_from_spec(
+                registry or Settings.from_env().metadata_service_spec(), sign=True
+            )
         )
         report = validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
     except (UsageError, ConfigurationError) as exc:

@@ -14,6 +14,8 @@ NoSuchBucket, a validation error, ...) is permanent and fails the job once.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 # AWS error codes that retrying can fix (S3, DynamoDB, SNS, Lambda, Step Functions, STS).
@@ -72,6 +74,21 @@ def as_transient(exc: BaseException, doing: str) -> TransientError:
     """A transient fault as the TransientError the state machine's Retry matches."""
     code = error_code(exc) or type(exc).__name__
     return TransientError(f"{code} while {doing}: {exc}")
+
+
+@contextlib.contextmanager
+def transient_as_retryable(doing: str) -> Iterator[None]:
+    """Run the block; an AWS error that `is_transient` leaves it as the TransientError the
+    state machine retries (`doing` says what was being done, for the message). Any other
+    error, permanent ones included (AccessDenied, NoSuchBucket), leaves it unchanged."""
+    try:
+        yield
+    except TransientError:
+        raise
+    except Exception as exc:
+        if isinstance(getattr(exc, "response", None), dict) and is_transient(exc):
+            raise as_transient(exc, doing) from exc
+        raise
 
 
 class UploadProcessorError(Exception):

@@ -1,12 +1,41 @@
-"""Settings read from the environment, which template.yaml fills (and local mode mirrors)."""
+"""Settings read from the environment, which template.yaml fills (and local mode mirrors).
+
+The one place the runtime reads its configuration: handlers build one `Settings.from_env()` and
+hand it (or what it names) to the pipeline; nothing else in the layer reads `os.environ`
+(AWS_* and POWERTOOLS_* are read by boto3 and Powertools themselves).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from upload_processor.domain.units import MiB
 from upload_processor.errors import ConfigurationError
+
+# Each setting's environment variable (template.yaml's `Environment.Variables`).
+ENV_VARS = {
+    "jobs_table": "JOBS_TABLE",
+    "topic_arn": "NOTIFICATION_TOPIC_ARN",
+    "archive_bucket": "ARCHIVE_BUCKET",
+    "open_archive_bucket": "OPEN_ARCHIVE_BUCKET",
+    "state_machine_arn": "STATE_MACHINE_ARN",
+    "default_time_zone": "DEFAULT_TIME_ZONE",
+    "files_wait_seconds": "FILES_WAIT_SECONDS",
+    "chunk_threshold": "CHUNK_THRESHOLD_MIB",
+    "range_size": "RANGE_SIZE_MIB",
+    "copy_threshold": "COPY_THRESHOLD_MIB",
+    "job_types_prefix": "JOB_TYPES_PREFIX",
+    "registry_table": "REGISTRY_TABLE",
+    "metadata_service": "METADATA_SERVICE",
+}
+# The pipeline functions IngestFunction resolves versions of: role -> environment variable.
+FUNCTION_ENV = {
+    "gather": "GATHER_METADATA_FUNCTION",
+    "transfer": "TRANSFER_FUNCTION",
+    "finalize": "FINALIZE_FUNCTION",
+}
 
 
 def mib(value: str | None) -> int | None:
@@ -27,22 +56,36 @@ class Settings:
     files_wait_seconds: float = 240.0
     chunk_threshold: int | None = None
     range_size: int | None = None
+    copy_threshold: int | None = None  # objects above it: UploadPartCopy (default S3's 5 GiB)
     job_types_prefix: str | None = None
+    registry_table: str = ""
+    metadata_service: str = ""  # a service spec; empty: the stack's own registry table
+    function_names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read the settings; a missing one is reported when it is used, not at import."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings (default: os.environ); a missing one is reported when it is used,
+        not at import."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return (env.get(ENV_VARS[name]) or "").strip()
+
         return cls(
-            jobs_table=os.environ.get("JOBS_TABLE", ""),
-            topic_arn=os.environ.get("NOTIFICATION_TOPIC_ARN", ""),
-            archive_bucket=os.environ.get("ARCHIVE_BUCKET", ""),
-            state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
-            default_time_zone=os.environ.get("DEFAULT_TIME_ZONE") or None,
-            open_archive_bucket=os.environ.get("OPEN_ARCHIVE_BUCKET", ""),
-            files_wait_seconds=float(os.environ.get("FILES_WAIT_SECONDS") or 240),
-            chunk_threshold=mib(os.environ.get("CHUNK_THRESHOLD_MIB")),
-            range_size=mib(os.environ.get("RANGE_SIZE_MIB")),
-            job_types_prefix=os.environ.get("JOB_TYPES_PREFIX") or None,
+            jobs_table=get("jobs_table"),
+            topic_arn=get("topic_arn"),
+            archive_bucket=get("archive_bucket"),
+            state_machine_arn=get("state_machine_arn"),
+            default_time_zone=get("default_time_zone") or None,
+            open_archive_bucket=get("open_archive_bucket"),
+            files_wait_seconds=float(get("files_wait_seconds") or 240),
+            chunk_threshold=mib(get("chunk_threshold")),
+            range_size=mib(get("range_size")),
+            copy_threshold=mib(get("copy_threshold")),
+            job_types_prefix=get("job_types_prefix") or None,
+            registry_table=get("registry_table"),
+            metadata_service=get("metadata_service"),
+            function_names={role: env[var] for role, var in FUNCTION_ENV.items() if env.get(var)},
         )
 
     def archive_for(self, s3_bucket: str) -> str:
@@ -55,12 +98,20 @@ class Settings:
         """The named setting, or a ConfigurationError that names the variable to set."""
         value = getattr(self, name)
         if not value:
-            env = {
-                "jobs_table": "JOBS_TABLE",
-                "topic_arn": "NOTIFICATION_TOPIC_ARN",
-                "archive_bucket": "ARCHIVE_BUCKET",
-                "open_archive_bucket": "OPEN_ARCHIVE_BUCKET",
-                "state_machine_arn": "STATE_MACHINE_ARN",
-            }.get(name, name.upper())
+            env = ENV_VARS.get(name, name.upper())
             raise ConfigurationError(f"environment variable {env} is not set")
         return value
+
+    def metadata_service_spec(self) -> str | None:
+        """The deployment's metadata service: METADATA_SERVICE when set (template parameter
+        `MetadataService`), else the stack's own registry table; None when neither is set."""
+        if self.metadata_service:
+            return self.metadata_service
+        return f"registry-table:{self.registry_table}" if self.registry_table else None
+
+    def pipeline_functions(self) -> dict[str, str]:
+        """{"gather", "transfer", "finalize": function name}, from IngestFunction's environment."""
+        missing = [var for role, var in FUNCTION_ENV.items() if not self.function_names.get(role)]
+        if missing:
+            raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")
+        return dict(self.function_names)

@@ -103,13 +103,16 @@ class RichProgress:
 
 def _validate(directory: Path, job: Path | None, registry: str | None, default_tz: str | None):
     """The validation report, exactly as `upload-processor validate` makes it."""
-    from upload_processor.adapters.metadata_service import service_from_spec, spec_from_environment
+    from upload_processor.adapters.metadata_service import service_from_spec
     from upload_processor.errors import ConfigurationError, MetadataServiceError
+    from upload_processor.settings import Settings
     from upload_processor_tools.validate import UsageError, validate_directory
 
     try:
         # the user named the service: their own credentials go to it
-        service = service_from_spec(registry or spec_from_environment(), sign=True)
+        service = service_from_spec(
+            registry or Settings.from_env().metadata_service_spec(), sign=True
+        )
         return validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
     except (UsageError, ConfigurationError) as exc:
         err.print(str(exc))

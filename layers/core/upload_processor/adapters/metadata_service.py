@@ -52,7 +52,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -380,16 +379,20 @@ class RegistryHttpService(_HttpClient):
         self._credentials = credentials
         host = urlsplit(base_url).hostname or ""
         match = _EXECUTE_API_HOST.search(host)
-        self.region = (
-            region
-            or (match.group(1) if match else None)
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1"
-        )
+        self._region = region or (match.group(1) if match else None)
 
     def __repr__(self) -> str:
         return f"RegistryHttpService({self.base_url})"
+
+    @property
+    def region(self) -> str:
+        """The region requests are signed for: given, else the API's host, else botocore's
+        (AWS_REGION, the config file), else us-east-1."""
+        if self._region is None:
+            import botocore.session
+
+            self._region = botocore.session.get_session().get_config_variable("region")
+        return self._region or "us-east-1"
 
     def _resolve_credentials(self) -> Any:
         if self._credentials is None and self.sign:
@@ -609,15 +612,31 @@ class AindMetadataService(_HttpClient):
 
 
 # --------------------------------------------------------------------------- configuration
+def is_deployment_registry(url: str, deployment_spec: str | None) -> bool:
+    """Whether `url` is the registry API the deployment is configured with (its
+    METADATA_SERVICE, `Settings.metadata_service_spec()`, as a plain http(s) URL): the stack's
+    own IAM-authorised API, the one host that may see the role's SigV4 credentials."""
+    own = (deployment_spec or "").strip()
+    if not own.startswith(("https://", "http://")):
+        return False
+    return url.strip().rstrip("/") == own.rstrip("/")
+
+
 def service_from_spec(
-    spec: str | None, *, dynamodb: Any = None, sign: bool | None = None, **http_options: Any
+    spec: str | None,
+    *,
+    dynamodb: Any = None,
+    sign: bool | None = None,
+    deployment_spec: str | None = None,
+    **http_options: Any,
 ) -> MetadataService | None:
     """A metadata service from a setting; None means offline (no service).
 
     `sign` (registry URLs only): whether requests carry SigV4 credentials. By default only
-    the deployment's own registry API (`is_deployment_registry`) receives them: a URL that
-    came from elsewhere (a stored job type) is called unsigned, so the role's credentials
-    never reach another host. The CLI passes True for the URL its user named.
+    the deployment's own registry API (`is_deployment_registry` against `deployment_spec`)
+    receives them: a URL that came from elsewhere (a stored job type) is called unsigned, so
+    the role's credentials never reach another host. The CLI passes True for the URL its
+    user named.
 
     ``None`` / ``""`` / ``"none"`` → None; ``"registry-table:<TableName>"`` →
     RegistryTableService; ``"https://..."`` / ``"http://..."`` → RegistryHttpService;
@@ -636,37 +655,6 @@ def service_from_spec(
         return AindMetadataService(text[len("aind:") :].strip(), **http_options)
     if text.startswith(("https://", "http://")):
         if sign is None:
-            sign = is_deployment_registry(text)
+            sign = is_deployment_registry(text, deployment_spec)
         return RegistryHttpService(text, sign=sign, **http_options)
     raise ConfigurationError(f"metadata service {spec!r} is not understood; use {SPEC_FORMS}")
-
-
-def spec_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
-    """The metadata service setting of a deployment.
-
-    METADATA_SERVICE when set (template parameter `MetadataService`); when it is empty, the
-    stack's own registry table (``registry-table:$REGISTRY_TABLE``); None when neither is set.
-    """
-    env = os.environ if environ is None else environ
-    spec = (env.get("METADATA_SERVICE") or "").strip()
-    if spec:
-        return spec
-    table = (env.get("REGISTRY_TABLE") or "").strip()
-    return f"registry-table:{table}" if table else None
-
-
-def is_deployment_registry(url: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether `url` is the registry API this deployment is configured with (METADATA_SERVICE
-    as a plain http(s) URL): the stack's own IAM-authorised API, the one host that may see
-    the role's SigV4 credentials."""
-    own = (spec_from_environment(environ) or "").strip()
-    if not own.startswith(("https://", "http://")):
-        return False
-    return url.strip().rstrip("/") == own.rstrip("/")
-
-
-def service_from_environment(
-    environ: Mapping[str, str] | None = None, *, dynamodb: Any = None, **http_options: Any
-) -> MetadataService | None:
-    """`service_from_spec(spec_from_environment())`: what a handler uses."""
-    return service_from_spec(spec_from_environment(environ), dynamodb=dynamodb, **http_options)

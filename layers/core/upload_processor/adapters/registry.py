@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +33,6 @@ from typing import Any
 from urllib.parse import quote
 
 from upload_processor.errors import (
-    ConfigurationError,
     RegistryConflictError,
     RegistryValidationError,
     UnknownKindError,
@@ -213,14 +211,6 @@ def validate_document(kind: str, document: Any) -> dict[str, Any]:
             errors,
         ) from None
     return json.loads(model.model_dump_json())
-
-
-def registry_table_from_env() -> str:
-    """The registry table's name from REGISTRY_TABLE (template.yaml sets it)."""
-    name = os.environ.get("REGISTRY_TABLE", "")
-    if not name:
-        raise ConfigurationError("environment variable REGISTRY_TABLE is not set")
-    return name
 
 
 def _now() -> str:

@@ -54,9 +54,13 @@ def read_bytes(
     return out["Body"].read()
 
 
-def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
-    """Write a JSON document with a SHA-256 checksum S3 verifies on receipt."""
-    body = json.dumps(document, indent=2, sort_keys=False, default=str).encode()
+def put_json(s3: Any, bucket: str, key: str, document: Any, *, indent: int | None = 2) -> None:
+    """Write a JSON document with a SHA-256 checksum S3 verifies on receipt.
+
+    Documents people read (reports, manifests) are indented; machine state (the plan, batch
+    results) is written with `indent=None`, compact.
+    """
+    body = json.dumps(document, indent=indent, sort_keys=False, default=str).encode()
     s3.put_object(
         Bucket=bucket,
         Key=key,

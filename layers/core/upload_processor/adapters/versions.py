@@ -33,7 +33,6 @@ Ingest writes the resolved ARNs into the execution input (`functions`: {"gather"
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -49,12 +48,6 @@ LOGICAL_IDS = {
     "gather": "GatherMetadataFunction",
     "transfer": "TransferFunction",
     "finalize": "FinalizeFunction",
-}
-# the environment variables template.yaml gives IngestFunction
-FUNCTION_ENV = {
-    "gather": "GATHER_METADATA_FUNCTION",
-    "transfer": "TRANSFER_FUNCTION",
-    "finalize": "FINALIZE_FUNCTION",
 }
 TASK_FUNCTIONS = {
     "gather_preliminary_metadata": "gather",
@@ -129,15 +122,6 @@ def alias_arn(lambda_client: Any, function_name: str, alias: str = ALIAS) -> str
             f"function {function_name} has no alias {alias!r}: deploy template.yaml, whose "
             f"pipeline functions publish a version and point {alias!r} at it (AutoPublishAlias)"
         ) from exc
-
-
-def function_names_from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """{"gather", "transfer", "finalize": function name} from IngestFunction's environment."""
-    env = os.environ if env is None else env
-    missing = [var for var in FUNCTION_ENV.values() if not env.get(var)]
-    if missing:
-        raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")
-    return {role: env[var] for role, var in FUNCTION_ENV.items()}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ imports it, and ingest never loads aind-data-schema.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
@@ -87,6 +88,32 @@ SETTINGS_MODELS: dict[str, type[_Settings]] = {
     "gather_final_metadata": GatherFinalSettings,
     "remove_source_folders": NoSettings,
 }
+
+
+SettingsModel = TypeVar("SettingsModel", bound=_Settings)
+
+
+def task_settings(
+    job: Mapping[str, Any], task_id: str, model: type[SettingsModel]
+) -> SettingsModel:
+    """A task's typed job_settings in the resolved job (its defaults when it gives none).
+
+    Ingest already rejected a job whose settings do not validate, so the stages read their
+    settings through these models instead of re-implementing the defaults.
+    """
+    task = (job.get("tasks") or {}).get(task_id) or {}
+    return model.model_validate(task.get("job_settings") or {})
+
+
+def gather_settings(job: Mapping[str, Any]) -> GatherPreliminarySettings:
+    """tasks.gather_preliminary_metadata.job_settings of the resolved job."""
+    return task_settings(job, "gather_preliminary_metadata", GatherPreliminarySettings)
+
+
+def verify_mode(job: Mapping[str, Any]) -> Literal["quick", "full"]:
+    """`quick` (size and S3 checksum of every object) or `full` (also decompress and compare
+    with the source's SHA-256): tasks.gather_final_metadata.job_settings.verify."""
+    return task_settings(job, "gather_final_metadata", GatherFinalSettings).verify
 
 
 def _message(where: str, error: dict[str, Any], model: type[_Settings]) -> str:

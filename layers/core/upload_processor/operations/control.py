@@ -30,6 +30,7 @@ from typing import Any
 
 from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
 from upload_processor.domain.archive import RESULTS, work_key
+from upload_processor.domain.contracts import ExecutionInput
 from upload_processor.errors import (
     JobNotFoundError,
     JobStateConflictError,
@@ -116,8 +117,8 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str) -> dict[str, Any]:
             f"job {job_id}'s execution is still running (it is recording its failure); "
             "try again in a moment"
         )
-    execution_input = json.loads(described.get("input") or "{}")
-    execution_input["retry_of"] = previous
+    original = ExecutionInput.model_validate_json(described.get("input") or "{}")
+    execution_input = original.model_copy(update={"retry_of": previous})
     work = prepare_work_area(s3, archive=record.get("archive_bucket"), job_id=job_id)
     attempts = int(record.get("attempts") or 1) + 1
     history = [*(record.get("previous_execution_arns") or []), previous]
@@ -141,7 +142,7 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str) -> dict[str, Any]:
                 started = sfn.start_execution(
                     stateMachineArn=described["stateMachineArn"],
                     name=name,
-                    input=json.dumps(execution_input),
+                    input=execution_input.model_dump_json(),
                 )
                 break
             except sfn.exceptions.ExecutionAlreadyExists:

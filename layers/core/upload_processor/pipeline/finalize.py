@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,14 +37,20 @@ from upload_processor.adapters.s3 import (
     read_bytes,
 )
 from upload_processor.domain.archive import MANIFEST, work_key
+from upload_processor.domain.contracts import (
+    CompleteInput,
+    FailedInput,
+    FinalizeInput,
+    RejectedInput,
+)
 from upload_processor.domain.report import REPORT_FILENAME, Report
 from upload_processor.errors import (
     AssetExistsError,
     AssetLockedError,
     VerificationError,
-    as_transient,
     error_code,
     is_transient,
+    transient_as_retryable,
 )
 from upload_processor.pipeline import staging_cleanup
 from upload_processor.pipeline.archive_guard import (
@@ -59,13 +66,9 @@ from upload_processor.pipeline.transfer import (
     verify,
 )
 from upload_processor.pipeline.transfer.batch import collect_failures, collect_results
+from upload_processor.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def _staging_uri(event: dict[str, Any]) -> str:
-    prefix = event.get("prefix") or ""
-    return f"s3://{event['bucket']}/{prefix}/" if prefix else f"s3://{event['bucket']}/"
 
 
 def seal_transfers(
@@ -201,24 +204,24 @@ def _nothing_removed(**why: str) -> dict[str, Any]:
 
 
 def _cleanup_staging(
-    s3: Any, event: dict[str, Any], manifest: dict[str, Any]
+    s3: Any, event: CompleteInput, manifest: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The opt-in cleanup of staging, run only once this job sealed the asset with `manifest`;
     None when the job did not ask for it. Never raises: a problem is logged and recorded as
     `error`."""
-    if not staging_cleanup.cleanup_requested(event.get("job") or {}):
+    if not staging_cleanup.cleanup_requested(event.job):
         return None
     try:
         objects = staging_cleanup.staged_objects(
-            manifest, prefix=event.get("prefix") or "", exclude={event["gather"]["report_key"]}
+            manifest, prefix=event.prefix, exclude={event.gather.report_key}
         )
-        summary = staging_cleanup.remove_staged(s3, event["bucket"], objects).summary()
+        summary = staging_cleanup.remove_staged(s3, event.bucket, objects).summary()
     except Exception as exc:  # the job is COMPLETE whatever happens here
-        logger.exception("staging cleanup of %s failed", _staging_uri(event))
+        logger.exception("staging cleanup of %s failed", event.staging_uri)
         return _nothing_removed(error=f"{type(exc).__name__}: {exc}")
     if summary["kept_count"]:
         logger.warning(
-            "staging cleanup of %s kept %d object(s)", _staging_uri(event), summary["kept_count"]
+            "staging cleanup of %s kept %d object(s)", event.staging_uri, summary["kept_count"]
         )
     return summary
 
@@ -234,32 +237,26 @@ def _remove_leftovers(s3: Any, archive: str, name: str, keep: set[str]) -> list[
 
 
 def complete(
-    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: CompleteInput
 ) -> dict[str, Any]:
     """Verify and seal the asset; the manifest is written last (a no-op job writes nothing)."""
-    gather = event["gather"]
-    try:
-        if gather.get("noop"):
+    gather = event.gather
+    with transient_as_retryable(f"sealing {gather.asset_name}"):
+        if gather.noop:
             return _complete_noop(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
         return _complete(s3=s3, sns=sns, store=store, topic_arn=topic_arn, event=event)
-    except ClientError as exc:
-        if is_transient(exc):
-            raise as_transient(exc, f"sealing {gather.get('asset_name')}") from exc
-        raise
 
 
 def _complete_noop(
-    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: CompleteInput
 ) -> dict[str, Any]:
     """The staged session is already archived, identical: close the job, touch no asset."""
-    gather = event["gather"]
-    name: str = gather["asset_name"]
-    archive: str = gather["archive_bucket"]
-    clear_work_area(s3, archive=archive, job_id=event["job_id"])
-    release_quietly(s3, archive, name, event["job_id"])  # GatherMetadata released it already
+    name, archive = event.gather.asset_name, event.gather.archive_bucket
+    clear_work_area(s3, archive=archive, job_id=event.job_id)
+    release_quietly(s3, archive, name, event.job_id)  # GatherMetadata released it already
     counts = {"files": 0, "bytes_in": 0, "bytes_out": 0}
     cleanup = None
-    if staging_cleanup.cleanup_requested(event.get("job") or {}):
+    if staging_cleanup.cleanup_requested(event.job):
         # this job verified no copy of its own: the staged session stays
         cleanup = _nothing_removed(
             skipped="the job archived nothing (the archive already holds this exact session), "
@@ -272,17 +269,15 @@ def _complete_noop(
         event=event,
         counts=counts,
         cleanup=cleanup,
-        note=gather.get("note") or "the archive already holds this exact session",
+        note=event.gather.note or "the archive already holds this exact session",
     )
 
 
 def _complete(
-    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: CompleteInput
 ) -> dict[str, Any]:
-    gather = event["gather"]
-    name: str = gather["asset_name"]
-    archive: str = gather["archive_bucket"]
-    job_id: str = event["job_id"]
+    name, archive = event.gather.asset_name, event.gather.archive_bucket
+    job_id = event.job_id
     sealed = read_manifest(s3, archive, name)
     if sealed is None or sealed.get("job_id") != job_id:  # else: a retried Finalize
         if sealed is not None:
@@ -316,28 +311,27 @@ def _mark_complete(
     sns: Any,
     store: JobStore,
     topic_arn: str,
-    event: dict[str, Any],
+    event: CompleteInput,
     counts: dict[str, int],
     cleanup: dict[str, Any] | None,
     note: str | None = None,
 ) -> dict[str, Any]:
     """The job is COMPLETE: its record, the `end` notification if asked, Finalize's result
     (`noop` when a note says why nothing was archived)."""
-    gather = event["gather"]
-    name: str = gather["asset_name"]
-    archive_uri = f"s3://{gather['archive_bucket']}/{name}/"
+    name = event.gather.asset_name
+    archive_uri = f"s3://{event.gather.archive_bucket}/{name}/"
     extra: dict[str, Any] = {"note": note} if note else {}
     store.update(
-        event["job_id"],
+        event.job_id,
         JobStatus.COMPLETE,
         asset_name=name,
         archive_uri=archive_uri,
-        report_key=gather["report_key"],
+        report_key=event.gather.report_key,
         staging_cleanup=cleanup,
         **counts,
         **extra,
     )
-    job = event.get("job") or {}
+    job = event.job
     if notify.wants(job, "end"):
         notify.publish(
             sns,
@@ -356,27 +350,22 @@ def _mark_complete(
     return result
 
 
-def _seal(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
+def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
     manifest last; returns the manifest."""
-    gather = event["gather"]
-    name: str = gather["asset_name"]
-    archive: str = gather["archive_bucket"]
-    bucket, prefix = event["bucket"], event.get("prefix") or ""
-    plan = json.loads(read_bytes(s3, archive, gather["plan_key"]))
+    gather = event.gather
+    name, archive = gather.asset_name, gather.archive_bucket
+    bucket, prefix = event.bucket, event.prefix
+    plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
     sealed = seal_transfers(
-        s3,
-        archive=archive,
-        job_id=event["job_id"],
-        plan=plan,
-        verify_mode=gather.get("verify") or "quick",
+        s3, archive=archive, job_id=event.job_id, plan=plan, verify_mode=gather.verify
     )
     # the source ETag each object was planned from: a later job compares staged files with it
     etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
     results = [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
 
-    versions: dict[str, str] = gather.get("metadata_versions") or {}
-    assembly = json.loads(read_bytes(s3, archive, work_key(event["job_id"], "assembly.json")))
+    versions = gather.metadata_versions
+    assembly = json.loads(read_bytes(s3, archive, work_key(event.job_id, "assembly.json")))
     written = []
     staged_metadata = []  # the staged originals and upload_job.json, with their ETags
     for core_type, document in sorted(assembly["core"].items()):
@@ -394,11 +383,9 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
         )
         written.append(f"{name}/original_metadata/{original}")
         staged_metadata.append(_staged_source(s3, bucket, source["Key"], version))
-    if event.get("job_key"):
-        staged_metadata.append(
-            _staged_source(s3, bucket, event["job_key"], event.get("job_version_id"))
-        )
-    report_body = read_bytes(s3, bucket, gather["report_key"])
+    if event.job_key:
+        staged_metadata.append(_staged_source(s3, bucket, event.job_key, event.job_version_id))
+    report_body = read_bytes(s3, bucket, gather.report_key)
     s3.put_object(
         Bucket=archive,
         Key=f"{name}/{REPORT_FILENAME}",
@@ -416,8 +403,8 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
     removed = _remove_leftovers(s3, archive, name, keep)
     manifest: dict[str, Any] = {
         "asset_name": name,
-        "job_id": event["job_id"],
-        "staging": _staging_uri(event),
+        "job_id": event.job_id,
+        "staging": event.staging_uri,
         "counts": counts,
         "objects": results,
         "metadata": written,
@@ -430,24 +417,24 @@ def _seal(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def rejected(
-    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any]
+    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: RejectedInput
 ) -> dict[str, Any]:
     """Mark the job REJECTED and tell the user exactly what to fix."""
-    gather = event["gather"]
-    release_quietly(s3, gather.get("archive_bucket"), gather.get("asset_name"), event["job_id"])
-    report = Report.model_validate_json(read_bytes(s3, event["bucket"], gather["report_key"]))
+    gather = event.gather
+    release_quietly(s3, gather.archive_bucket, gather.asset_name, event.job_id)
+    report = Report.model_validate_json(read_bytes(s3, event.bucket, gather.report_key))
     store.update(
-        event["job_id"],
+        event.job_id,
         JobStatus.REJECTED,
-        asset_name=gather.get("asset_name"),
-        report_key=gather["report_key"],
+        asset_name=gather.asset_name,
+        report_key=gather.report_key,
         error=f"{len(report.errors)} problem(s) in the metadata",
     )
     message = notify.rejection(
-        job=event.get("job") or {},
+        job=event.job,
         report=report,
-        staging_uri=_staging_uri(event),
-        report_uri=f"s3://{event['bucket']}/{gather['report_key']}",
+        staging_uri=event.staging_uri,
+        report_uri=f"s3://{event.bucket}/{gather.report_key}",
     )
     message_id = notify.publish(sns, topic_arn, message)
     return {
@@ -484,31 +471,57 @@ def _with_batch_failures(
 
 
 def failed(
-    *, sns: Any, store: JobStore, topic_arn: str, event: dict[str, Any], s3: Any = None
+    *, sns: Any, store: JobStore, topic_arn: str, event: FailedInput, s3: Any = None
 ) -> dict[str, Any]:
-    """Mark the job FAILED with its cause and notify (operators always get `fail`)."""
-    error = event.get("error") or {}
-    job = event.get("job") or {}
-    record = store.get(event["job_id"]) or {}
+    """Mark the job FAILED with its cause and notify (operators always get `fail`).
+
+    Safe to repeat (MarkFailed retries it): a transient AWS fault (throttling, 5xx) raises
+    TransientError, the only application error the state machine retries; anything else
+    (AccessDenied, a missing table) fails MarkFailed at once.
+    """
+    with transient_as_retryable(f"marking job {event.job_id} failed"):
+        return _failed(sns=sns, store=store, topic_arn=topic_arn, event=event, s3=s3)
+
+
+def _failed(
+    *, sns: Any, store: JobStore, topic_arn: str, event: FailedInput, s3: Any
+) -> dict[str, Any]:
+    error = event.error.model_dump(mode="json")
+    record = store.get(event.job_id) or {}
     asset = record.get("asset_name")
     if record.get("archive_bucket") and s3 is not None:
-        if event.get("step") == "TransferFiles":
-            error = _with_batch_failures(s3, record["archive_bucket"], event["job_id"], error)
-        abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event["job_id"])
-        release_quietly(s3, record["archive_bucket"], asset, event["job_id"])
+        if event.step == "TransferFiles":
+            error = _with_batch_failures(s3, record["archive_bucket"], event.job_id, error)
+        abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event.job_id)
+        release_quietly(s3, record["archive_bucket"], asset, event.job_id)
     message = notify.failure(
-        job=job,
-        job_id=event["job_id"],
+        job=event.job,
+        job_id=event.job_id,
         asset_name=asset,
-        staging_uri=_staging_uri(event),
+        staging_uri=event.staging_uri,
         error=error,
-        step=event.get("step"),
+        step=event.step,
     )
     store.update(
-        event["job_id"],
+        event.job_id,
         JobStatus.FAILED,
         error=f"{message.details['error']}: {message.details['cause']}",
-        failed_step=event.get("step"),
+        failed_step=event.step,
     )
     notify.publish(sns, topic_arn, message)
     return {"status": str(JobStatus.FAILED), "error": message.details["error"]}
+
+
+def run(
+    request: FinalizeInput, *, settings: Settings, client: Callable[[str], Any]
+) -> dict[str, Any]:
+    """The Finalize Lambda (Finalize, Reject and MarkFailed): close the job as `outcome` says.
+    `client(name)` makes the boto3 clients (adapters.aws.client)."""
+    store = JobStore(client("dynamodb"), settings.require("jobs_table"))
+    topic = settings.require("topic_arn")
+    s3, sns = client("s3"), client("sns")
+    if isinstance(request, CompleteInput):
+        return complete(s3=s3, sns=sns, store=store, topic_arn=topic, event=request)
+    if isinstance(request, RejectedInput):
+        return rejected(s3=s3, sns=sns, store=store, topic_arn=topic, event=request)
+    return failed(sns=sns, store=store, topic_arn=topic, event=request, s3=s3)

@@ -6,19 +6,12 @@
 routes; only faults raise. The report is saved beside the staged data: the one object the
 pipeline ever adds to a staging prefix.
 
-`gather` also guards the archive (upload_processor.pipeline.archive_guard): it takes the asset's lease
-first (a job racing for the same asset fails with AssetLockedError before writing anything),
-then a complete asset (with its manifest.json) is either the staged session byte for byte (the
-job completes as a no-op: `noop: true`, an empty plan) or AssetExistsError listing what
-differs; an incomplete asset (a failed job's remains) is resumed: plan items whose destination
-exists are marked `resume` and Transfer keeps what it verifies. Transient S3 faults raise
-TransientError, which the state machine retries.
+The stage around it (the asset's lease, the no-op and resume cases, the plan written for the
+Map) is upload_processor.pipeline.gather_stage.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,15 +19,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters.metadata_service import MetadataService
-from upload_processor.adapters.s3 import join, put_json
-from upload_processor.adapters.staging import Entry, S3Session, SessionSource
-from upload_processor.domain.archive import work_key
+from upload_processor.adapters.s3 import join
+from upload_processor.adapters.staging import Entry, SessionSource
+from upload_processor.domain.job_settings import GatherPreliminarySettings, gather_settings
 from upload_processor.domain.naming import asset_name as build_asset_name
-from upload_processor.domain.plan import PlanItem, collision_issues, needs_chunks, plan_item
+from upload_processor.domain.plan import PlanItem, collision_issues, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
 from upload_processor.errors import (
-    AssetExistsError,
     FilesMissingError,
     MetadataRequestError,
     StagedObjectUnreadableError,
@@ -49,16 +41,6 @@ from upload_processor.metadata import (
     data_description,
     metadata_type_of,
 )
-from upload_processor.pipeline.archive_guard import (
-    acquire_asset_lock,
-    asset_objects,
-    compare_with_asset,
-    describe_differences,
-    read_manifest,
-    release_asset_lock,
-    release_quietly,
-)
-from upload_processor.pipeline.transfer import start_chunked
 
 BATCH_SIZE = 100
 BATCH_BYTES = 2 * 1024**3  # one Map iteration moves at most this much (well inside 15 minutes)
@@ -73,12 +55,6 @@ MAX_SEGMENT_BYTES = 255
 INSTRUMENT_ID_FIELD = (
     "tasks.gather_preliminary_metadata.job_settings.instrument_settings.instrument_id"
 )
-
-
-def gather_settings(job: dict[str, Any]) -> dict[str, Any]:
-    """tasks.gather_preliminary_metadata.job_settings of the resolved job."""
-    task = (job.get("tasks") or {}).get("gather_preliminary_metadata") or {}
-    return dict(task.get("job_settings") or {})
 
 
 @dataclass
@@ -114,14 +90,14 @@ def _issue(
 def _from_service(
     service: MetadataService | None,
     job: dict[str, Any],
-    settings: dict[str, Any],
+    settings: GatherPreliminarySettings,
     supplied: set[str],
     issues: list[Issue],
 ) -> dict[str, dict[str, Any]]:
     """Core documents fetched for the session: subject, procedures, a registered instrument."""
     extra: dict[str, dict[str, Any]] = {}
     subject_id = job["subject_id"]
-    instrument_id = (settings.get("instrument_settings") or {}).get("instrument_id")
+    instrument_id = settings.instrument_settings and settings.instrument_settings.instrument_id
     if service is None:
         if instrument_id:
             issues.append(
@@ -336,7 +312,8 @@ def gather_session(
 
     extra = _from_service(service, job, settings, supplied, issues)
     if "data_description" not in supplied:
-        dd_settings = settings.get("data_description_settings")
+        given = settings.data_description_settings
+        dd_settings = given.model_dump(exclude_unset=True) if given is not None else None
         found = data_description.lookup(service, job["project_name"], dd_settings)
         try:
             extra["data_description@job"] = data_description.build(
@@ -374,7 +351,7 @@ def gather_session(
         metadata_files=metadata_names,
         versions=versions,
         data=data,
-        raise_if_invalid=bool(settings.get("raise_if_invalid", True)),
+        raise_if_invalid=settings.raise_if_invalid,
     )
 
 
@@ -497,270 +474,3 @@ def wait_for_files(
                 f"{wait_seconds:.0f}s: {shown}{more}; upload them, then upload upload_job.json again"
             )
         time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
-
-
-def verify_mode(job: dict[str, Any]) -> str:
-    """`quick` (size and S3 checksum of every object) or `full` (also decompress and compare
-    with the source's SHA-256): tasks.gather_final_metadata.job_settings.verify."""
-    task = (job.get("tasks") or {}).get("gather_final_metadata") or {}
-    mode = (task.get("job_settings") or {}).get("verify", "quick")
-    return "full" if mode == "full" else "quick"
-
-
-def _job_status_lookup(store: Any) -> Any:
-    """job id -> its status (None: no record), for telling a stale lease from a live one.
-
-    Without a store, the jobs table the function's environment names (JOBS_TABLE), if any.
-    """
-    if store is None:
-        table = os.environ.get("JOBS_TABLE")
-        if not table:
-            return None
-        from upload_processor.adapters.aws import client
-        from upload_processor.adapters.jobs import JobStore
-
-        store = JobStore(client("dynamodb"), table)
-
-    def status(job_id: str) -> str | None:
-        record = store.get(job_id)
-        return str(record.get("status")) if record else None
-
-    return status
-
-
-def gather(
-    s3: Any,
-    *,
-    bucket: str,
-    prefix: str,
-    job: dict[str, Any],
-    archive_bucket: str,
-    job_id: str,
-    job_notes: list[dict[str, Any]] | None = None,
-    service: MetadataService | None = None,
-    job_key: str | None = None,
-    job_version_id: str | None = None,
-    files_wait_seconds: float = 0.0,
-    chunk_threshold: int | None = None,
-    range_size: int | None = None,
-    store: Any = None,
-) -> dict[str, Any]:
-    """The GatherMetadata stage; returns the (small, JSON-able) summary the state machine routes.
-
-    The plan goes to the archive's work area (`_jobs/<job_id>/plan.json`, a JSON array of
-    batches) for the Map's ItemReader, so the state payload stays small whatever the file count.
-    Files over `chunk_threshold` get their multipart upload here and one plan item per range.
-
-    The asset's lease is taken first (AssetLockedError if another live job holds it) and kept
-    for the transfer unless the job is rejected, a no-op, or fails here. `store` (a JobStore;
-    default: the JOBS_TABLE of the environment) tells a stale lease from a live one.
-    """
-    acq = datetime.fromisoformat(job["acq_datetime"])
-    name = build_asset_name(job["subject_id"], acq, job.get("platform"))
-    try:
-        acquire_asset_lock(s3, archive_bucket, name, job_id, job_status=_job_status_lookup(store))
-        try:
-            result = _gather_leased(
-                s3,
-                name=name,
-                bucket=bucket,
-                prefix=prefix,
-                job=job,
-                archive_bucket=archive_bucket,
-                job_id=job_id,
-                job_notes=job_notes,
-                service=service,
-                job_key=job_key,
-                job_version_id=job_version_id,
-                files_wait_seconds=files_wait_seconds,
-                chunk_threshold=chunk_threshold,
-                range_size=range_size,
-            )
-        except BaseException:
-            release_quietly(s3, archive_bucket, name, job_id)
-            raise
-        if result["reject"] or result["noop"]:
-            release_asset_lock(s3, archive_bucket, name, job_id)
-        return result
-    except ClientError as exc:
-        if is_transient(exc):
-            raise as_transient(exc, f"gathering {name}") from exc
-        raise
-
-
-def _gather_leased(
-    s3: Any,
-    *,
-    name: str,
-    bucket: str,
-    prefix: str,
-    job: dict[str, Any],
-    archive_bucket: str,
-    job_id: str,
-    job_notes: list[dict[str, Any]] | None,
-    service: MetadataService | None,
-    job_key: str | None,
-    job_version_id: str | None,
-    files_wait_seconds: float,
-    chunk_threshold: int | None,
-    range_size: int | None,
-) -> dict[str, Any]:
-    source = S3Session(s3, bucket, prefix)
-    listed = listed_files(s3, bucket, job_key, job_version_id)
-    if listed:
-        wait_for_files(source, listed, wait_seconds=files_wait_seconds)
-    manifest = read_manifest(s3, archive_bucket, name)
-    if manifest is not None:
-        differences = compare_with_asset(
-            s3, source, manifest, archive=archive_bucket, asset_name=name
-        )
-        if differences:
-            raise AssetExistsError(
-                f"the archive already holds a complete asset {name} (s3://{archive_bucket}/"
-                f"{name}/) and the staged session differs from it: "
-                f"{describe_differences(differences)}. The asset is never overwritten: if this "
-                "is a different session, fix subject_id or acq_datetime"
-            )
-        return _noop(
-            s3,
-            bucket=bucket,
-            prefix=prefix,
-            name=name,
-            archive_bucket=archive_bucket,
-            job_id=job_id,
-            manifest=manifest,
-            job=job,
-        )
-    existing = asset_objects(s3, archive_bucket, name)
-    notes = list(job_notes or [])
-    if existing:
-        notes.append(
-            _issue(
-                "asset.resumed",
-                f"the archive holds {len(existing)} object(s) of the unfinished asset {name} "
-                "(no manifest.json: left by a job that did not complete); objects verified to hold "
-                "this session's files are kept, everything else is transferred again",
-                severity="warning",
-            ).model_dump(mode="json")
-        )
-    gathered = gather_session(
-        source,
-        job,
-        job_notes=notes,
-        service=service,
-        location=f"s3://{archive_bucket}/{name}",
-    )
-    report = gathered.report
-    report_key = join(prefix, REPORT_FILENAME)
-    put_json(s3, bucket, report_key, report.model_dump(mode="json"))
-    plan = [] if gathered.reject else build_plan(prefix, gathered.data, name, job)
-    plan_key = None
-    if not gathered.reject:
-        expanded: list[PlanItem] = []
-        for item in plan:
-            if needs_chunks(item, threshold=chunk_threshold):
-                expanded += start_chunked(
-                    s3,
-                    item,
-                    dest_bucket=archive_bucket,
-                    range_size=range_size,
-                    source_bucket=bucket,
-                )
-            else:
-                expanded.append(item)
-        planned = batches(expanded)
-        for batch in planned:
-            for raw in batch:
-                # a failed job's object: Transfer keeps it if it verifies, else redoes it
-                if raw["dest_key"] in existing and raw["action"] != "compress_range":
-                    raw["resume"] = True
-        plan_key = work_key(job_id, "plan.json")
-        s3.put_object(
-            Bucket=archive_bucket,
-            Key=plan_key,
-            ContentType="application/json",
-            Body=json.dumps(planned).encode(),
-            ChecksumAlgorithm="SHA256",
-        )
-        assembly = gathered.assembly
-        s3.put_object(
-            Bucket=archive_bucket,
-            Key=work_key(job_id, "assembly.json"),
-            ContentType="application/json",
-            Body=json.dumps({"core": assembly.core, "metadata": assembly.metadata}).encode(),
-            ChecksumAlgorithm="SHA256",
-        )
-    return {
-        "status": report.status,
-        "asset_name": name,
-        "reject": gathered.reject,
-        "noop": False,
-        "report_key": report_key,
-        "summary": report.summary(),
-        "error_count": len(report.errors),
-        "warning_count": len(report.warnings),
-        "archive_bucket": archive_bucket,
-        "metadata_versions": gathered.versions,
-        "plan_key": plan_key,
-        "verify": verify_mode(job),
-        "counts": {"files": len(plan), "bytes_in": sum(i.size for i in plan)},
-    }
-
-
-def _noop(
-    s3: Any,
-    *,
-    bucket: str,
-    prefix: str,
-    name: str,
-    archive_bucket: str,
-    job_id: str,
-    manifest: dict[str, Any],
-    job: dict[str, Any],
-) -> dict[str, Any]:
-    """The staged session is the complete asset byte for byte: nothing to copy or rewrite.
-
-    The result routes through the usual path (not rejected; the Map runs over an empty plan)
-    and Finalize closes the job COMPLETE with `note`, writing nothing into the asset.
-    """
-    note = (
-        f"the archive already holds this exact session as {name} (s3://{archive_bucket}/{name}/, "
-        f"sealed by job {manifest.get('job_id') or 'unknown'}): every staged file matches its "
-        "manifest, so nothing was copied or rewritten"
-    )
-    report = Report.from_issues(
-        [
-            _issue(
-                "asset.identical",
-                note + "; the metadata was not validated again",
-                severity="warning",
-            )
-        ],
-        asset_name=name,
-    )
-    report_key = join(prefix, REPORT_FILENAME)
-    put_json(s3, bucket, report_key, report.model_dump(mode="json"))
-    plan_key = work_key(job_id, "plan.json")
-    s3.put_object(
-        Bucket=archive_bucket,
-        Key=plan_key,
-        ContentType="application/json",
-        Body=b"[]",
-        ChecksumAlgorithm="SHA256",
-    )
-    return {
-        "status": report.status,
-        "asset_name": name,
-        "reject": False,
-        "noop": True,
-        "note": note,
-        "report_key": report_key,
-        "summary": report.summary(),
-        "error_count": 0,
-        "warning_count": len(report.warnings),
-        "archive_bucket": archive_bucket,
-        "metadata_versions": {},
-        "plan_key": plan_key,
-        "verify": verify_mode(job),
-        "counts": {"files": 0, "bytes_in": 0},
-    }

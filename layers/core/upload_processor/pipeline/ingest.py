@@ -23,7 +23,8 @@ from typing import Any
 from upload_processor.adapters import notify
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.s3 import join, put_json, read_bytes
-from upload_processor.adapters.versions import function_names_from_env, resolve_pins
+from upload_processor.adapters.versions import resolve_pins
+from upload_processor.domain.contracts import ExecutionInput, Functions
 from upload_processor.domain.job_types import load_job_types, resolve_job
 from upload_processor.domain.naming import asset_name
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
@@ -112,7 +113,7 @@ class Ingest:
     def function_names(self) -> dict[str, str]:
         """{"gather", "transfer", "finalize": function name}."""
         if self._function_names is None:
-            self._function_names = function_names_from_env()
+            self._function_names = self.settings.pipeline_functions()
         return self._function_names
 
     def version_of(self, bucket: str, key: str, version_id: str | None) -> str:
@@ -190,18 +191,18 @@ class Ingest:
         created = self.store.create(
             record
         )  # False on a retried delivery after a crash: start anyway
-        execution_input = {
-            "job_id": job_id,
-            "bucket": bucket,
-            "prefix": staged.prefix,
-            "job_key": key,
-            "job_version_id": staged.version_id,
-            "job": resolved,
-            "job_notes": [n.model_dump(mode="json") for n in notes],
+        execution_input = ExecutionInput(
+            job_id=job_id,
+            bucket=bucket,
+            prefix=staged.prefix,
+            job_key=key,
+            job_version_id=staged.version_id,
+            job=resolved,
+            job_notes=[n.model_dump(mode="json") for n in notes],
             # what every Lambda task of the state machine invokes (FunctionName.$): a pinned
             # published version, else the alias live. MarkFailed reads it too: always present.
-            "functions": functions,
-        }
+            functions=Functions.model_validate(functions),
+        )
         arn = self._start(job_id, execution_input)
         self.store.update(job_id, execution_arn=arn)
         if created and previous is not None:
@@ -235,11 +236,11 @@ class Ingest:
             return record if record.get("status") == JobStatus.FAILED else None
         return None
 
-    def _start(self, job_id: str, execution_input: dict[str, Any]) -> str:
+    def _start(self, job_id: str, execution_input: ExecutionInput) -> str:
         arn = self.settings.require("state_machine_arn")
         try:
             out = self.sfn.start_execution(
-                stateMachineArn=arn, name=job_id, input=json.dumps(execution_input)
+                stateMachineArn=arn, name=job_id, input=execution_input.model_dump_json()
             )
             return out["executionArn"]
         except self.sfn.exceptions.ExecutionAlreadyExists:

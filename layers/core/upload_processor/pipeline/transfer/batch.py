@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from upload_processor.adapters.s3 import put_json
 from upload_processor.domain.archive import (
     FAILURES,
     RESULTS,
@@ -30,6 +31,7 @@ from upload_processor.domain.archive import (
     results_key,
     work_key,
 )
+from upload_processor.domain.contracts import TransferBatchInput, TransferBatchResult
 from upload_processor.domain.plan import PlanItem
 from upload_processor.errors import TransferError, TransientError, UploadProcessorError
 from upload_processor.pipeline.archive_guard import reuse_verified
@@ -59,20 +61,15 @@ def _recorded(s3: Any, bucket: str, key: str) -> list[dict[str, Any]] | None:
 
 
 def run_batch(
-    s3: Any,
-    batch: list[dict[str, Any]],
-    *,
-    job_id: str,
-    source_bucket: str,
-    dest_bucket: str,
-    verify_mode: str = "quick",
-    copy_threshold: int | None = None,
-) -> dict[str, Any]:
+    s3: Any, request: TransferBatchInput, *, copy_threshold: int | None = None
+) -> TransferBatchResult:
     """Transfer every item, verify what can be verified now, record the results.
 
     `copy_threshold`: objects above it are copied with UploadPartCopy (default: S3's 5 GiB).
     A transient S3 fault anywhere in the batch raises `TransientError`.
     """
+    batch, job_id = request.batch, request.job_id
+    source_bucket, dest_bucket = request.source_bucket, request.dest_bucket
     ident = batch_id(batch)
     key = results_key(job_id, ident)
     with transient_surfaced(f"transferring batch {ident} of job {job_id}"):
@@ -90,24 +87,18 @@ def run_batch(
                     result = _transfer_recorded(
                         s3, item, job_id, ident, copy_threshold=copy_threshold, **buckets
                     )
-                if verify_mode == "full" and item.action != "compress_range":
+                if request.verify == "full" and item.action != "compress_range":
                     verify(s3, result, dest_bucket=dest_bucket)
                 results.append(result.to_dict())
-            s3.put_object(
-                Bucket=dest_bucket,
-                Key=key,
-                Body=json.dumps(results).encode(),
-                ContentType="application/json",
-                ChecksumAlgorithm="SHA256",
-            )
-    return {
-        "batch": ident,
-        "objects": len(results),
-        "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
-        "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
-        "resumed": resumed,
-        "reused": reused,
-    }
+            put_json(s3, dest_bucket, key, results, indent=None)
+    return TransferBatchResult(
+        batch=ident,
+        objects=len(results),
+        bytes_in=sum(int(r.get("bytes_in", 0)) for r in results),
+        bytes_out=sum(int(r.get("bytes_out", 0)) for r in results),
+        resumed=resumed,
+        reused=reused,
+    )
 
 
 def _transfer_recorded(
