@@ -31,7 +31,7 @@ from upload_processor.domain.contracts import (
     parse_finalize_input,
 )
 from upload_processor.settings import ENV_VARS, FUNCTION_ENV, Settings
-from upload_processor_tools.local.cloud import LambdaContext
+from upload_processor_tools.local.seam import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

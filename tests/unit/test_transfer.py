@@ -22,6 +22,7 @@ from upload_processor.domain.archive import (
     ZSTD_CONTENT_TYPE,
     failure_key,
 )
+from upload_processor.domain.contracts import TransferBatchInput
 from upload_processor.domain.plan import PlanItem, plan_item
 from upload_processor.domain.units import MiB
 from upload_processor.errors import (
@@ -493,7 +494,7 @@ def test_a_batch_names_access_denied_as_a_transfer_error_and_records_it(s3: Any)
     _fail_with(s3, "GetObject", "AccessDenied", 403, only=item.source_key)
     batch = [item.model_dump()]
     with pytest.raises(TransferError, match="S3 refused the transfer") as excinfo:
-        run_batch(s3, batch, job_id="job-1", source_bucket=STAGING, dest_bucket=ARCHIVE)
+        run_batch(s3, _batch_input(batch))
     assert not isinstance(excinfo.value, TransientError)
     record = s3.get_object(Bucket=ARCHIVE, Key=failure_key("job-1", batch_id(batch)))
     assert json.loads(record["Body"].read())["error"] == "TransferError"
@@ -504,7 +505,7 @@ def test_a_throttled_batch_raises_transient_error_and_records_the_cause(s3: Any)
     _fail_with(s3, "PutObject", "SlowDown", 503)
     batch = [item.model_dump()]
     with pytest.raises(TransientError, match="SlowDown"):
-        run_batch(s3, batch, job_id="job-1", source_bucket=STAGING, dest_bucket=ARCHIVE)
+        run_batch(s3, _batch_input(batch))
     # the record itself is a PutObject too, throttled here: best effort, never the error seen
 
 
@@ -513,3 +514,9 @@ def test_refuses_to_overwrite_its_own_source(s3: Any) -> None:
     same = item.model_copy(update={"dest_key": item.source_key})
     with pytest.raises(TransferError, match="destination is the source"):
         transfer(s3, same, source_bucket=STAGING, dest_bucket=STAGING)
+
+
+def _batch_input(batch: list[dict]) -> TransferBatchInput:
+    return TransferBatchInput(
+        batch=batch, job_id="job-1", source_bucket=STAGING, dest_bucket=ARCHIVE
+    )
