@@ -30,6 +30,7 @@ from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
+    ProfileOption,
     RegionOption,
     StackOption,
     TableOption,
@@ -38,12 +39,15 @@ from upload_processor_tools.commands.common import (
     job_store,
     locator,
     print_json,
+    resolve_job_ref,
 )
 
 app = typer.Typer(help="Operator commands.", no_args_is_help=True)
 
 JobArgument = typer.Argument(
-    ..., metavar="JOB", help="A job id, or an asset name (its newest job)."
+    ...,
+    metavar="JOB",
+    help="A job id (or a unique prefix of it or of its hash), or an asset name (its newest job).",
 )
 
 
@@ -71,12 +75,14 @@ def retry(
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Start a new execution of a FAILED job; work already in the archive is not redone."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
         lambda: operations.retry(
             store=store, sfn=where.client("stepfunctions"), s3=where.client("s3"), job=job
@@ -103,12 +109,14 @@ def cancel(
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
         lambda: operations.cancel(
             store=store,

@@ -23,9 +23,11 @@ filters or token, nowhere to look), 3 when AWS cannot be reached or refuses.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -34,14 +36,18 @@ from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
+    ProfileOption,
     RegionOption,
     StackOption,
     TableOption,
     aws_failure,
     fail,
+    human_size,
     job_store,
     locator,
     print_json,
+    resolve_job_ref,
+    short_id,
 )
 
 app = typer.Typer(help="Job status.", no_args_is_help=True)
@@ -60,19 +66,8 @@ _STYLE = {
 }
 
 
-def _size(value: Any) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(value)  # pragma: no cover
-
-
 def _when(value: Any) -> str:
-    return str(value).replace("T", " ").replace("Z", "")[:19] if value else "-"
+    return str(value).replace("T", " ").replace("Z", "")[:16] if value else "-"
 
 
 def _styled(value: Any) -> str:
@@ -84,7 +79,14 @@ def _styled(value: Any) -> str:
 def _counts(record: dict[str, Any]) -> str:
     if record.get("files") is None:
         return "-"
-    return f"{record['files']} / {_size(record.get('bytes_in'))} → {_size(record.get('bytes_out'))}"
+    return f"{record['files']} · {human_size(record.get('bytes_in'))}"
+
+
+def _plain(value: Any) -> str:
+    """A record value as text: JSON for structures (never a Python repr)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
 
 
 def render_list(console: Console, page: dict[str, Any]) -> None:
@@ -93,19 +95,21 @@ def render_list(console: Console, page: dict[str, Any]) -> None:
     if not items:
         console.print("no jobs match")
     else:
-        table = Table(show_lines=False, header_style="bold")
-        for column in ("Job", "Status", "Asset", "User", "Job type", "Created (UTC)"):
-            table.add_column(column, overflow="fold")
-        table.add_column("Files / bytes in → out", justify="right")
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        table.add_column("Job", no_wrap=True)
+        table.add_column("Status", no_wrap=True)
+        table.add_column("Asset", overflow="fold", min_width=12)
+        table.add_column("Created (UTC)", no_wrap=True)
+        table.add_column("Files · in", justify="right", no_wrap=True)
+        table.add_column("User", overflow="ellipsis", no_wrap=True, max_width=24)
         for r in items:
             table.add_row(
-                r.get("job_id", "-"),
+                short_id(r.get("job_id", "-")),
                 _styled(r.get("status")),
                 r.get("asset_name") or "-",
-                r.get("user_email") or "-",
-                r.get("job_type") or "-",
                 _when(r.get("created_at")),
                 _counts(r),
+                r.get("user_email") or "-",
             )
         console.print(table)
     if page.get("next_token"):
@@ -135,11 +139,25 @@ _RECORD_ORDER = (
 )
 
 
+def _execution_meaning(record: dict[str, Any], execution: dict[str, Any]) -> str:
+    """Why an execution's status may differ from the job's (a rejection is a run that
+    succeeded in rejecting): said in words, so the two never read as a contradiction."""
+    job, run = record.get("status"), execution.get("status")
+    if run == "SUCCEEDED" and job == "REJECTED":
+        return "it ran to the end and rejected the upload (see the report)"
+    if run == "SUCCEEDED":
+        return f"it ran to the end; the job is {job}"
+    if run == "RUNNING":
+        return "still running"
+    return f"it ended {run}; the job is {job}"
+
+
 def render_detail(console: Console, detail: dict[str, Any]) -> None:
     """One job: its record, its execution's steps, its report's summary."""
     record = detail["job"]
     console.print(
-        f"[bold]Job {record['job_id']}[/] {_styled(record.get('status'))}", soft_wrap=True
+        f"[bold]Job {short_id(record['job_id'])}[/] {_styled(record.get('status'))}",
+        soft_wrap=True,
     )
     fields = Table(show_header=False, box=None, padding=(0, 1))
     fields.add_column(style="bold")
@@ -150,8 +168,8 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
     for key in keys:
         value = record[key]
         if key in ("bytes_in", "bytes_out"):
-            value = f"{value} ({_size(value)})"
-        fields.add_row(key, _styled(value) if key == "status" else str(value))
+            value = f"{value} ({human_size(value)})"
+        fields.add_row(key, _styled(value) if key == "status" else _plain(value))
     console.print(fields)
 
     execution = detail.get("execution")
@@ -160,9 +178,11 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         console.print("[bold]Execution[/]: none (the job never started one)")
     else:
         console.print(
-            f"[bold]Execution[/] {_styled(execution.get('status'))} {execution['arn']}",
+            f"[bold]Execution[/] (the workflow run) {_styled(execution.get('status'))}: "
+            f"{_execution_meaning(record, execution)}",
             soft_wrap=True,
         )
+        console.print(execution["arn"], soft_wrap=True, markup=False)
         if execution.get("history_error"):
             console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
         if execution.get("steps"):
@@ -222,7 +242,10 @@ def _group() -> None:
 @app.command("status")
 def status(
     job_or_asset: str | None = typer.Argument(
-        None, metavar="[JOB_OR_ASSET]", help="A job id, or an asset name (its newest job)."
+        None,
+        metavar="[JOB]",
+        help="A job id (or a unique prefix of it or of its hash, as tables print it), or an "
+        "asset name (its newest job).",
     ),
     state: str | None = typer.Option(
         None, "--state", help="RECEIVED, PROCESSING, COMPLETE, REJECTED, FAILED or CANCELLED."
@@ -241,6 +264,7 @@ def status(
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """List recent jobs (newest first), or show one job: record, execution steps, report."""
     from upload_processor.errors import InvalidQueryError
@@ -257,7 +281,7 @@ def status(
         given = [name for name, value in listing_options.items() if value]
         if given:
             fail(f"{', '.join(given)} filter the listing; not with a JOB_OR_ASSET", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
     out = Console(soft_wrap=False, highlight=False)
     if job_or_asset is None:
@@ -281,6 +305,7 @@ def status(
             render_list(out, page)
         return
     try:
+        job_or_asset = resolve_job_ref(store, where.client("dynamodb"), job_or_asset)
         detail = job_detail(
             store,
             sfn=where.client("stepfunctions"),
