@@ -100,7 +100,7 @@ def render_list(console: Console, page: dict[str, Any]) -> None:
         table.add_column("Status", no_wrap=True)
         table.add_column("Asset", overflow="fold", min_width=12)
         table.add_column("Created (UTC)", no_wrap=True)
-        table.add_column("Files · in", justify="right", no_wrap=True)
+        table.add_column("Data files · in", justify="right", no_wrap=True)
         table.add_column("User", overflow="ellipsis", no_wrap=True, max_width=24)
         for r in items:
             table.add_row(
@@ -167,6 +167,8 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
     keys += sorted(k for k in record if k not in keys)
     for key in keys:
         value = record[key]
+        if key == "files":
+            value = f"{value} data files archived (metadata files apart)"
         if key in ("bytes_in", "bytes_out"):
             value = f"{value} ({human_size(value)})"
         fields.add_row(key, _styled(value) if key == "status" else _plain(value))

@@ -24,8 +24,6 @@ from upload_processor_tools.commands.common import (
     StackOption,
     human_size,
     locator,
-    plural,
-    short_id,
 )
 from upload_processor_tools.submit import (
     DEFAULT_CONCURRENCY,
@@ -231,7 +229,7 @@ def submit(
         raise typer.Exit(130) from exc
 
     out.print(
-        f"uploaded {plural(len(result.uploaded), 'file')} ({human_size(result.uploaded_bytes)}), "
+        f"uploaded {len(result.uploaded)} file(s) ({human_size(result.uploaded_bytes)}), "
         f"skipped {len(result.skipped)} already in staging ({human_size(result.skipped_bytes)})"
     )
     if result.replaced_job:
@@ -240,10 +238,10 @@ def submit(
         )
     out.print(
         f"wrote s3://{location.bucket}/{result.job_key} (version {result.version_id}), "
-        f"listing {plural(len(files), 'file')}"
+        f"listing {len(files)} file(s) (data and metadata)"
     )
     out.print(f"job id: {result.job_id}")
-    follow = f"upload-processor status {short_id(result.job_id)}"
+    follow = f"upload-processor status {result.job_id}"
     if endpoint_url:
         follow += f" --endpoint-url {endpoint_url}"
     out.print(f"follow it: {follow}")

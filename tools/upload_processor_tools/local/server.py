@@ -260,7 +260,7 @@ def banner(server: LocalServer) -> list[str]:
         f"  (that is: export AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION={REGION} and fake keys)",
         f"  upload-processor submit SESSION_DIR --staging s3://{names['staging_bucket']}/rig-1/SESSION",
         "  upload-processor status",
-        f"  aws s3 ls s3://{names['archive_bucket']}/ --recursive",
+        f"  aws --endpoint-url {url} s3 ls s3://{names['staging_bucket']}/   (or after the eval: aws s3 ls)",
         "  upload-processor registry put subject subject.json   (the registry table above)",
         "alerts: every notification published is shown below as it is sent (--no-alerts: not)",
         "a `sam local invoke` container: serve with --host 0.0.0.0 and give the function "
