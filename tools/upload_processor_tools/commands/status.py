@@ -95,22 +95,27 @@ def render_list(console: Console, page: dict[str, Any]) -> None:
     if not items:
         console.print("no jobs match")
     else:
+        wide = console.width >= 120  # room for the user and the job type too
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-        table.add_column("Job", no_wrap=True)
-        table.add_column("Status", no_wrap=True)
-        table.add_column("Asset", overflow="fold", min_width=12)
-        table.add_column("Created (UTC)", no_wrap=True)
-        table.add_column("Data files · in", justify="right", no_wrap=True)
-        table.add_column("User", overflow="ellipsis", no_wrap=True, max_width=24)
+        table.add_column("Job", no_wrap=True, min_width=8)
+        table.add_column("Status", no_wrap=True, min_width=9)
+        table.add_column("Asset", overflow="fold", min_width=12, ratio=1)
+        table.add_column("Created (UTC)", no_wrap=True, min_width=16)
+        table.add_column("Files · in", justify="right", no_wrap=True, min_width=14)
+        if wide:
+            table.add_column("User", overflow="fold")
+            table.add_column("Job type", no_wrap=True)
         for r in items:
-            table.add_row(
+            row = [
                 short_id(r.get("job_id", "-")),
                 _styled(r.get("status")),
                 r.get("asset_name") or "-",
                 _when(r.get("created_at")),
                 _counts(r),
-                r.get("user_email") or "-",
-            )
+            ]
+            if wide:
+                row += [r.get("user_email") or "-", r.get("job_type") or "-"]
+            table.add_row(*row)
         console.print(table)
     if page.get("next_token"):
         console.print(f"more: --next-token {page['next_token']}", soft_wrap=True)
@@ -306,8 +311,8 @@ def status(
         else:
             render_list(out, page)
         return
+    job_or_asset = resolve_job_ref(store, where.client("dynamodb"), job_or_asset)
     try:
-        job_or_asset = resolve_job_ref(store, where.client("dynamodb"), job_or_asset)
         detail = job_detail(
             store,
             sfn=where.client("stepfunctions"),
