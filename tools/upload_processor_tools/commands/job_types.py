@@ -173,7 +173,10 @@ def put(
     except Exception as exc:
         fail(f"cannot write job type {name}: {exc}", EXIT_UNAVAILABLE)
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    _err.print(f"job type {name} written to {parameter}")
+    _err.print(
+        f"job type {name} written to {parameter}: ingest uses a new type at once, a changed "
+        "one within 5 minutes (its cache)"
+    )
 
 
 @job_types_app.command("resolve")

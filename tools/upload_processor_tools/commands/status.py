@@ -29,6 +29,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from upload_processor_tools.commands.common import (
@@ -164,20 +165,24 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         f"[bold]Job {short_id(record['job_id'])}[/] {_styled(record.get('status'))}",
         soft_wrap=True,
     )
-    fields = Table(show_header=False, box=None, padding=(0, 1))
-    fields.add_column(style="bold")
-    fields.add_column(overflow="fold")
     keys = [k for k in _RECORD_ORDER if k in record]
     keys += sorted(k for k in record if k.endswith("_at"))
     keys += sorted(k for k in record if k not in keys)
+    width = max(map(len, keys))
     for key in keys:
         value = record[key]
         if key == "files":
             value = f"{value} data files archived (metadata files apart)"
         if key in ("bytes_in", "bytes_out"):
             value = f"{value} ({human_size(value)})"
-        fields.add_row(key, _styled(value) if key == "status" else _plain(value))
-    console.print(fields)
+        # one line per field, never folded by us: an id or a URI stays whole, copyable
+        if isinstance(value, dict):  # e.g. functions: one line per entry
+            console.print(f"[bold]{key}[/]")
+            for name, item in value.items():
+                console.print(f"  {name:<{width - 2}} {escape(_plain(item))}", soft_wrap=True)
+            continue
+        text = _styled(value) if key == "status" else escape(_plain(value))
+        console.print(f"[bold]{key:<{width}}[/] {text}", soft_wrap=True)
 
     execution = detail.get("execution")
     console.print()
@@ -193,10 +198,12 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         if execution.get("history_error"):
             console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
         if execution.get("steps"):
-            steps = Table(header_style="bold")
-            for column in ("Step", "Type", "Started (UTC)", "Ended (UTC)", "Seconds", "Outcome"):
-                steps.add_column(column, overflow="fold")
-            steps.add_column("Error", overflow="fold")
+            steps = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+            for column in ("Step", "Type", "Started (UTC)", "Seconds", "Outcome"):
+                steps.add_column(
+                    column, no_wrap=True, justify="right" if column == "Seconds" else "left"
+                )
+            steps.add_column("Error", overflow="fold", ratio=1)
             for s in execution["steps"]:
                 error = ""
                 if s.get("error"):
@@ -206,8 +213,7 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
                 steps.add_row(
                     s.get("name") or "-",
                     s.get("type") or "-",
-                    _when(s.get("started_at")),
-                    _when(s.get("ended_at")),
+                    str(s.get("started_at") or "")[11:19] or "-",
                     "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f}",
                     _styled(s.get("outcome")),
                     error,
@@ -224,9 +230,9 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         return
     console.print(
         f"[bold]Report[/] {report['status']}: {report['errors']} error(s), "
-        f"{report['warnings']} warning(s) — {report['uri']}",
-        soft_wrap=True,
+        f"{report['warnings']} warning(s)"
     )
+    console.print(report["uri"], soft_wrap=True, markup=False)
     for issue in report.get("issues", [])[:20]:
         where = issue.get("file") or "-"
         if issue.get("field"):

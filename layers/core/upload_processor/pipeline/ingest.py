@@ -164,7 +164,10 @@ class Ingest:
             job, notes = parse_upload_job(
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
             )
-            resolution = resolve_job(job, load_job_types(self.settings.job_types_prefix))
+            presets = load_job_types(self.settings.job_types_prefix)
+            if job.job_type not in presets:  # a type added since the cache was filled
+                presets = load_job_types(self.settings.job_types_prefix, force_fetch=True)
+            resolution = resolve_job(job, presets)
             functions = resolve_pins(resolution.resolved, self.awslambda, self.function_names)
         except UploadJobError as exc:
             partial = _partial_job(raw)
