@@ -208,3 +208,22 @@ def test_job_types_put_refuses_a_partial_preset_and_completes_one_based_on_anoth
         }
         shown = CliRunner().invoke(app, ["job-types", "show", "fast"])
         assert json.loads(shown.stdout) == preset
+
+
+def test_retry_refuses_what_the_failure_alert_calls_unsafe(jobs: str) -> None:
+    store = JobStore(boto3.client("dynamodb", region_name="us-east-1"), jobs)
+    store.create(
+        {
+            "job_id": "conflict-0123456789abcdef0123",
+            "status": "FAILED",
+            "error": "AssetExistsError: the archive already holds 750101_2025-06-12_15-03-00",
+        }
+    )
+    runner = CliRunner()
+    refused = runner.invoke(app, ["retry", "conflict-0123456789abcdef0123", "--table", jobs])
+    assert refused.exit_code == 1
+    assert "not until the conflict is resolved" in refused.stderr and "--force" in refused.stderr
+    forced = runner.invoke(
+        app, ["retry", "conflict-0123456789abcdef0123", "--force", "--table", jobs]
+    )
+    assert "has no execution to retry" in forced.stderr  # past the refusal, to the next check

@@ -70,6 +70,9 @@ def _group() -> None:
 @app.command("retry")
 def retry(
     job: str = JobArgument,
+    force: bool = typer.Option(
+        False, "--force", help="Retry even when the failure's alert calls a retry unsafe."
+    ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
     stack: str | None = StackOption,
@@ -85,7 +88,11 @@ def retry(
     job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
         lambda: operations.retry(
-            store=store, sfn=where.client("stepfunctions"), s3=where.client("s3"), job=job
+            store=store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job=job,
+            force=force,
         ),
         f"retry job {job}",
     )
