@@ -227,3 +227,33 @@ def test_retry_refuses_what_the_failure_alert_calls_unsafe(jobs: str) -> None:
         app, ["retry", "conflict-0123456789abcdef0123", "--force", "--table", jobs]
     )
     assert "has no execution to retry" in forced.stderr  # past the refusal, to the next check
+
+
+def test_notifications_tail_prints_each_alert_as_it_is_published() -> None:
+    import threading
+    import time
+
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+
+        def publish() -> None:
+            time.sleep(1.5)  # once tail has subscribed
+            sns.publish(
+                TopicArn=topic,
+                Subject="Upload rejected: 750101_2025-06-12_15-03-00 — 1 problem",
+                Message="Your upload was rejected.\n\n--- details (JSON) ---\n{}",
+                MessageAttributes={"event": {"DataType": "String", "StringValue": "rejected"}},
+            )
+
+        threading.Thread(target=publish).start()
+        result = CliRunner().invoke(
+            app, ["notifications", "tail", "--topic-arn", topic, "--count", "1", "--timeout", "20"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "rejected: Upload rejected: 750101_2025-06-12_15-03-00" in result.stdout
+        assert (
+            "Your upload was rejected." in result.stdout and "details (JSON)" not in result.stdout
+        )
+        queues = boto3.client("sqs", region_name="us-east-1").list_queues().get("QueueUrls", [])
+        assert not queues  # its queue is gone again

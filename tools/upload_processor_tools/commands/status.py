@@ -10,12 +10,17 @@
 `--since` takes an ISO date or date-time (naive = UTC) or an age: 30m, 24h, 7d, 2w. An asset
 name shows the newest job for that asset.
 
+A job is named by its id, any unique prefix of it, or a unique prefix of its hash (the 8 hex
+digits tables print, like git's short commits). Tables fit the terminal (80 columns: job,
+status, asset, created, data files and bytes in; from 120 also user and job type) and never
+fold an id; one job's fields are one line each, so ids and URIs stay whole.
+
 Where the jobs are (the first that answers; see upload_processor_tools.commands.locate):
 `--table NAME` or UPLOAD_PROCESSOR_JOBS_TABLE; else the `JobsTableName` output of `--stack
 NAME` or UPLOAD_PROCESSOR_STACK; else, with `--endpoint-url URL` or AWS_ENDPOINT_URL (a local
-cloud, e.g. `upload-processor local serve`), local mode's table `upload-local-JobsTable`.
-The execution and the report are found from the job record itself. AWS credentials and
-region come from the usual places (`--region` overrides).
+cloud, e.g. `upload-processor local serve`), local mode's table `upload-local-JobsTable`;
+else the default `upload-processor configure` saved. The execution and the report are found
+from the job record itself. `--profile` and `--region` choose the AWS credentials and region.
 
 Problems are one line on stderr: exit 1 when the job is not found, 2 for usage errors (bad
 filters or token, nowhere to look), 3 when AWS cannot be reached or refuses.
