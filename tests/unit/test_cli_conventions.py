@@ -21,9 +21,7 @@ from upload_processor.adapters.notify import subscription_filter
 from upload_processor_tools.cli import app
 from upload_processor_tools.commands import locate
 from upload_processor_tools.commands.status import render_detail, render_list
-from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 HASHES = ["0123abcd" + "0" * 12, "0123abce" + "1" * 12, "89abcdef" + "2" * 12]
 JOB_IDS = [f"rig-7-750101-2025-06-12-15-03-00-session-with-a-long-name-{h}" for h in HASHES]
 
@@ -110,33 +108,24 @@ def test_a_filter_on_events_always_keeps_failures_and_rejections() -> None:
 
 
 @pytest.fixture
-def jobs() -> Iterator[str]:
-    props = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="jobs",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+def jobs(cloud: Any) -> str:
+    """The local cloud's jobs table (template.yaml's), with three jobs sharing a long slug."""
+    store = JobStore(cloud.client("dynamodb"), cloud.jobs_table)
+    for n, job_id in enumerate(JOB_IDS):
+        store.create(
+            {
+                "job_id": job_id,
+                "status": "COMPLETE",
+                "asset_name": f"750101_2025-06-1{n}_15-03-00",
+                "user_email": "scientist-with-a-long-address@example.org",
+                "job_type": "ecephys",
+                "files": 7,
+                "bytes_in": 123456789,
+                "bytes_out": 98765432,
+                "functions": {"gather": "live", "transfer": "3"},
+            }
         )
-        store = JobStore(client, "jobs")
-        for n, job_id in enumerate(JOB_IDS):
-            store.create(
-                {
-                    "job_id": job_id,
-                    "status": "COMPLETE",
-                    "asset_name": f"750101_2025-06-1{n}_15-03-00",
-                    "user_email": "scientist-with-a-long-address@example.org",
-                    "job_type": "ecephys",
-                    "files": 7,
-                    "bytes_in": 123456789,
-                    "bytes_out": 98765432,
-                    "functions": {"gather": "live", "transfer": "3"},
-                }
-            )
-        yield "jobs"
+    return str(cloud.jobs_table)
 
 
 def test_short_ids_are_accepted_and_an_ambiguous_one_is_refused(jobs: str) -> None:
@@ -231,25 +220,32 @@ def test_retry_refuses_what_the_failure_alert_calls_unsafe(jobs: str) -> None:
 
 def test_notifications_tail_prints_each_alert_as_it_is_published() -> None:
     import threading
-    import time
 
     with mock_aws():
         sns = boto3.client("sns", region_name="us-east-1")
         topic = sns.create_topic(Name="alerts")["TopicArn"]
 
-        def publish() -> None:
-            time.sleep(1.5)  # once tail has subscribed
-            sns.publish(
-                TopicArn=topic,
-                Subject="Upload rejected: 750101_2025-06-12_15-03-00 — 1 problem",
-                Message="Your upload was rejected.\n\n--- details (JSON) ---\n{}",
-                MessageAttributes={"event": {"DataType": "String", "StringValue": "rejected"}},
-            )
+        done = threading.Event()
 
-        threading.Thread(target=publish).start()
-        result = CliRunner().invoke(
-            app, ["notifications", "tail", "--topic-arn", topic, "--count", "1", "--timeout", "20"]
-        )
+        def publish() -> None:  # until tail has subscribed and printed one
+            while not done.wait(1):
+                sns.publish(
+                    TopicArn=topic,
+                    Subject="Upload rejected: 750101_2025-06-12_15-03-00 — 1 problem",
+                    Message="Your upload was rejected.\n\n--- details (JSON) ---\n{}",
+                    MessageAttributes={"event": {"DataType": "String", "StringValue": "rejected"}},
+                )
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        try:
+            result = CliRunner().invoke(
+                app,
+                ["notifications", "tail", "--topic-arn", topic, "--count", "1", "--timeout", "30"],
+            )
+        finally:
+            done.set()
+            publisher.join()
         assert result.exit_code == 0, result.output
         assert "rejected: Upload rejected: 750101_2025-06-12_15-03-00" in result.stdout
         assert (
