@@ -146,8 +146,9 @@ def test_tables_fit_80_columns_without_splitting_an_id(jobs: str) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, result.stdout
-    for job_id in JOB_IDS:
+    for n, job_id in enumerate(JOB_IDS):
         assert any(job_id.rsplit("-", 1)[1][:8] in line.split() for line in lines), job_id
+        assert any(f"750101_2025-06-1{n}_15-03-00" in line.split() for line in lines)
     page = {"items": [{"job_id": JOB_IDS[0], "status": "COMPLETE"}], "next_token": None}
     console = Console(width=80, record=True)
     render_list(console, page)

@@ -12,8 +12,8 @@ name shows the newest job for that asset.
 
 A job is named by its id, any unique prefix of it, or a unique prefix of its hash (the 8 hex
 digits tables print, like git's short commits). Tables fit the terminal (80 columns: job,
-status, asset, created, data files and bytes in; from 120 also user and job type; from 160
-whole job ids) and never fold an id; one job's fields are one line each, so ids and URIs stay whole.
+status, asset, created, data files and bytes in; from 120 also user, job type and the year;
+from 160 whole job ids) and never fold nor cut an id; one job's fields are one line each, so ids and URIs stay whole.
 
 Where the jobs are (the first that answers; see upload_processor_tools.commands.locate):
 `--table NAME` or UPLOAD_PROCESSOR_JOBS_TABLE; else the `JobsTableName` output of `--stack
@@ -101,23 +101,31 @@ def render_list(console: Console, page: dict[str, Any]) -> None:
     if not items:
         console.print("no jobs match")
     else:
-        wide = console.width >= 120  # room for the user and the job type too
+        wide = console.width >= 120  # room for the user, the job type and the year too
         full = console.width >= 160  # and for whole job ids
-        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-        table.add_column("Job", no_wrap=True, min_width=8)  # never folded: copyable
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            header_style="bold",
+            pad_edge=False,
+            show_edge=False,
+            collapse_padding=True,
+        )
+        # ids (job, asset) are never folded nor cut: they are what a user copies
+        table.add_column("Job", no_wrap=True, min_width=8)
         table.add_column("Status", no_wrap=True, min_width=9)
-        table.add_column("Asset", overflow="fold", min_width=12, ratio=1)
-        table.add_column("Created (UTC)", no_wrap=True, min_width=16)
-        table.add_column("Files · in", justify="right", no_wrap=True, min_width=14)
+        table.add_column("Asset", no_wrap=True)
+        table.add_column("Created (UTC)" if wide else "Created UTC", no_wrap=True)
+        table.add_column("Files · in", justify="right", overflow="fold")
         if wide:
             table.add_column("User", overflow="fold")
             table.add_column("Job type", no_wrap=True)
         for r in items:
+            created = _when(r.get("created_at"))
             row = [
                 r.get("job_id", "-") if full else short_id(r.get("job_id", "-")),
                 _styled(r.get("status")),
                 r.get("asset_name") or "-",
-                _when(r.get("created_at")),
+                created if wide or created == "-" else created[5:],
                 _counts(r),
             ]
             if wide:
