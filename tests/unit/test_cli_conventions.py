@@ -254,3 +254,18 @@ def test_notifications_tail_prints_each_alert_as_it_is_published() -> None:
         )
         queues = boto3.client("sqs", region_name="us-east-1").list_queues().get("QueueUrls", [])
         assert not queues  # its queue is gone again
+
+
+def test_cancel_says_whether_the_stopped_execution_has_ended() -> None:
+    from upload_processor_tools.commands.operator import _ended
+
+    class Sfn:
+        def __init__(self, statuses: list[str]) -> None:
+            self.statuses = statuses
+
+        def describe_execution(self, executionArn: str) -> dict[str, str]:  # noqa: N803
+            return {"status": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
+
+    result = {"execution_arn": "arn:x", "execution_status": "ABORTED"}
+    assert _ended(Sfn(["RUNNING", "RUNNING", "ABORTED"]), result, wait=5) == "ABORTED"
+    assert _ended(Sfn(["RUNNING"]), result, wait=0.6) == "RUNNING"  # said, not claimed stopped

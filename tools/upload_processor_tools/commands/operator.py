@@ -21,6 +21,7 @@ that is not FAILED: the message says why); 2 usage errors; 3 AWS cannot be reach
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import typer
@@ -107,10 +108,33 @@ def retry(
     )
 
 
+def _ended(sfn: Any, result: dict[str, Any], wait: float) -> str:
+    """The stopped execution's status once it has ended, or RUNNING after `wait` seconds:
+    a stop is a request, and `cancel` says whether it has taken effect."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status = sfn.describe_execution(executionArn=result["execution_arn"])["status"]
+        except Exception:
+            return str(result["execution_status"])
+        if status != "RUNNING" or time.monotonic() >= deadline:
+            return str(status)
+        time.sleep(0.5)
+
+
 @app.command("cancel")
 def cancel(
     job: str = JobArgument,
-    reason: str | None = typer.Option(None, "--reason", help="Recorded on the job."),
+    reason: str | None = typer.Option(
+        None, "--reason", metavar="TEXT", help="Recorded on the job."
+    ),
+    wait: float = typer.Option(
+        10,
+        "--wait",
+        min=0,
+        metavar="SECONDS",
+        help="How long to wait for the execution to end, to say whether it has.",
+    ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
     stack: str | None = StackOption,
@@ -134,10 +158,16 @@ def cancel(
         ),
         f"cancel job {job}",
     )
+    if result["execution_stopped"]:
+        result["execution_status"] = _ended(where.client("stepfunctions"), result, wait)
     if as_json:
         print_json(result)
         return
-    stopped = "execution stopped" if result["execution_stopped"] else "no running execution"
+    stopped = "no running execution"
+    if result["execution_stopped"] and result["execution_status"] == "RUNNING":
+        stopped = f"stop requested, the execution still RUNNING after {wait:.0f}s"
+    elif result["execution_stopped"]:
+        stopped = f"execution stopped ({result['execution_status']})"
     typer.echo(
         f"job {result['job_id']} CANCELLED: {stopped}, "
         f"{result['uploads_aborted']} multipart upload(s) aborted; staged data untouched"
