@@ -263,7 +263,7 @@ def test_cancel_says_whether_the_stopped_execution_has_ended() -> None:
         def __init__(self, statuses: list[str]) -> None:
             self.statuses = statuses
 
-        def describe_execution(self, executionArn: str) -> dict[str, str]:  # noqa: N803
+        def describe_execution(self, executionArn: str) -> dict[str, str]:
             return {"status": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
 
     result = {"execution_arn": "arn:x", "execution_status": "ABORTED"}
