@@ -20,6 +20,8 @@ for _key, _value in {
 }.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_PROFILE", None)
+# never a developer's saved deployment (`upload-processor configure`): tests name their own
+os.environ["UPLOAD_PROCESSOR_CONFIG_FILE"] = os.devnull
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, "COLUMNS": "80"},
         timeout=600,
         check=False,
     )
@@ -35,3 +37,8 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
     assert "job status: REJECTED" in text
     assert "Upload rejected:" in text and "subject_id" in text
     assert "OK: one archived asset, one rejection with its reasons" in text
+    # at 80 columns every URI is whole on its line; the workflow's status does not read as the job's
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert "s3://upload-local-staging-123456789012/rig-7/750101_2025-06-12_15-03-00/" in lines
+    assert "s3://upload-local-archive-123456789012/750101_2025-06-12_15-03-00/" in lines
+    assert "execution SUCCEEDED; the job's status follows" in text

@@ -20,7 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -35,6 +37,7 @@ from upload_processor_tools.submit import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETE", "FAILED", "REJECTED", "CANCELLED")
+ACQ2 = datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=-7)))
 
 
 def _mounted(*args: str) -> bool:
@@ -171,7 +174,7 @@ def test_submit_runs_the_job_to_complete_across_processes(served: Served, tmp_pa
     assert "skipped 0 " in result.stdout
 
     record = served.wait_job(job_id)
-    assert record["status"] == "COMPLETE", record
+    assert record["status"] == "COMPLETE", (record.get("error"), record.get("report_key"))
     asset = record["asset_name"]
     s3 = served.client("s3")
     keys = {
@@ -304,7 +307,7 @@ def test_an_interrupted_submit_resumes_sending_only_the_missing_files(
 
     job_id = re.search(r"^job id: (\S+)$", result.stdout, re.M).group(1)
     record = served.wait_job(job_id)
-    assert record["status"] == "COMPLETE", record
+    assert record["status"] == "COMPLETE", (record.get("error"), record.get("report_key"))
     manifest = json.loads(
         s3.get_object(
             Bucket=served.names["archive bucket"], Key=f"{record['asset_name']}/manifest.json"
@@ -320,6 +323,206 @@ def test_submit_fails_with_exit_3_naming_a_missing_bucket(served: Served, tmp_pa
     )
     assert result.exit_code == 3, result.output
     assert "no-such-bucket" in result.stderr
+
+
+# --- issue 14: the README's loop, as written, against `local serve` --------------------------
+
+
+def _readme_block(heading: str, index: int) -> list[str]:
+    """The `index`-th ```bash block under README's `heading`, one command per line."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n")[index + 1].split("```", 1)[0]
+    return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    """A shell without AWS or upload-processor variables: only what the README sets counts."""
+    keep = ("PATH", "HOME", "PYENV_ROOT", "PYTHONPATH", "LANG", "TMPDIR")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["COLUMNS"] = "80"
+    return env
+
+
+def _sh(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, f"{script}\nstdout: {out.stdout}\nstderr: {out.stderr}"
+    return out
+
+
+def _job_id(output: str) -> str:
+    return re.search(r"^job id: (\S+)$", output, re.M).group(1)
+
+
+def _walk(
+    lines: list[str],
+    fill: dict[str, str],
+    env: dict[str, str],
+    cwd: Path,
+    served: Served,
+    prelude: str = "",
+) -> list[subprocess.CompletedProcess]:
+    """Run README lines in order, placeholders filled in; JOB_ID is the job the line before
+    submitted, once it has finished."""
+    outputs: list[subprocess.CompletedProcess] = []
+    for line in lines:
+        if "JOB_ID" in line:
+            fill["JOB_ID"] = _job_id(outputs[-1].stdout)
+            served.wait_job(fill["JOB_ID"])
+        for placeholder, value in fill.items():
+            line = line.replace(placeholder, value)
+        outputs.append(_sh(f"{prelude}\n{line}" if prelude else line, env, cwd))
+    return outputs
+
+
+def test_the_readme_daily_loop_and_local_blocks_work_as_written(
+    served: Served, tmp_path: Path
+) -> None:
+    port = served.endpoint.rsplit(":", 1)[1]
+    env = _clean_env(tmp_path)
+    staging = served.names["staging bucket"]
+
+    # Daily loop: `configure` names the deployment once (here the local cloud's endpoint for
+    # `--stack STACK_NAME`: local mode has no CloudFormation stack); nothing else is set.
+    daily = _readme_block("Daily loop", 0)
+    assert [line.split()[1] for line in daily] == [
+        "configure",
+        "validate",
+        "submit",
+        "status",
+        "notifications",
+    ]
+    session = build_session(
+        tmp_path / "daily", acq_datetime=ACQ2 - timedelta(days=1), data_mb_per_modality=0.05
+    )
+    daily = [
+        line.replace("--stack STACK_NAME", f"--endpoint-url {served.endpoint}") for line in daily
+    ]
+    fill = {"SESSION_DIR": str(session), "STAGING_BUCKET": staging}
+    outputs = _walk(daily, fill, env, tmp_path, served)
+    assert "checked as deployment" in outputs[1].stderr  # validate used the deployment's checks
+    assert "COMPLETE" in outputs[3].stdout
+    # at 80 columns nothing is folded mid-id: a longer line is one field and one unbroken value
+    wide = [line for line in outputs[3].stdout.splitlines() if len(line) > 80]
+    assert all(len(line.split()) <= 2 for line in wide), outputs[3].stdout
+    policy = json.loads(outputs[4].stdout)["filter_policy"]
+    assert {"end", "fail", "rejected"} <= set(policy["event"])
+
+    # The local block: `eval "$(upload-processor local env ...)"` makes every later line work,
+    # the AWS CLI's too, with no saved configuration.
+    (tmp_path / "config" / "upload-processor" / "config").unlink()
+    local = _readme_block("Daily loop", 1)
+    assert local[0].startswith("upload-processor local serve --port 5050")
+    prelude = local[1].split("#")[0].replace("5050", port)
+    other = build_session(tmp_path / "local", acq_datetime=ACQ2, data_mb_per_modality=0.05)
+    fill = {"SESSION_DIR": str(other)}
+    out = _walk(local[2:], fill, env, tmp_path, served, prelude=prelude)[-1]
+    asset = served.wait_job(fill["JOB_ID"])["asset_name"]
+    assert f"{asset}/manifest.json" in out.stdout  # aws s3 ls of the archive
+
+
+def test_the_readmes_subscription_receives_a_rejection_and_serve_shows_it(
+    served: Served, tmp_path: Path
+) -> None:
+    email = "you@example.org"
+    sns, sqs = served.client("sns"), served.client("sqs")
+    topic = served.names["notification topic"]
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    readme = next(s for s in subscriptions if s["Endpoint"] == email)  # the walk above set it
+    policy = sns.get_subscription_attributes(SubscriptionArn=readme["SubscriptionArn"])[
+        "Attributes"
+    ]["FilterPolicy"]
+    # moto keeps no mail: an SQS queue with the very filter the README's command set stands in
+    url = sqs.create_queue(QueueName="readme-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"FilterPolicy": policy},
+    )
+    bad = build_session(
+        tmp_path / "bad",
+        acq_datetime=ACQ2 + timedelta(days=3),
+        conflicting_subject_id="750999",
+        user_email=email,
+        data_mb_per_modality=0.01,
+    )
+    staging = f"s3://{served.names['staging bucket']}/rig-7/rejected"
+    result = _submit(
+        [str(bad), "--staging", staging, "--no-validate", "--endpoint-url", served.endpoint]
+    )
+    assert result.exit_code == 0, result.output
+    assert served.wait_job(_job_id(result.stdout))["status"] == "REJECTED"
+    events = []
+    for _ in range(10):
+        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []):
+            events.append(json.loads(message["Body"])["MessageAttributes"]["event"]["Value"])
+        if "rejected" in events:
+            break
+    assert "rejected" in events
+    deadline = time.monotonic() + 10
+    while not any("alert" in line and "rejected" in line for line in served.stdout):
+        assert time.monotonic() < deadline, served.stdout[-20:]
+        time.sleep(0.2)
+
+
+def _cli(*args: str) -> Any:
+    from upload_processor_tools import cli
+
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def test_submit_checks_with_the_deployments_registry_and_job_types(
+    served: Served, tmp_path: Path
+) -> None:
+    endpoint = ["--endpoint-url", served.endpoint]
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ2 + timedelta(days=5), data_mb_per_modality=0.01
+    )
+    registered = tmp_path / "registered"
+    registered.mkdir()
+    for name in ("subject.json", "procedures.json"):  # they live in the stack's registry only
+        (session / name).rename(registered / name)
+    for kind in ("subject", "procedures"):
+        put = _cli("registry", "put", kind, str(registered / f"{kind}.json"), *endpoint)
+        assert put.exit_code == 0, put.output
+    # a job type defined in the deployment only, partial and explicitly based on another
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps({"tasks": {"modality_transformation_settings": {}}}))
+    assert _cli("job-types", "put", "fast", str(fast), *endpoint).exit_code == 1
+    assert (
+        _cli("job-types", "put", "fast", str(fast), "--based-on", "default", *endpoint).exit_code
+        == 0
+    )
+    assert "fast" in _cli("job-types", "list", *endpoint).stdout
+    staging = f"s3://{served.names['staging bucket']}/rig-7/registered"
+    offline = _cli("submit", str(session), "--staging", staging, "--offline", *endpoint)
+    assert offline.exit_code == 1  # without the deployment's registry: no subject
+    rows = [r.split("│") for r in offline.stdout.splitlines() if r.startswith("│ error")]
+    assert rows and all(r[2].strip() not in ("", "-") for r in rows), offline.stdout
+    job = json.loads((session / "upload_job.json").read_text())
+    (session / "upload_job.json").write_text(json.dumps({**job, "job_type": "fast"}))
+    checked = _cli("validate", str(session), *endpoint)
+    assert checked.exit_code == 0, checked.output  # the deployment's job type and registry
+    result = _cli("submit", str(session), "--staging", staging, *endpoint)
+    assert result.exit_code == 0, result.output
+    record = served.wait_job(_job_id(result.stdout))
+    assert record["status"] == "COMPLETE", (record.get("error"), record.get("report_key"))
+
+    # a rejected upload still names its asset, so `status ASSET` finds it
+    job["job_type"] = "no-such-type"
+    (session / "upload_job.json").write_text(json.dumps({**job, "subject_id": "750103"}))
+    staging = f"s3://{served.names['staging bucket']}/rig-7/unknown-type"
+    result = _cli("submit", str(session), "--staging", staging, "--no-validate", *endpoint)
+    record = served.wait_job(_job_id(result.stdout))
+    assert record["status"] == "REJECTED" and record["asset_name"]
+    shown = _cli("status", record["asset_name"], "--json", *endpoint)
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["job"]["status"] == "REJECTED"
 
 
 def test_serve_stops_cleanly_on_sigint(served: Served) -> None:

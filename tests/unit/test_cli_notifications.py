@@ -34,7 +34,7 @@ def test_subscribe_sets_a_filter_policy_on_the_users_email_and_events() -> None:
     assert printed["filter_policy"] == {
         "audience": ["user"],
         "user_email": ["scientist@example.org"],
-        "event": ["end", "fail"],
+        "event": ["end", "fail", "rejected"],
     }
     attrs = boto3.client("sns", region_name="us-east-1").get_subscription_attributes(
         SubscriptionArn=printed["subscription_arn"]

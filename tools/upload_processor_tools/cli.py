@@ -11,15 +11,35 @@ import typer
 from rich.console import Console
 
 from upload_processor import __version__
+from upload_processor_tools.commands import help_style
+from upload_processor_tools.commands.common import (
+    EndpointOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    fail,
+    locator,
+)
+from upload_processor_tools.commands.configure import configure
 from upload_processor_tools.commands.job_types import job_types_app
 from upload_processor_tools.commands.operator import cancel, redrive, retry
 from upload_processor_tools.commands.registry import registry_app
 from upload_processor_tools.commands.status import status
 from upload_processor_tools.commands.submit import submit
+from upload_processor_tools.commands.tail import tail as notifications_tail
 from upload_processor_tools.commands.versions import versions
+from upload_processor_tools.local.serve_cli import env as local_env
 from upload_processor_tools.local.serve_cli import serve as local_serve
 
-app = typer.Typer(help="Serverless upload processor for neuroscience data.", no_args_is_help=True)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(
+    help="Serverless upload processor for neuroscience data.",
+    no_args_is_help=True,
+    context_settings=CONTEXT,
+)
+
+
+help_style.apply()
 local_app = typer.Typer(
     help="Run the whole cloud flow on this machine (moto, no Docker, no AWS).", no_args_is_help=True
 )
@@ -36,7 +56,10 @@ app.command("retry")(retry)
 app.command("cancel")(cancel)
 app.command("redrive")(redrive)
 app.command("versions")(versions)
+app.command("configure")(configure)
 local_app.command("serve")(local_serve)
+local_app.command("env")(local_env)
+notifications_app.command("tail")(notifications_tail)
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -45,68 +68,75 @@ def _quiet_local() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"upload-processor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Serverless upload processor for neuroscience data."""
+
+
+@app.command(hidden=True)
 def version() -> None:
-    """Print the version of the core package."""
+    """Print the version of the core package (as `--version`)."""
     typer.echo(__version__)
 
 
 @app.command()
 def validate(
     directory: Path = typer.Argument(
-        ..., help="The session folder, laid out as it will be staged."
+        ..., metavar="DIR", help="The session folder, laid out as it will be staged."
     ),
     job: Path | None = typer.Option(
-        None, "--job", help="The job file (default: DIR/upload_job.json)."
+        None, "--job", metavar="FILE", help="The job file (default: DIR/upload_job.json)."
     ),
     registry: str | None = typer.Option(
         None,
         "--registry",
-        help="Metadata service: URL of the registry API, or aind:URL, or registry-table:NAME.",
+        metavar="SPEC",
+        help="Metadata service: URL of the registry API, or aind:URL, or registry-table:NAME "
+        "(default: the deployment's).",
     ),
     offline: bool = typer.Option(
         False,
         "--offline",
-        help="No metadata service: subject, procedures, instrument must be files.",
+        help="No metadata service nor deployment: subject, procedures, instrument must be files.",
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print the report as JSON, and only it, on stdout."
     ),
     default_tz: str | None = typer.Option(
-        None, "--default-tz", help="Time zone for a naive acq_datetime."
+        None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
     ),
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
-    """Validate a session folder with the pipeline's own checks. Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
+    """Validate a session folder with the pipeline's own checks (its metadata service and job
+    types when a deployment is named). Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
     import logging
 
-    from upload_processor.adapters.metadata_service import service_from_spec
-    from upload_processor.errors import ConfigurationError, MetadataServiceError
-    from upload_processor.settings import Settings
-    from upload_processor_tools.validate import UsageError, validate_directory
+    from upload_processor_tools.commands.checks import validate_with_deployment
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     if offline and registry:
-        err.print("--offline and --registry exclude each other")
-        raise typer.Exit(2)
-    try:
-        # the user named the service: their own credentials go to it
-        service = (
-            None
-            if offline
-            else service_from_spec(
-                registry or Settings.from_env().metadata_service_spec(), sign=True
-            )
-        )
-        report = validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
-    except (UsageError, ConfigurationError) as exc:
-        err.print(str(exc))
-        raise typer.Exit(2) from exc
-    except MetadataServiceError as exc:
-        err.print(f"the metadata service could not answer: {exc}; try again, or use --offline")
-        raise typer.Exit(3) from exc
-    except Exception as exc:  # exit 3: an internal error is never disguised as "invalid"
-        err.print(f"internal error: {type(exc).__name__}: {exc}")
-        raise typer.Exit(3) from exc
+        fail("--offline and --registry exclude each other", 2)
+    where = locator(stack, endpoint_url, region, profile)
+    report = validate_with_deployment(
+        directory, where, job=job, registry=registry, offline=offline, default_tz=default_tz
+    )
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -118,9 +148,15 @@ def validate(
 
 @notifications_app.command("subscribe")
 def notifications_subscribe(
-    email: str = typer.Argument(..., help="Where the alerts go (an email subscription)."),
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="Where the alerts go (an email subscription)."
+    ),
     events: list[str] | None = typer.Option(
-        None, "--events", help="Only these events (begin, end, fail, retry, rejected); repeatable."
+        None,
+        "--events",
+        metavar="EVENT",
+        help="Also these events (begin, end, retry); fail and rejected are always sent. "
+        "Repeatable.",
     ),
     operator: bool = typer.Option(
         False,
@@ -130,45 +166,54 @@ def notifications_subscribe(
     topic_arn: str | None = typer.Option(
         None,
         "--topic-arn",
+        metavar="ARN",
         envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
-        help="The stack's NotificationTopicArn output.",
+        help="The stack's NotificationTopicArn output (default: found from the deployment).",
     ),
-    endpoint_url: str | None = typer.Option(
-        None, "--endpoint-url", help="A local cloud (local serve)."
+    protocol: str = typer.Option(
+        "email",
+        "--protocol",
+        metavar="PROTOCOL",
+        help="email (default), or sqs / https / lambda with an ENDPOINT instead of EMAIL's box.",
     ),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", metavar="ENDPOINT", help="The SQS queue ARN, URL, ... (not email)."
+    ),
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
-    """Subscribe EMAIL to the alerts of their own jobs; prints the filter policy it set."""
-    import boto3
+    """Subscribe EMAIL to the alerts of their own jobs; prints the filter policy it set.
 
+    Failures and rejections always reach the subscriber, whatever --events says."""
     from upload_processor.adapters.notify import subscription_filter, usable_email
+    from upload_processor_tools.commands.common import EXIT_USAGE, print_json
 
     valid = {"begin", "end", "fail", "retry", "rejected"}
     unknown = sorted(set(events or []) - valid)
     if unknown:
-        err.print(f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(sorted(valid))}")
-        raise typer.Exit(2)
+        fail(f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(sorted(valid))}", 2)
     if not usable_email(email):
-        err.print(f"{email!r} is not an email address")
-        raise typer.Exit(2)
-    if not topic_arn:
-        err.print(
-            "give --topic-arn (the stack's NotificationTopicArn output) or set UPLOAD_PROCESSOR_TOPIC_ARN"
-        )
-        raise typer.Exit(2)
+        fail(f"{email!r} is not an email address", EXIT_USAGE)
+    if protocol != "email" and not endpoint:
+        fail(f"--protocol {protocol} needs --endpoint", EXIT_USAGE)
+    where = locator(stack, endpoint_url, region, profile)
+    try:
+        topic_arn = where.topic_arn(topic_arn)
+    except Exception as exc:
+        fail(str(exc), EXIT_USAGE)
     policy = subscription_filter(None if operator else email, list(events or []))
-    sns = boto3.client("sns", endpoint_url=endpoint_url)
-    out = sns.subscribe(
+    out = where.client("sns").subscribe(
         TopicArn=topic_arn,
-        Protocol="email",
-        Endpoint=email,
+        Protocol=protocol,
+        Endpoint=endpoint or email,
         Attributes={"FilterPolicy": json.dumps(policy)},
         ReturnSubscriptionArn=True,
     )
-    sys.stdout.write(
-        json.dumps({"subscription_arn": out["SubscriptionArn"], "filter_policy": policy}, indent=2)
-        + "\n"
-    )
-    err.print(f"AWS sends {email} a confirmation mail: alerts start once it is confirmed.")
+    print_json({"subscription_arn": out["SubscriptionArn"], "filter_policy": policy})
+    if protocol == "email":
+        err.print(f"AWS sends {email} a confirmation mail: alerts start once it is confirmed.")
 
 
 @schema_app.command("upload-job")
@@ -187,10 +232,10 @@ def schema_upload_job(
 @local_app.command("demo")
 def local_demo(
     data_mb: float = typer.Option(
-        4.0, help="Synthetic data per modality of the valid session, in MB."
+        4.0, metavar="MB", help="Synthetic data per modality of the valid session, in MB."
     ),
     workdir: Path | None = typer.Option(
-        None, help="Where to build the sample sessions (default: a temp dir)."
+        None, metavar="DIR", help="Where to build the sample sessions (default: a temp dir)."
     ),
 ) -> None:
     """Run a valid and an invalid session through the local cloud; exit 0 if both behave."""
@@ -204,10 +249,12 @@ def local_demo(
 @local_app.command("invoke")
 def local_invoke(
     function: str = typer.Argument(
-        ..., help="Logical id of a function in template.yaml, e.g. IngestFunction."
+        ...,
+        metavar="FUNCTION",
+        help="Logical id of a function in template.yaml, e.g. IngestFunction.",
     ),
     event: Path = typer.Option(
-        ..., "--event", "-e", help="Event file, e.g. events/ingest_sqs.json."
+        ..., "--event", "-e", metavar="FILE", help="Event file, e.g. events/ingest_sqs.json."
     ),
     seed: bool = typer.Option(True, help="Stage the sample session the events/ files name first."),
 ) -> None:
@@ -239,7 +286,9 @@ def local_invoke(
 
 @local_app.command("events")
 def local_events(
-    write: Path = typer.Option(Path("events"), help="Folder to (re)write the sample events into."),
+    write: Path = typer.Option(
+        Path("events"), metavar="DIR", help="Folder to (re)write the sample events into."
+    ),
 ) -> None:
     """Regenerate events/*.json from the sample session."""
     from upload_processor_tools.local.events import write_events

@@ -279,19 +279,23 @@ def job_document(raw: bytes, files: list[LocalFile]) -> bytes:
 
 
 # -- S3 --------------------------------------------------------------------------------------
-def s3_client(endpoint_url: str | None = None, *, max_pool_connections: int = 20) -> Any:
-    """The S3 client submit uses. With an endpoint (a local cloud, by option or
-    AWS_ENDPOINT_URL) and no credentials configured, fake ones: a local server accepts any."""
+def s3_client(
+    endpoint_url: str | None = None, *, max_pool_connections: int = 20, session: Any = None
+) -> Any:
+    """The S3 client submit uses, from `session` (the deployment's: its profile, region, and
+    fake credentials for a local cloud). Without one: the default session, with fake
+    credentials when an endpoint is given and none are configured (a local server accepts any)."""
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session()
-    local = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-    if local and session.get_credentials() is None:
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-        )
+    if session is None:
+        session = boto3.session.Session()
+        local = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        if local and session.get_credentials() is None:
+            session = boto3.session.Session(
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+            )
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=max_pool_connections,

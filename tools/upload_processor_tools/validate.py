@@ -4,6 +4,7 @@ single byte is uploaded."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from upload_processor.adapters.metadata_service import MetadataService
 from upload_processor.adapters.staging import LocalSession
@@ -20,8 +21,10 @@ def validate_directory(
     job_path: Path | None = None,
     service: MetadataService | None = None,
     default_tz: str | None = None,
+    job_types: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
-    """The validation report of a session folder laid out as it would be staged."""
+    """The validation report of a session folder laid out as it would be staged; `job_types`
+    are the deployment's (upload_processor_tools.deployment), default the shipped ones."""
     if not root.exists():
         raise UsageError(f"{root} does not exist")
     if not root.is_dir():
@@ -52,7 +55,7 @@ def validate_directory(
         raise UsageError(f"{job_path} cannot be read: {exc.strerror}") from exc
     try:
         job, notes = parse_upload_job(raw, file=label, default_tz=default_tz)
-        resolution = resolve_job(job, file=label)
+        resolution = resolve_job(job, job_types, file=label)
     except UploadJobError as exc:
         issues = exc.issues or [
             Issue(severity="error", file=label, field=None, rule="job.invalid", message=str(exc))

@@ -5,9 +5,11 @@
     upload-processor job-types put my-rig preset.json
     upload-processor job-types resolve session/upload_job.json
 
-Presets live in SSM Parameter Store under a prefix (the stack's `JobTypesPrefix` parameter,
-default `/upload-processor/job-types`; `--prefix` or `UPLOAD_PROCESSOR_JOB_TYPES_PREFIX`), one
-JSON document per job type, over the defaults shipped with the code. `resolve` prints what will
+Presets live in SSM Parameter Store under a prefix (the deployment's `JobTypesPrefix`, read
+from its Ingest function as ingest reads it; `--prefix` or `UPLOAD_PROCESSOR_JOB_TYPES_PREFIX`
+override it), one JSON document per job type, over the defaults shipped with the code: the
+same job types `validate`, `submit` and ingest use (upload_processor_tools.deployment). `put`
+stores complete presets only: a partial one names the type it overrides (`--based-on`). `resolve` prints what will
 actually run for an upload_job.json, and where each value came from (default, job type, or the
 upload's own override).
 """
@@ -23,7 +25,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_PREFIX = "/upload-processor/job-types"
+from upload_processor_tools.commands.common import (
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    EndpointOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    fail,
+)
 
 job_types_app = typer.Typer(
     help="Manage and resolve job types (presets of tasks).", no_args_is_help=True
@@ -31,94 +41,153 @@ job_types_app = typer.Typer(
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 PREFIX = typer.Option(
-    DEFAULT_PREFIX, "--prefix", envvar="UPLOAD_PROCESSOR_JOB_TYPES_PREFIX", help="SSM prefix."
+    None,
+    "--prefix",
+    metavar="PATH",
+    envvar="UPLOAD_PROCESSOR_JOB_TYPES_PREFIX",
+    help="SSM prefix (default: the deployment's JobTypesPrefix, as ingest reads it).",
 )
 OFFLINE = typer.Option(False, "--offline", help="Only the presets shipped with the code (no SSM).")
-ENDPOINT = typer.Option(None, "--endpoint-url", help="A local cloud (local serve).")
 
 
-def _presets(prefix: str, offline: bool, endpoint_url: str | None) -> dict[str, dict[str, Any]]:
-    from upload_processor.domain.job_types import DEFAULT_JOB_TYPES, load_job_types
+def _where(stack: str | None, endpoint_url: str | None, region: str | None, profile: str | None):
+    from upload_processor_tools.commands.common import locator
+
+    return locator(stack, endpoint_url, region, profile)
+
+
+def _presets(where: Any, prefix: str | None, offline: bool) -> dict[str, dict[str, Any]]:
+    """The job types ingest resolves uploads with (upload_processor_tools.deployment)."""
+    from upload_processor.domain.job_types import DEFAULT_JOB_TYPES
+    from upload_processor_tools.deployment import job_types
 
     if offline:
         return DEFAULT_JOB_TYPES
-    import boto3
-
     try:
-        return load_job_types(prefix, ssm=boto3.client("ssm", endpoint_url=endpoint_url), max_age=0)
+        return job_types(where, prefix)
     except Exception as exc:  # no credentials, no network, a broken preset: say which
-        _err.print(f"cannot read job types under {prefix}: {exc}")
-        raise typer.Exit(3) from exc
+        fail(f"cannot read the deployment's job types: {exc}", EXIT_UNAVAILABLE)
 
 
 @job_types_app.command("list")
 def list_(
-    prefix: str = PREFIX, offline: bool = OFFLINE, endpoint_url: str | None = ENDPOINT
+    prefix: str | None = PREFIX,
+    offline: bool = OFFLINE,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
-    """The job types this deployment defines."""
+    """The job types this deployment defines (what validate, submit and ingest use)."""
     from upload_processor.domain.job_types import DEFAULT_JOB_TYPES
 
-    presets = _presets(prefix, offline, endpoint_url)
+    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
     table = Table()
     for column in ("job type", "source", "tasks"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name in sorted(presets):
-        source = (
-            "shipped" if presets[name] == DEFAULT_JOB_TYPES.get(name) else f"SSM {prefix}/{name}"
-        )
+        source = "shipped" if presets[name] == DEFAULT_JOB_TYPES.get(name) else "SSM"
         table.add_row(name, source, ", ".join(sorted(presets[name].get("tasks", {}))))
     Console().print(table)
 
 
 @job_types_app.command("show")
 def show(
-    name: str, prefix: str = PREFIX, offline: bool = OFFLINE, endpoint_url: str | None = ENDPOINT
+    name: str = typer.Argument(..., metavar="NAME", help="The job type."),
+    prefix: str | None = PREFIX,
+    offline: bool = OFFLINE,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """One job type's preset, as JSON."""
-    presets = _presets(prefix, offline, endpoint_url)
+    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
     if name not in presets:
         _err.print(f"no job type {name!r}; defined: {', '.join(sorted(presets))}")
         raise typer.Exit(1)
     sys.stdout.write(json.dumps(presets[name], indent=2) + "\n")
 
 
+def _complete(document: dict[str, Any], based_on: str | None, presets: dict[str, Any]):
+    """The preset to store: complete as given, or `based_on` another type with these overrides.
+
+    A preset that leaves a task out would reject every upload naming that task, so a partial
+    one must say which type it overrides (`--based-on`); the stored document is the merge.
+    """
+    from upload_processor.domain.job_types import OPT_IN_TASKS, TASK_IDS, deep_merge
+
+    if based_on:
+        if based_on not in presets:
+            fail(
+                f"--based-on {based_on}: no such job type; defined: {', '.join(sorted(presets))}", 1
+            )
+        return deep_merge(presets[based_on], document)
+    missing = [t for t in TASK_IDS if t not in document.get("tasks", {}) and t not in OPT_IN_TASKS]
+    if missing:
+        fail(
+            f"the preset leaves out {', '.join(missing)}: uploads naming them would be "
+            "rejected. Give every task, or --based-on TYPE to override another type field by "
+            "field (e.g. --based-on default)",
+            1,
+        )
+    return document
+
+
 @job_types_app.command("put")
 def put(
-    name: str,
-    file: Path,
-    prefix: str = PREFIX,
-    endpoint_url: str | None = ENDPOINT,
+    name: str = typer.Argument(..., metavar="NAME", help="The job type to add or replace."),
+    file: Path = typer.Argument(..., metavar="FILE", help='The preset: {"tasks": {...}}.'),
+    based_on: str | None = typer.Option(
+        None,
+        "--based-on",
+        metavar="TYPE",
+        help="The FILE overrides this job type field by field (a partial preset).",
+    ),
+    prefix: str | None = PREFIX,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
-    """Add or replace a job type in SSM (validated first)."""
-    import boto3
-
+    """Add or replace a job type in SSM (validated and completed first); prints what is stored."""
     from upload_processor.domain.job_types import validate_preset
+    from upload_processor_tools.deployment import job_types_prefix
 
     if "/" in name or not name.strip():
-        _err.print(f"job type name {name!r} may not be empty or contain '/'")
-        raise typer.Exit(2)
+        fail(f"job type name {name!r} may not be empty or contain '/'", EXIT_USAGE)
     try:
         document = json.loads(file.read_text())
         validate_preset(document)
     except OSError as exc:
-        _err.print(f"cannot read {file}: {exc.strerror}")
-        raise typer.Exit(2) from exc
+        fail(f"cannot read {file}: {exc.strerror}", EXIT_USAGE)
     except ValueError as exc:
-        _err.print(f"{file} is not a job type preset: {exc}")
-        raise typer.Exit(1) from exc
-    parameter = f"/{prefix.strip('/')}/{name}"
-    boto3.client("ssm", endpoint_url=endpoint_url).put_parameter(
-        Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True
+        fail(f"{file} is not a job type preset: {exc}", 1)
+    where = _where(stack, endpoint_url, region, profile)
+    document = _complete(document, based_on, _presets(where, prefix, False) if based_on else {})
+    try:
+        parameter = f"/{job_types_prefix(where, prefix).strip('/')}/{name}"
+        where.client("ssm").put_parameter(
+            Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True
+        )
+    except Exception as exc:
+        fail(f"cannot write job type {name}: {exc}", EXIT_UNAVAILABLE)
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    _err.print(
+        f"job type {name} written to {parameter}: ingest uses a new type at once, a changed "
+        "one within 5 minutes (its cache)"
     )
-    _err.print(f"job type {name} written to {parameter}")
 
 
 @job_types_app.command("resolve")
 def resolve_cmd(
-    job_file: Path,
-    prefix: str = PREFIX,
+    job_file: Path = typer.Argument(..., metavar="FILE", help="An upload_job.json."),
+    prefix: str | None = PREFIX,
     offline: bool = OFFLINE,
-    endpoint_url: str | None = ENDPOINT,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
     as_json: bool = typer.Option(
         False, "--json", help="JSON on stdout: the resolved job and the sources."
     ),
@@ -133,7 +202,7 @@ def resolve_cmd(
     except OSError as exc:
         _err.print(f"cannot read {job_file}: {exc.strerror}")
         raise typer.Exit(2) from exc
-    presets = _presets(prefix, offline, endpoint_url)
+    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
     try:
         job, notes = parse_upload_job(raw, file=job_file.name)
         resolution = resolve_job(job, presets, file=job_file.name)

@@ -22,6 +22,7 @@ that is not FAILED: the message says why); 2 usage errors; 3 AWS cannot be reach
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import typer
@@ -31,6 +32,7 @@ from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
+    ProfileOption,
     RegionOption,
     StackOption,
     TableOption,
@@ -39,12 +41,15 @@ from upload_processor_tools.commands.common import (
     job_store,
     locator,
     print_json,
+    resolve_job_ref,
 )
 
 app = typer.Typer(help="Operator commands.", no_args_is_help=True)
 
 JobArgument = typer.Argument(
-    ..., metavar="JOB", help="A job id, or an asset name (its newest job)."
+    ...,
+    metavar="JOB",
+    help="A job id (or a unique prefix of it or of its hash), or an asset name (its newest job).",
 )
 
 
@@ -67,20 +72,29 @@ def _group() -> None:
 @app.command("retry")
 def retry(
     job: str = JobArgument,
+    force: bool = typer.Option(
+        False, "--force", help="Retry even when the failure's alert calls a retry unsafe."
+    ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Start a new execution of a FAILED job; work already in the archive is not redone."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
         lambda: operations.retry(
-            store=store, sfn=where.client("stepfunctions"), s3=where.client("s3"), job=job
+            store=store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job=job,
+            force=force,
         ),
         f"retry job {job}",
     )
@@ -95,21 +109,46 @@ def retry(
     )
 
 
+def _ended(sfn: Any, result: dict[str, Any], wait: float) -> str:
+    """The stopped execution's status once it has ended, or RUNNING after `wait` seconds:
+    a stop is a request, and `cancel` says whether it has taken effect."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status = sfn.describe_execution(executionArn=result["execution_arn"])["status"]
+        except Exception:
+            return str(result["execution_status"])
+        if status != "RUNNING" or time.monotonic() >= deadline:
+            return str(status)
+        time.sleep(0.5)
+
+
 @app.command("cancel")
 def cancel(
     job: str = JobArgument,
-    reason: str | None = typer.Option(None, "--reason", help="Recorded on the job."),
+    reason: str | None = typer.Option(
+        None, "--reason", metavar="TEXT", help="Recorded on the job."
+    ),
+    wait: float = typer.Option(
+        10,
+        "--wait",
+        min=0,
+        metavar="SECONDS",
+        help="How long to wait for the execution to end, to say whether it has.",
+    ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
         lambda: operations.cancel(
             store=store,
@@ -120,10 +159,16 @@ def cancel(
         ),
         f"cancel job {job}",
     )
+    if result["execution_stopped"]:
+        result["execution_status"] = _ended(where.client("stepfunctions"), result, wait)
     if as_json:
         print_json(result)
         return
-    stopped = "execution stopped" if result["execution_stopped"] else "no running execution"
+    stopped = "no running execution"
+    if result["execution_stopped"] and result["execution_status"] == "RUNNING":
+        stopped = f"stop requested, the execution still RUNNING after {wait:.0f}s"
+    elif result["execution_stopped"]:
+        stopped = f"execution stopped ({result['execution_status']})"
     typer.echo(
         f"job {result['job_id']} CANCELLED: {stopped}, "
         f"{result['uploads_aborted']} multipart upload(s) aborted; staged data untouched"

@@ -22,6 +22,14 @@ from typing import Any, NoReturn
 
 import typer
 
+from upload_processor_tools.commands.common import (
+    EndpointOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    locator,
+)
+
 registry_app = typer.Typer(
     help="Register and read instruments, subjects, procedures and projects (funding and "
     "investigators) in the metadata registry.",
@@ -41,10 +49,16 @@ class Kind(StrEnum):
 
 
 RegistryOption = typer.Option(
-    None, "--registry", help="The registry REST API's URL (stack output RegistryApiUrl)."
+    None,
+    "--registry",
+    metavar="URL",
+    help="The registry REST API's URL (stack output RegistryApiUrl).",
 )
 TableOption = typer.Option(
-    None, "--table", help="The registry table's name (stack output RegistryTableName)."
+    None,
+    "--table",
+    metavar="NAME",
+    help="The registry table's name (stack output RegistryTableName).",
 )
 
 
@@ -57,16 +71,31 @@ def _print(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def _target(registry: str | None, table: str | None) -> tuple[str, str]:
+def _target(registry: str | None, table: str | None, where: Any) -> tuple[str, str]:
+    """("http", URL) or ("table", NAME): as given, else the deployment's (its RegistryApiUrl
+    output, or a local cloud's registry table)."""
     if registry and table:
         _fail("give either --registry URL or --table NAME, not both", EXIT_USAGE)
-    if not registry and not table:
-        _fail(
-            "say where the registry is: --registry URL (stack output RegistryApiUrl) or "
-            "--table NAME (stack output RegistryTableName)",
-            EXIT_USAGE,
-        )
-    return ("http", registry) if registry else ("table", table)  # type: ignore[return-value]
+    if registry or table:
+        return ("http", registry) if registry else ("table", table)  # type: ignore[return-value]
+    try:
+        if where.stack:
+            outputs = where.outputs()
+            if outputs.get("RegistryApiUrl"):
+                return "http", outputs["RegistryApiUrl"]
+            if outputs.get("RegistryTableName"):
+                return "table", outputs["RegistryTableName"]
+        elif where.endpoint_url:
+            from upload_processor_tools.commands.locate import LOCAL_STACK
+
+            return "table", f"{LOCAL_STACK}-RegistryTable"
+    except Exception as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE)
+    _fail(
+        "say where the registry is: --registry URL (stack output RegistryApiUrl), "
+        "--table NAME (stack output RegistryTableName), --stack NAME or --endpoint-url URL",
+        EXIT_USAGE,
+    )
 
 
 def _http(url: str) -> Any:
@@ -79,11 +108,10 @@ def _http(url: str) -> Any:
         _fail(str(exc), EXIT_USAGE)
 
 
-def _store(table: str) -> Any:
-    from upload_processor.adapters.aws import client
+def _store(table: str, where: Any) -> Any:
     from upload_processor.adapters.registry import RegistryStore
 
-    return RegistryStore(client("dynamodb"), table)
+    return RegistryStore(where.client("dynamodb"), table)
 
 
 def _reply_json(reply: Any) -> Any:
@@ -117,9 +145,11 @@ def _validation_failed(message: str, errors: list[dict[str, Any]]) -> NoReturn:
 
 @registry_app.command("put")
 def put(
-    kind: Kind = typer.Argument(..., help="instrument, subject, procedures or project."),
+    kind: Kind = typer.Argument(
+        ..., metavar="KIND", help="instrument, subject, procedures or project."
+    ),
     file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, readable=True, help="The JSON document."
+        ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="The JSON document."
     ),
     replace: bool = typer.Option(
         False,
@@ -129,13 +159,18 @@ def put(
     ),
     registry: str | None = RegistryOption,
     table: str | None = TableOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Validate and register a document (aind-data-schema 2.9.2).
 
     A project document is {"project_name": ..., "funding_source": [Funding, ...],
     "investigators": [Person, ...]}.
     """
-    where, target = _target(registry, table)
+    located = locator(stack, endpoint_url, region, profile)
+    where, target = _target(registry, table, located)
     try:
         document = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,7 +186,7 @@ def put(
 
     if where == "table":
         try:
-            result = _store(target).put(kind.value, document, replace=replace)
+            result = _store(target, located).put(kind.value, document, replace=replace)
         except RegistryValidationError as exc:
             _validation_failed(f"{file}: {exc}", exc.errors)
         except RegistryConflictError as exc:
@@ -176,7 +211,9 @@ def put(
 
 @registry_app.command("get")
 def get(
-    kind: Kind = typer.Argument(..., help="instrument, subject, procedures or project."),
+    kind: Kind = typer.Argument(
+        ..., metavar="KIND", help="instrument, subject, procedures or project."
+    ),
     record_id: str = typer.Argument(
         ...,
         metavar="ID",
@@ -185,9 +222,14 @@ def get(
     versions: bool = typer.Option(False, "--versions", help="List every version instead."),
     registry: str | None = RegistryOption,
     table: str | None = TableOption,
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Print the latest registered document (for instruments: the latest modification_date)."""
-    where, target = _target(registry, table)
+    located = locator(stack, endpoint_url, region, profile)
+    where, target = _target(registry, table, located)
     from upload_processor.adapters.registry import kind_spec
     from upload_processor.errors import MetadataServiceError
 
@@ -197,7 +239,7 @@ def get(
         f"(register it with `upload-processor registry put {kind.value} FILE`)"
     )
     if where == "table":
-        store = _store(target)
+        store = _store(target, located)
         try:
             if versions:
                 found: Any = store.versions(kind.value, record_id)

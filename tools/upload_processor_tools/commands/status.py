@@ -10,12 +10,17 @@
 `--since` takes an ISO date or date-time (naive = UTC) or an age: 30m, 24h, 7d, 2w. An asset
 name shows the newest job for that asset.
 
+A job is named by its id, any unique prefix of it, or a unique prefix of its hash (the 8 hex
+digits tables print, like git's short commits). Tables fit the terminal (80 columns: job,
+status, asset, created, data files and bytes in; from 120 also user, job type and the year;
+from 160 whole job ids) and never fold nor cut an id; one job's fields are one line each, so ids and URIs stay whole.
+
 Where the jobs are (the first that answers; see upload_processor_tools.commands.locate):
 `--table NAME` or UPLOAD_PROCESSOR_JOBS_TABLE; else the `JobsTableName` output of `--stack
 NAME` or UPLOAD_PROCESSOR_STACK; else, with `--endpoint-url URL` or AWS_ENDPOINT_URL (a local
-cloud, e.g. `upload-processor local serve`), local mode's table `upload-local-JobsTable`.
-The execution and the report are found from the job record itself. AWS credentials and
-region come from the usual places (`--region` overrides).
+cloud, e.g. `upload-processor local serve`), local mode's table `upload-local-JobsTable`;
+else the default `upload-processor configure` saved. The execution and the report are found
+from the job record itself. `--profile` and `--region` choose the AWS credentials and region.
 
 Problems are one line on stderr: exit 1 when the job is not found, 2 for usage errors (bad
 filters or token, nowhere to look), 3 when AWS cannot be reached or refuses.
@@ -23,10 +28,13 @@ filters or token, nowhere to look), 3 when AWS cannot be reached or refuses.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from upload_processor_tools.commands.common import (
@@ -34,14 +42,18 @@ from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
+    ProfileOption,
     RegionOption,
     StackOption,
     TableOption,
     aws_failure,
     fail,
+    human_size,
     job_store,
     locator,
     print_json,
+    resolve_job_ref,
+    short_id,
 )
 
 app = typer.Typer(help="Job status.", no_args_is_help=True)
@@ -60,19 +72,8 @@ _STYLE = {
 }
 
 
-def _size(value: Any) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(value)  # pragma: no cover
-
-
 def _when(value: Any) -> str:
-    return str(value).replace("T", " ").replace("Z", "")[:19] if value else "-"
+    return str(value).replace("T", " ").replace("Z", "")[:16] if value else "-"
 
 
 def _styled(value: Any) -> str:
@@ -84,7 +85,14 @@ def _styled(value: Any) -> str:
 def _counts(record: dict[str, Any]) -> str:
     if record.get("files") is None:
         return "-"
-    return f"{record['files']} / {_size(record.get('bytes_in'))} → {_size(record.get('bytes_out'))}"
+    return f"{record['files']} · {human_size(record.get('bytes_in'))}"
+
+
+def _plain(value: Any) -> str:
+    """A record value as text: JSON for structures (never a Python repr)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
 
 
 def render_list(console: Console, page: dict[str, Any]) -> None:
@@ -93,20 +101,36 @@ def render_list(console: Console, page: dict[str, Any]) -> None:
     if not items:
         console.print("no jobs match")
     else:
-        table = Table(show_lines=False, header_style="bold")
-        for column in ("Job", "Status", "Asset", "User", "Job type", "Created (UTC)"):
-            table.add_column(column, overflow="fold")
-        table.add_column("Files / bytes in → out", justify="right")
+        wide = console.width >= 120  # room for the user, the job type and the year too
+        full = console.width >= 160  # and for whole job ids
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            header_style="bold",
+            pad_edge=False,
+            show_edge=False,
+            collapse_padding=True,
+        )
+        # ids (job, asset) are never folded nor cut: they are what a user copies
+        table.add_column("Job", no_wrap=True, min_width=8)
+        table.add_column("Status", no_wrap=True, min_width=9)
+        table.add_column("Asset", no_wrap=True)
+        table.add_column("Created (UTC)" if wide else "Created UTC", no_wrap=True)
+        table.add_column("Files · in", justify="right", overflow="fold")
+        if wide:
+            table.add_column("User", overflow="fold")
+            table.add_column("Job type", no_wrap=True)
         for r in items:
-            table.add_row(
-                r.get("job_id", "-"),
+            created = _when(r.get("created_at"))
+            row = [
+                r.get("job_id", "-") if full else short_id(r.get("job_id", "-")),
                 _styled(r.get("status")),
                 r.get("asset_name") or "-",
-                r.get("user_email") or "-",
-                r.get("job_type") or "-",
-                _when(r.get("created_at")),
+                created if wide or created == "-" else created[5:],
                 _counts(r),
-            )
+            ]
+            if wide:
+                row += [r.get("user_email") or "-", r.get("job_type") or "-"]
+            table.add_row(*row)
         console.print(table)
     if page.get("next_token"):
         console.print(f"more: --next-token {page['next_token']}", soft_wrap=True)
@@ -135,24 +159,44 @@ _RECORD_ORDER = (
 )
 
 
+def _execution_meaning(record: dict[str, Any], execution: dict[str, Any]) -> str:
+    """Why an execution's status may differ from the job's (a rejection is a run that
+    succeeded in rejecting): said in words, so the two never read as a contradiction."""
+    job, run = record.get("status"), execution.get("status")
+    if run == "SUCCEEDED" and job == "REJECTED":
+        return "it ran to the end and rejected the upload (see the report)"
+    if run == "SUCCEEDED":
+        return f"it ran to the end; the job is {job}"
+    if run == "RUNNING":
+        return "still running"
+    return f"it ended {run}; the job is {job}"
+
+
 def render_detail(console: Console, detail: dict[str, Any]) -> None:
     """One job: its record, its execution's steps, its report's summary."""
     record = detail["job"]
     console.print(
-        f"[bold]Job {record['job_id']}[/] {_styled(record.get('status'))}", soft_wrap=True
+        f"[bold]Job {short_id(record['job_id'])}[/] {_styled(record.get('status'))}",
+        soft_wrap=True,
     )
-    fields = Table(show_header=False, box=None, padding=(0, 1))
-    fields.add_column(style="bold")
-    fields.add_column(overflow="fold")
     keys = [k for k in _RECORD_ORDER if k in record]
     keys += sorted(k for k in record if k.endswith("_at"))
     keys += sorted(k for k in record if k not in keys)
+    width = max(map(len, keys))
     for key in keys:
         value = record[key]
+        if key == "files":
+            value = f"{value} data files archived (metadata files apart)"
         if key in ("bytes_in", "bytes_out"):
-            value = f"{value} ({_size(value)})"
-        fields.add_row(key, _styled(value) if key == "status" else str(value))
-    console.print(fields)
+            value = f"{value} ({human_size(value)})"
+        # one line per field, never folded by us: an id or a URI stays whole, copyable
+        if isinstance(value, dict):  # e.g. functions: one line per entry
+            console.print(f"[bold]{key}[/]")
+            for name, item in value.items():
+                console.print(f"  {name:<{width - 2}} {escape(_plain(item))}", soft_wrap=True)
+            continue
+        text = _styled(value) if key == "status" else escape(_plain(value))
+        console.print(f"[bold]{key:<{width}}[/] {text}", soft_wrap=True)
 
     execution = detail.get("execution")
     console.print()
@@ -160,16 +204,20 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         console.print("[bold]Execution[/]: none (the job never started one)")
     else:
         console.print(
-            f"[bold]Execution[/] {_styled(execution.get('status'))} {execution['arn']}",
+            f"[bold]Execution[/] (the workflow run) {_styled(execution.get('status'))}: "
+            f"{_execution_meaning(record, execution)}",
             soft_wrap=True,
         )
+        console.print(execution["arn"], soft_wrap=True, markup=False)
         if execution.get("history_error"):
             console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
         if execution.get("steps"):
-            steps = Table(header_style="bold")
-            for column in ("Step", "Type", "Started (UTC)", "Ended (UTC)", "Seconds", "Outcome"):
-                steps.add_column(column, overflow="fold")
-            steps.add_column("Error", overflow="fold")
+            steps = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+            for column in ("Step", "Type", "Started (UTC)", "Seconds", "Outcome"):
+                steps.add_column(
+                    column, no_wrap=True, justify="right" if column == "Seconds" else "left"
+                )
+            steps.add_column("Error", overflow="fold", ratio=1)
             for s in execution["steps"]:
                 error = ""
                 if s.get("error"):
@@ -179,8 +227,7 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
                 steps.add_row(
                     s.get("name") or "-",
                     s.get("type") or "-",
-                    _when(s.get("started_at")),
-                    _when(s.get("ended_at")),
+                    str(s.get("started_at") or "")[11:19] or "-",
                     "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f}",
                     _styled(s.get("outcome")),
                     error,
@@ -197,9 +244,9 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         return
     console.print(
         f"[bold]Report[/] {report['status']}: {report['errors']} error(s), "
-        f"{report['warnings']} warning(s) — {report['uri']}",
-        soft_wrap=True,
+        f"{report['warnings']} warning(s)"
     )
+    console.print(report["uri"], soft_wrap=True, markup=False)
     for issue in report.get("issues", [])[:20]:
         where = issue.get("file") or "-"
         if issue.get("field"):
@@ -222,7 +269,10 @@ def _group() -> None:
 @app.command("status")
 def status(
     job_or_asset: str | None = typer.Argument(
-        None, metavar="[JOB_OR_ASSET]", help="A job id, or an asset name (its newest job)."
+        None,
+        metavar="[JOB]",
+        help="A job id (or a unique prefix of it or of its hash, as tables print it), or an "
+        "asset name (its newest job).",
     ),
     state: str | None = typer.Option(
         None, "--state", help="RECEIVED, PROCESSING, COMPLETE, REJECTED, FAILED or CANCELLED."
@@ -241,6 +291,7 @@ def status(
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """List recent jobs (newest first), or show one job: record, execution steps, report."""
     from upload_processor.errors import InvalidQueryError
@@ -257,7 +308,7 @@ def status(
         given = [name for name, value in listing_options.items() if value]
         if given:
             fail(f"{', '.join(given)} filter the listing; not with a JOB_OR_ASSET", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     store = job_store(where, table)
     out = Console(soft_wrap=False, highlight=False)
     if job_or_asset is None:
@@ -280,6 +331,7 @@ def status(
         else:
             render_list(out, page)
         return
+    job_or_asset = resolve_job_ref(store, where.client("dynamodb"), job_or_asset)
     try:
         detail = job_detail(
             store,

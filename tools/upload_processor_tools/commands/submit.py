@@ -16,6 +16,15 @@ import typer
 from rich.console import Console
 
 from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor_tools.commands.checks import validate_with_deployment
+from upload_processor_tools.commands.common import (
+    EndpointOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    human_size,
+    locator,
+)
 from upload_processor_tools.submit import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PART_SIZE_MIB,
@@ -31,14 +40,6 @@ from upload_processor_tools.submit import (
 )
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"
 
 
 class RichProgress:
@@ -58,7 +59,7 @@ class RichProgress:
             TextColumn("[bold]{task.description:<9}"),
             BarColumn(),
             TextColumn("{task.fields[done]}/{task.fields[files]} files"),
-            DownloadColumn(),
+            DownloadColumn(binary_units=False),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=console,
@@ -101,30 +102,6 @@ class RichProgress:
             self.bar.update(self._upload, done=self._uploaded)
 
 
-def _validate(directory: Path, job: Path | None, registry: str | None, default_tz: str | None):
-    """The validation report, exactly as `upload-processor validate` makes it."""
-    from upload_processor.adapters.metadata_service import service_from_spec
-    from upload_processor.errors import ConfigurationError, MetadataServiceError
-    from upload_processor.settings import Settings
-    from upload_processor_tools.validate import UsageError, validate_directory
-
-    try:
-        # the user named the service: their own credentials go to it
-        service = service_from_spec(
-            registry or Settings.from_env().metadata_service_spec(), sign=True
-        )
-        return validate_directory(directory, job_path=job, service=service, default_tz=default_tz)
-    except (UsageError, ConfigurationError) as exc:
-        err.print(str(exc))
-        raise typer.Exit(2) from exc
-    except MetadataServiceError as exc:
-        err.print(f"the metadata service could not answer: {exc}; try again, or --no-validate")
-        raise typer.Exit(3) from exc
-    except Exception as exc:  # never disguised as "invalid"
-        err.print(f"internal error while validating: {type(exc).__name__}: {exc}")
-        raise typer.Exit(3) from exc
-
-
 def _session_files(directory: Path, follow_symlinks: bool) -> list[LocalFile]:
     """The folder's files, or exit: 2 for an unreadable folder, 1 for a layout problem (each
     refused path listed with its reason)."""
@@ -139,38 +116,43 @@ def _session_files(directory: Path, follow_symlinks: bool) -> list[LocalFile]:
 
 
 def submit(
-    directory: Path = typer.Argument(..., help="The session folder, laid out as it is staged."),
+    directory: Path = typer.Argument(
+        ..., metavar="DIR", help="The session folder, laid out as it is staged."
+    ),
     staging: str = typer.Option(
-        ..., "--staging", help="Where the session goes: s3://BUCKET/PREFIX (its own folder)."
+        ...,
+        "--staging",
+        metavar="URI",
+        help="Where the session goes: s3://BUCKET/PREFIX (its own folder).",
     ),
     job: Path | None = typer.Option(
-        None, "--job", help="The job file (default: DIR/upload_job.json)."
+        None, "--job", metavar="FILE", help="The job file (default: DIR/upload_job.json)."
     ),
     no_validate: bool = typer.Option(
         False, "--no-validate", help="Upload even if validation finds errors (it is not run)."
     ),
-    endpoint_url: str | None = typer.Option(
-        None,
-        "--endpoint-url",
-        help="A local cloud, e.g. `upload-processor local serve`'s (boto3 also reads AWS_ENDPOINT_URL).",
-    ),
     registry: str | None = typer.Option(
         None,
         "--registry",
-        help="Metadata service for validation (as `validate --registry`); default: offline "
-        "unless METADATA_SERVICE / REGISTRY_TABLE is set.",
+        metavar="SPEC",
+        help="Metadata service for validation (as `validate --registry`); default: the "
+        "deployment's, exactly as the pipeline will check the session.",
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Validate without the metadata service or the deployment."
     ),
     default_tz: str | None = typer.Option(
-        None, "--default-tz", help="Time zone for a naive acq_datetime (validation)."
+        None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
     ),
     part_size_mib: int = typer.Option(
         DEFAULT_PART_SIZE_MIB,
         "--part-size-mib",
         min=5,
+        metavar="MIB",
         help="Files larger than this go multipart, in parts of this size.",
     ),
     concurrency: int = typer.Option(
-        DEFAULT_CONCURRENCY, "--concurrency", min=1, help="Parallel requests."
+        DEFAULT_CONCURRENCY, "--concurrency", min=1, metavar="N", help="Parallel requests."
     ),
     follow_symlinks: bool = typer.Option(
         False,
@@ -178,6 +160,10 @@ def submit(
         help="Upload the target of a symlink that stays inside the folder (default: refuse "
         "every symlink; links out of the folder, dangling ones and loops are always refused).",
     ),
+    stack: str | None = StackOption,
+    endpoint_url: str | None = EndpointOption,
+    region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """Validate a session folder, upload it (resumable), then write upload_job.json to start it."""
     import logging
@@ -192,9 +178,12 @@ def submit(
             )
         if job is not None and not job.is_file():
             raise SubmitUsageError(f"--job {job}: no such file")
+        if offline and registry:
+            raise SubmitUsageError("--offline and --registry exclude each other")
     except SubmitUsageError as exc:
         err.print(str(exc))
         raise typer.Exit(2) from exc
+    where = locator(stack, endpoint_url, region, profile)
 
     files = _session_files(directory, follow_symlinks)  # what is uploaded is what is validated
     if no_validate:
@@ -202,7 +191,15 @@ def submit(
     else:
         from upload_processor_tools.commands.report_view import print_report
 
-        report = _validate(directory, job, registry, default_tz)
+        report = validate_with_deployment(
+            directory,
+            where,
+            job=job,
+            registry=registry,
+            offline=offline,
+            default_tz=default_tz,
+            skip_hint="submit with --offline",
+        )
         print_report(out, report)
         if report.status != "valid":
             err.print("[red]not submitted[/]: fix the errors above (or pass --no-validate)")
@@ -218,7 +215,9 @@ def submit(
         err.print(f"cannot read {job_path}: {exc.strerror}")
         raise typer.Exit(3) from exc
 
-    s3 = s3_client(endpoint_url, max_pool_connections=concurrency + 4)
+    s3 = s3_client(
+        where.endpoint_url, max_pool_connections=concurrency + 4, session=where.session()
+    )
     config = transfer_config(part_size_mib, concurrency)
     try:
         with RichProgress(err) as progress:
@@ -243,8 +242,8 @@ def submit(
         raise typer.Exit(130) from exc
 
     out.print(
-        f"uploaded {len(result.uploaded)} file(s) ({_size(result.uploaded_bytes)}), "
-        f"skipped {len(result.skipped)} already in staging ({_size(result.skipped_bytes)})"
+        f"uploaded {len(result.uploaded)} file(s) ({human_size(result.uploaded_bytes)}), "
+        f"skipped {len(result.skipped)} already in staging ({human_size(result.skipped_bytes)})"
     )
     if result.replaced_job:
         out.print(
@@ -252,7 +251,7 @@ def submit(
         )
     out.print(
         f"wrote s3://{location.bucket}/{result.job_key} (version {result.version_id}), "
-        f"listing {len(files)} file(s)"
+        f"listing {len(files)} file(s) (data and metadata)"
     )
     out.print(f"job id: {result.job_id}")
     follow = f"upload-processor status {result.job_id}"

@@ -30,6 +30,7 @@ from upload_processor_tools.commands.common import (
     EXIT_USAGE,
     EndpointOption,
     JsonOption,
+    ProfileOption,
     RegionOption,
     StackOption,
     aws_failure,
@@ -143,12 +144,13 @@ def versions(
     stack: str | None = StackOption,
     endpoint_url: str | None = EndpointOption,
     region: str | None = RegionOption,
+    profile: str | None = ProfileOption,
 ) -> None:
     """List the published versions of the pipeline functions and the code version each carries
     (what a task's image_version can pin)."""
     from upload_processor.errors import ConfigurationError
 
-    where = locator(stack, endpoint_url, region)
+    where = locator(stack, endpoint_url, region, profile)
     given = {
         "gather": gather_function,
         "transfer": transfer_function,

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from upload_processor_tools.commands.common import human_size, plural, short_id
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session, project_record
 
@@ -46,15 +47,18 @@ def _run_session(cloud: LocalCloud, console: Console, folder: Path, prefix: str)
     keys = cloud.upload_session(folder, prefix)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     console.print(
-        f"  uploaded {len(keys)} files ({size / 1e6:.1f} MB) to s3://{cloud.staging_bucket}/{prefix}/, "
-        "upload_job.json last"
+        f"  uploaded {plural(len(keys), 'file')} ({human_size(size)}), upload_job.json last, to"
     )
+    console.print(f"    s3://{cloud.staging_bucket}/{prefix}/", soft_wrap=True)
     new = [e for e in cloud.executions() if e["executionArn"] not in before]
     if len(new) != 1:
         raise RuntimeError(f"expected one execution for {prefix}, found {len(new)}")
-    console.print(f"  execution {new[0]['name']} started")
+    console.print(f"  job {short_id(new[0]['name'])}: its workflow started")
     out = cloud.wait(new[0]["executionArn"])
-    console.print(f"  execution {out['status']} in {time.monotonic() - started:.1f}s")
+    console.print(
+        f"  workflow done in {time.monotonic() - started:.1f}s (execution {out['status']}; "
+        "the job's status follows)"
+    )
     record = cloud.job(new[0]["name"]) or {}
     return record
 
@@ -68,10 +72,9 @@ def run_demo(
     root = workdir or Path(tempfile.mkdtemp(prefix="upload-demo-"))
     console.rule("[bold]Local cloud")
     with LocalCloud() as cloud:
-        console.print(
-            f"  template.yaml deployed on moto: staging s3://{cloud.staging_bucket}, "
-            f"archive s3://{cloud.archive_bucket}"
-        )
+        console.print("  template.yaml deployed on moto:")
+        console.print(f"    staging s3://{cloud.staging_bucket}", soft_wrap=True)
+        console.print(f"    archive s3://{cloud.archive_bucket}", soft_wrap=True)
         inbox = cloud.subscribe_queue(
             "demo-scientist-inbox", {"user_email": ["scientist@example.org"]}
         )
@@ -79,8 +82,8 @@ def run_demo(
         project = project_record()
         cloud.registry.put("project", project)
         console.print(
-            f"  registered project {project['project_name']!r} (funding and investigators) in "
-            f"the registry table {cloud.registry.table_name}"
+            f"  registered project {project['project_name']!r} (funding, investigators)\n"
+            f"    in the registry table {cloud.registry.table_name}"
         )
 
         console.rule("[bold]Session 1: a valid behavior + ecephys session")
@@ -93,7 +96,9 @@ def run_demo(
         listing = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/").get(
             "Contents", []
         )
-        table = Table(title=f"s3://{cloud.archive_bucket}/{asset}/")
+        console.print(f"  job status: [bold]{record.get('status')}[/bold]; archived in")
+        console.print(f"    s3://{cloud.archive_bucket}/{asset}/", soft_wrap=True)
+        table = Table()
         table.add_column("key")
         table.add_column("bytes", justify="right")
         for obj in listing:
@@ -136,7 +141,10 @@ def run_demo(
             conflicting_subject_id="750999",
         )
         record = _run_session(cloud, console, bad, "rig-7/750102_2025-06-13_15-03-00")
-        console.print(f"  job status: [bold]{record.get('status')}[/bold]")
+        console.print(
+            f"  job status: [bold]{record.get('status')}[/bold] (checks found errors; "
+            "nothing archived)"
+        )
         messages = [
             m
             for m in cloud.messages(inbox)

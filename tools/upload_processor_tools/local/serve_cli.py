@@ -18,22 +18,78 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 READY = "ready:"
 
 
+def _show_alerts(server: Any, stop: threading.Event) -> threading.Thread:
+    """A thread printing every notification the local cloud publishes, until `stop`."""
+    from upload_processor_tools.commands.tail import AlertFeed, alert_text
+
+    def run() -> None:
+        with AlertFeed(server.client, server.topic_arn) as feed:
+            while not stop.is_set():
+                try:
+                    for item in feed.alerts(wait=1):
+                        typer.echo(alert_text(item))
+                        sys.stdout.flush()
+                except Exception as exc:  # the server is stopping: say so, stop showing
+                    if not stop.is_set():
+                        err.print(f"alerts: stopped showing them: {exc}")
+                    return
+
+    thread = threading.Thread(target=run, name="alerts", daemon=True)
+    thread.start()
+    return thread
+
+
+def env(
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", min=1, max=65535, metavar="PORT", help="`local serve`'s port."
+    ),
+) -> None:
+    """Print the shell lines that point the AWS CLI and boto3 at `local serve`:
+    eval "$(upload-processor local env)"."""
+    from upload_processor_tools.local.seam import REGION
+
+    for line in (
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port}",
+        f"export AWS_DEFAULT_REGION={REGION}",
+        "export AWS_ACCESS_KEY_ID=testing",
+        "export AWS_SECRET_ACCESS_KEY=testing",
+        "unset AWS_PROFILE AWS_SESSION_TOKEN",
+    ):
+        typer.echo(line)
+
+
 def serve(
     port: int = typer.Option(
-        DEFAULT_PORT, "--port", min=0, max=65535, help="TCP port (0: any free port)."
+        DEFAULT_PORT,
+        "--port",
+        min=0,
+        max=65535,
+        metavar="PORT",
+        help="TCP port (0: any free port).",
     ),
     host: str = typer.Option(
         "127.0.0.1",
         "--host",
+        metavar="ADDRESS",
         help="Address to bind: 127.0.0.1 (default) or 0.0.0.0 (e.g. for a sam local invoke "
         "container; no authentication, keep it off untrusted networks).",
     ),
     log_level: str = typer.Option(
-        "WARNING", "--log-level", help="The functions' LOG_LEVEL (their logs go to stdout)."
+        "WARNING",
+        "--log-level",
+        metavar="LEVEL",
+        help="The functions' LOG_LEVEL (their logs go to stdout).",
     ),
     verbose: bool = typer.Option(False, "--verbose", help="Log every request the server answers."),
     grace: float = typer.Option(
-        10.0, "--grace", min=0, help="Seconds to let running executions finish on Ctrl-C."
+        10.0,
+        "--grace",
+        min=0,
+        metavar="SECONDS",
+        help="Seconds to let running executions finish on Ctrl-C.",
+    ),
+    alerts: bool = typer.Option(
+        True, "--alerts/--no-alerts", help="Show each notification as it is published."
     ),
 ) -> None:
     """Run the stack from template.yaml on a moto server and print where it is, until Ctrl-C."""
@@ -66,8 +122,11 @@ def serve(
                 typer.echo(line)
             typer.echo(f"{READY} local cloud at {server.endpoint_url} (Ctrl-C stops it)")
             sys.stdout.flush()
+            feed = _show_alerts(server, stop) if alerts else None
             while not stop.wait(0.5):
                 pass
+            if feed is not None:
+                feed.join(5)
             running = server.running_executions()
             if running and grace:
                 err.print(

@@ -272,16 +272,18 @@ def banner(server: LocalServer) -> list[str]:
         f"notification topic  {names['notification_topic_arn']}",
         f"jobs table          {names['jobs_table']}",
         f"registry table      {names['registry_table']}",
+        f"registry            registry-table:{names['registry_table']}   (--registry SPEC)",
         f"state machine       {names['state_machine_arn']}",
         "",
-        "point tools at it:",
-        f"  export AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION={REGION}",
-        f"  export UPLOAD_PROCESSOR_TOPIC_ARN={names['notification_topic_arn']}",
-        f"  aws --endpoint-url {url} s3 ls s3://{names['staging_bucket']}/",
-        f"  upload-processor submit SESSION_DIR --staging s3://{names['staging_bucket']}/rig-1/SESSION "
-        f"--endpoint-url {url}",
-        "  upload-processor status JOB_ID      (with AWS_ENDPOINT_URL exported)",
-        "  a `sam local invoke` container: serve with --host 0.0.0.0 and give the function "
+        "point tools at it (this shell's AWS CLI too):",
+        f'  eval "$(upload-processor local env --port {server.port})"',
+        f"  (that is: export AWS_ENDPOINT_URL={url} AWS_DEFAULT_REGION={REGION} and fake keys)",
+        f"  upload-processor submit SESSION_DIR --staging s3://{names['staging_bucket']}/rig-1/SESSION",
+        "  upload-processor status",
+        f"  aws --endpoint-url {url} s3 ls s3://{names['staging_bucket']}/   (or after the eval: aws s3 ls)",
+        "  upload-processor registry put subject subject.json   (the registry table above)",
+        "alerts: every notification published is shown below as it is sent (--no-alerts: not)",
+        "a `sam local invoke` container: serve with --host 0.0.0.0 and give the function "
         f"AWS_ENDPOINT_URL=http://host.docker.internal:{server.port} (--env-vars)",
     ]
     return lines

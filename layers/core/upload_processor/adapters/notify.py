@@ -280,11 +280,18 @@ def publish(sns: Any, topic_arn: str, notification: Notification) -> str | None:
     return out["MessageId"]
 
 
+ALWAYS_SENT = ("fail", "rejected")  # what a subscription receives whatever events it names
+
+
 def subscription_filter(email: str | None, events: list[str] | None = None) -> dict[str, Any]:
-    """The filter policy of a user's subscription (or, with no email, an operator's)."""
+    """The filter policy of a user's subscription (or, with no email, an operator's).
+
+    A filter on events always keeps `fail` and `rejected`: they are the alerts that ask the
+    user to act, so no choice of events may silence them.
+    """
     policy: dict[str, Any] = {"audience": ["user"]} if email else {"audience": ["operator"]}
     if email:
         policy["user_email"] = [email]
     if events:
-        policy["event"] = sorted(set(events))
+        policy["event"] = sorted(set(events) | set(ALWAYS_SENT))
     return policy

@@ -289,13 +289,13 @@ def _is_per_modality(preset: dict[str, Any]) -> bool:
 
 
 def load_job_types(
-    prefix: str | None, *, ssm: Any = None, max_age: int = 300
+    prefix: str | None, *, ssm: Any = None, max_age: int = 300, force_fetch: bool = False
 ) -> dict[str, dict[str, Any]]:
     """The shipped presets, overridden and extended by the deployment's SSM documents.
 
     One JSON document per job type under `prefix` (`<prefix>/<job_type>`), read with
-    Powertools' parameters utility (cached for `max_age` seconds). A document that is not a
-    valid preset raises ConfigurationError naming the parameter.
+    Powertools' parameters utility (cached for `max_age` seconds; `force_fetch` reads past the
+    cache). A document that is not a valid preset raises ConfigurationError naming it.
     """
     presets = copy.deepcopy(DEFAULT_JOB_TYPES)
     if not prefix:
@@ -306,10 +306,14 @@ def load_job_types(
 
     path = "/" + prefix.strip("/")
     if ssm is None:  # Powertools' default provider: cached across warm invocations
-        values = parameters.get_parameters(path, max_age=max_age, recursive=True)
+        values = parameters.get_parameters(
+            path, max_age=max_age, recursive=True, force_fetch=force_fetch
+        )
     else:
         provider = parameters.SSMProvider(boto3_client=ssm)
-        values = provider.get_multiple(path, max_age=max_age, recursive=True)
+        values = provider.get_multiple(
+            path, max_age=max_age, recursive=True, force_fetch=force_fetch
+        )
     for name, raw in values.items():
         job_type = name.strip("/").split("/")[-1]
         try:

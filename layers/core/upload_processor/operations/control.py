@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
+from upload_processor.adapters.notify import RETRY_ADVICE
 from upload_processor.domain.archive import RESULTS, work_key
 from upload_processor.domain.contracts import ExecutionInput
 from upload_processor.errors import (
@@ -92,8 +93,9 @@ def prepare_work_area(s3: Any, *, archive: str | None, job_id: str) -> dict[str,
     return {"kept_batches": kept, "dropped_batches": dropped}
 
 
-def retry(*, store: JobStore, sfn: Any, s3: Any, job: str) -> dict[str, Any]:
-    """Start a new execution of a FAILED job; returns what was started."""
+def retry(*, store: JobStore, sfn: Any, s3: Any, job: str, force: bool = False) -> dict[str, Any]:
+    """Start a new execution of a FAILED job; returns what was started. A job whose failure
+    alert called a retry unsafe (RETRY_ADVICE "not ...") is refused unless `force`."""
     record = _job(store, job)
     job_id, status = record["job_id"], record.get("status")
     if status != JobStatus.FAILED:
@@ -105,6 +107,12 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str) -> dict[str, Any]:
         }.get(status, "it has not finished")
         raise OperationRefusedError(
             f"job {job_id} is {status}, not FAILED; only a FAILED job can be retried ({hint})"
+        )
+    failed_with = str(record.get("error") or "").split(":", 1)[0]
+    if RETRY_ADVICE.get(failed_with, "").startswith("not") and not force:
+        raise OperationRefusedError(
+            f"job {job_id} failed with {failed_with}; a retry would fail the same way: "
+            f"{RETRY_ADVICE[failed_with]} (--force retries anyway)"
         )
     previous = record.get("execution_arn")
     if not previous:

@@ -160,14 +160,21 @@ class Ingest:
             raw = self._read_job(staged)
         except UploadJobError as exc:
             return self._reject(job_id, staged, exc, {})
+        job = None  # once parsed, a rejection still names its asset (`status ASSET` finds it)
         try:
             job, notes = parse_upload_job(
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
             )
-            resolution = resolve_job(job, load_job_types(self.settings.job_types_prefix))
+            presets = load_job_types(self.settings.job_types_prefix)
+            if job.job_type not in presets:  # a type added since the cache was filled
+                presets = load_job_types(self.settings.job_types_prefix, force_fetch=True)
+            resolution = resolve_job(job, presets)
             functions = resolve_pins(resolution.resolved, self.awslambda, self.function_names)
         except UploadJobError as exc:
-            return self._reject(job_id, staged, exc, _partial_job(raw))
+            partial = _partial_job(raw)
+            if job is not None:
+                partial["asset_name"] = asset_name(job.subject_id, job.acq_datetime, job.platform)
+            return self._reject(job_id, staged, exc, partial)
         resolved = resolution.resolved
         notes = notes + resolution.notes
         name = asset_name(job.subject_id, job.acq_datetime, job.platform)
@@ -278,6 +285,7 @@ class Ingest:
                 "job_version_id": staged.version_id,
                 "job_type": partial.get("job_type") or "unknown",
                 "user_email": partial.get("user_email"),
+                "asset_name": partial.get("asset_name"),
                 "report_key": report_key,
                 "error": str(exc)[:2000],
             }
