@@ -1,6 +1,6 @@
-"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz
-(upload_processor_tools.synthetic's generator: zstd -3 compresses it 2.74x, as real NP1 data), and readers that
-stream it without holding a whole file in memory."""
+"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz, from
+``upload_processor_tools.synthetic.ap_band`` (zstd -3 compresses it 2.74x, as real NP1 AP-band
+data), and a reader that streams a repeated block without holding a whole file in memory."""
 
 from __future__ import annotations
 

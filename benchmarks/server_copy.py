@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks import MiB
+from benchmarks import MiB, Row
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import CyclingReader
 from upload_processor.domain.plan import PlanItem
@@ -287,18 +287,18 @@ def _calls(case: dict[str, Any]) -> str:
     return ", ".join(f"{name} x{case['calls'][name]}" for name in shown if name in case["calls"])
 
 
-def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | None]]:
-    out: list[tuple[str, str, str, str, str, bool | None]] = []
+def rows(result: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
     for case in result["cases"]:
         out.append(
-            (
+            Row(
                 f"bytes read, {_size(case['size'])}: {_calls(case)} ({case['client']})",
-                f"{case['bytes_read']} B",
                 (
                     f"{_size(case['control_bytes_read'])} (compress)"
                     if "control_bytes_read" in case
                     else f"{_size(case['size'])} (size)"
                 ),
+                f"{case['bytes_read']} B",
                 f"{case['ratio']:g}",
                 "== 0",
                 case["bytes_read"] == 0 and case["read_calls"] == 0,
