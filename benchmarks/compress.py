@@ -14,9 +14,9 @@ the baseline then the project, every run reading the file from disk inside its c
   per core, each range's ``transfer()`` on a thread of its own, `complete_chunked`. Goal:
   >= 0.95x the CLI's throughput at <= 1.1x its CPU time (user + sys, all threads).
 
-Figures are medians with their min-max. When the stream misses its goal, or always with
-``profile="always"``, the stream worker runs once more under cProfile and the results say
-where its time goes.
+Figures are medians with their min-max. When a path misses its goal, or always with
+``profile="always"``, both paths run once more under cProfile (the chunked path one profiler
+per range thread) and the notes say where their time goes.
 
 Memory: a fresh subprocess (``python -m benchmarks.memory_child``) runs the worker on a
 source that the fake client's ``get_object`` body generates as it is read (a repeating 8 MiB
@@ -146,10 +146,15 @@ def bench_throughput(
         child = _run_child("benchmarks.throughput_child", *args, "--repeat", str(repeat))
         summary = _summary(child)
         profiled = None
-        if profile == "always" or (profile == "on_miss" and summary["stream_ratio"] < STREAM_GOAL):
+        missed = (
+            summary["stream_ratio"] < STREAM_GOAL
+            or summary["chunked_ratio"] < CHUNKED_GOAL
+            or summary["chunked_cpu_ratio"] > CHUNKED_CPU_GOAL
+        )
+        if profile == "always" or (profile == "on_miss" and missed):
             profiled = _run_child(
                 "benchmarks.throughput_child", *args, "--repeat", "0", "--profile"
-            )["profile"]
+            )
     zstd = child["zstd_cli"]
     return {
         "size_mb": size / MiB,
@@ -167,7 +172,8 @@ def bench_throughput(
         "range_size": child["range_size"],
         "requests": child["requests"],
         "wall_s": child["wall_s"],
-        "profile": profiled,
+        "profile": profiled and profiled["profile"],
+        "profile_chunked": profiled and profiled["profile_chunked"],
     }
 
 
@@ -311,6 +317,26 @@ def rows(result: dict[str, Any]) -> list[Row]:
     return throughput_rows(result["throughput"]) + memory_rows(result["memory"])
 
 
+def _profile_notes(profile: dict[str, Any] | None, what: str) -> list[str]:
+    """Where a profiled run's time went: per kind of work, and the top functions."""
+    if not profile:
+        return []
+    kinds = ", ".join(
+        f"{name} {share:.0%}"
+        for name, share in sorted(
+            profile["categories_share"].items(), key=lambda item: item[1], reverse=True
+        )
+        if share >= 0.005
+    )
+    top = "; ".join(
+        f"{e['function']} {e['share']:.0%}" for e in profile["top"][:5] if e["share"] >= 0.01
+    )
+    return [
+        f"compress: {what}, profiled (cProfile, {profile['wall_s']:.2f} s): {kinds}.",
+        f"compress: {what}, top functions by own time: {top}.",
+    ]
+
+
 def notes(result: dict[str, Any]) -> list[str]:
     t, m = result["throughput"], result["memory"]
     mb = t["mb_s"]
@@ -333,20 +359,8 @@ def notes(result: dict[str, Any]) -> list[str]:
         f"compress: zstandard alone on the same file: one-shot {fmt(mb['zstd_oneshot'], 'MiB/s')}"
         f", stream + SHA-256 in and out {fmt(mb['zstd_stream_sha256'], 'MiB/s')}."
     )
-    profile = t.get("profile")
-    if profile:
-        kinds = ", ".join(
-            f"{name} {share:.0%}"
-            for name, share in sorted(
-                profile["categories_share"].items(), key=lambda item: item[1], reverse=True
-            )
-            if share >= 0.005
-        )
-        lines.append(f"compress: stream profile (cProfile, {profile['wall_s']:.2f} s): {kinds}.")
-        top = "; ".join(
-            f"{e['function']} {e['share']:.0%}" for e in profile["top"][:5] if e["share"] >= 0.01
-        )
-        lines.append(f"compress: top functions by own time: {top}.")
+    for key, what in (("profile", "the stream"), ("profile_chunked", "the chunked path")):
+        lines += _profile_notes(t.get(key), what)
     lines.append(
         f"compress: worker peak tracemalloc {m['small']['tracemalloc_peak_mb']:.0f} / "
         f"{m['large']['tracemalloc_peak_mb']:.0f} MiB at {m['small']['size_mb']:g} / "

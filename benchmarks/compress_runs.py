@@ -133,15 +133,15 @@ class Paths:
             raise RuntimeError(f"the stream worker's result does not match its input: {result}")
         return int(result.bytes_out)
 
-    def chunked(self) -> int:
-        """The chunked path: `start_chunked`, each range's ``transfer()`` on a thread of its
-        own (one per core, as the Map runs one Lambda per range), `complete_chunked`."""
+    def chunked(self, run: Callable[[FakeS3, PlanItem], Any] = run_worker) -> int:
+        """The chunked path: `start_chunked`, each range's ``transfer()`` (`run`) on a thread
+        of its own (one per core, as the Map runs one Lambda per range), `complete_chunked`."""
         s3 = self._s3("chunked")
         items = start_chunked(
             s3, plan(self.size, self.level), dest_bucket=DEST_BUCKET, range_size=self.range_size()
         )
         with ThreadPoolExecutor(max_workers=min(self.cores, len(items))) as pool:
-            parts = list(pool.map(lambda item: run_worker(s3, item), items))
+            parts = list(pool.map(lambda item: run(s3, item), items))
         result = complete_chunked(s3, parts, dest_bucket=DEST_BUCKET)
         if result.bytes_in != self.size or s3.completed != [DEST_KEY] or s3.aborted:
             raise RuntimeError(f"the chunked result does not match its input: {result}")

@@ -15,8 +15,9 @@ prints one JSON line: per run name, the wall and CPU seconds of every round, and
 size; the project's results are checked against the file after each run, so no figure is
 reported for a worker that did not do the whole job.
 
-With ``--profile`` the stream worker runs once more under cProfile and the answer carries
-where its time went (top functions by own time, and the time grouped by kind of work).
+With ``--profile`` the stream worker and the chunked path run once more under cProfile
+and the answer carries where their time went (top functions by own time, and the time
+grouped by kind of work).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 import zstandard
 
-from benchmarks.compress_runs import Paths, cli_run, in_process, zstd_cli
+from benchmarks.compress_runs import Paths, cli_run, in_process, run_worker, zstd_cli
 
 # Kinds of work, matched on cProfile's function labels (C functions show as
 # "<method 'x' of 'y' objects>" or "<built-in method x>"). The chunker's compress() and
@@ -43,10 +44,12 @@ from benchmarks.compress_runs import Paths, cli_run, in_process, zstd_cli
 # input and waiting for its output.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("zstd compression", ("ZstdCompression", "(_compress)", "builtins.next")),
-    ("SHA-256 of the source", ("'update' of '_hashlib.HASH'",)),
+    ("SHA-256 of the source (chunked: and of each spooled part)", ("'update' of '_hashlib.HASH'",)),
     ("SHA-256 of each part", ("openssl_sha256",)),
     ("base64 of part checksums", ("b2a_base64", "b64encode")),
     ("reading the source file", ("'read' of '_io.BufferedReader'", "'readinto' of")),
+    ("spooling a range's output (memory or /tmp)", ("tempfile.py", "'write' of '_io.")),
+    ("reading the spooled part back to upload it", ("'read' of '_io.",)),
 )
 OTHER = "everything else (Python code, fake S3 calls)"
 
@@ -59,15 +62,8 @@ def _label(key: tuple[str, int, str]) -> str:
     return f"{'/'.join(short[-2:])}:{line}({name})"
 
 
-def profile_worker(make_worker: Any, top: int = 10) -> dict[str, Any]:
-    """Run the worker once under cProfile; its top functions and time per kind of work."""
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    make_worker()
-    profiler.disable()
-    wall = time.perf_counter() - start
-    stats = pstats.Stats(profiler)
+def _summary(stats: pstats.Stats, wall: float, top: int = 10) -> dict[str, Any]:
+    """Top functions by own time, and the time per kind of work (`CATEGORIES`)."""
     entries = []
     for key, (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         entries.append(
@@ -93,6 +89,39 @@ def profile_worker(make_worker: Any, top: int = 10) -> dict[str, Any]:
         "categories_s": categories,
         "categories_share": {name: seconds / total for name, seconds in categories.items()},
     }
+
+
+def profile_stream(paths: Paths) -> dict[str, Any]:
+    """The stream worker once under cProfile."""
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    paths.stream()
+    profiler.disable()
+    return _summary(pstats.Stats(profiler), time.perf_counter() - start)
+
+
+def profile_chunked(paths: Paths) -> dict[str, Any]:
+    """The chunked path once, each range's thread under a cProfile of its own (a profiler
+    sees only the thread that enabled it), their statistics added up."""
+    profilers: list[cProfile.Profile] = []
+
+    def profiled(s3: Any, item: Any) -> Any:
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.enable()
+        try:
+            return run_worker(s3, item)
+        finally:
+            profiler.disable()
+
+    start = time.perf_counter()
+    paths.chunked(run=profiled)
+    wall = time.perf_counter() - start
+    stats = pstats.Stats(profilers[0])
+    for profiler in profilers[1:]:
+        stats.add(profiler)
+    return _summary(stats, wall)
 
 
 def _runs(args: argparse.Namespace, paths: Paths, out_file: Path) -> dict[str, Any]:
@@ -150,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "range_size": paths.range_size(),
     }
     if args.profile:
-        out["profile"] = profile_worker(paths.stream)
+        out["profile"] = profile_stream(paths)
+        out["profile_chunked"] = profile_chunked(paths)
     print(json.dumps(out))
     return 0
 

@@ -103,11 +103,11 @@ def test_compress(results: dict[str, Any]) -> None:
     # the project read the file through (ranged) GETs, one per range on the chunked path
     assert t["requests"]["stream"]["get_object"] == 1
     assert t["requests"]["chunked"]["get_object"] == t["requests"]["chunked"]["upload_part"] == 2
-    # --quick always profiles the worker: where its time goes, grouped by kind of work.
-    profile = t["profile"]
-    assert profile["top"] and positive(profile["profiled_s"])
-    assert sum(profile["categories_share"].values()) == pytest.approx(1.0)
-    assert profile["categories_share"]["zstd compression"] > 0
+    # --quick always profiles both paths: where their time goes, grouped by kind of work.
+    for profile in (t["profile"], t["profile_chunked"]):
+        assert profile["top"] and positive(profile["profiled_s"])
+        assert sum(profile["categories_share"].values()) == pytest.approx(1.0)
+        assert profile["categories_share"]["zstd compression"] > 0
 
     memory = ok(results, "compress")["memory"]
     assert positive(memory["peak_rss_ratio"]) and positive(memory["tracemalloc_peak_ratio"])
