@@ -1,33 +1,27 @@
-"""`compress`: the transfer worker's zstd throughput against the zstd command line, and its
-peak memory at two file sizes.
+"""`compress`: the transfer worker's zstd throughput against the zstd command line, one
+stream and chunked, and its peak memory at two file sizes.
 
-Throughput: a Neuropixels-like int16 file (384 channels, 30 kHz, realistic noise:
-``benchmarks.neuropixels``) is written to a temporary folder, then, alternately, ``repeat``
-times each (best of N):
+Throughput: a Neuropixels-like int16 file (384 channels, 30 kHz; zstd -3 compresses it 2.74x,
+as real NP1 AP-band data: ``upload_processor_tools.synthetic``) is written to a temporary
+folder, then one child process (``benchmarks.throughput_child``) runs ``repeat`` rounds, each
+the baseline then the project, every run reading the file from disk inside its clock:
 
-- the baseline, the ``zstd`` command line at the worker's level on that file:
-  ``zstd -q -<level> -f -o OUT IN``, timed as a whole process (the file creation is not
-  counted). Without ``zstd`` on PATH the baseline falls back to zstandard's one-shot
-  ``compress`` and the results say so.
-- the worker, in its own process (``python -m benchmarks.throughput_child``): the file is
-  read into memory, then ``transfer(s3, item)`` (action compress) runs against
-  :class:`FakeS3`, which serves those bytes and discards the upload (moto would join the
-  parts in memory and dominate the figure). The worker reads 1 MiB chunks, hashes them
-  (SHA-256), streams them through zstd (content checksum, pledged size) into 16 MiB parts and
-  SHA-256s each part for S3's part checksum. Like the CLI with its default ``-T1``, it
-  compresses on one libzstd worker thread while its calling thread does the rest.
+- one stream: ``zstd -3 --single-thread`` (the baseline: one thread, as one stream of the
+  worker) and ``zstd -3`` (the CLI's default, whose compression runs beside its I/O thread),
+  against ``transfer()`` (action compress) on :class:`FakeS3` (the file served by GET, the
+  upload discarded: moto would join the parts in memory and dominate the figure);
+- chunked: ``zstd -3 -T<cores>`` against the chunked path: `start_chunked` with one range
+  per core, each range's ``transfer()`` on a thread of its own, `complete_chunked`. Goal:
+  >= 0.95x the CLI's throughput at <= 1.1x its CPU time (user + sys, all threads).
 
-The same child also times, on the same bytes, two diagnostics: zstandard's one-shot
-``compress`` and ``copy_stream`` with SHA-256 of input and output (the least the worker's
-design can cost). Headline: worker / zstd CLI by wall time, target >= 0.9. The same ratio by
-CPU time (user + sys) is shown beside it: on a shared machine a process that loses its core
-for a while shows it in wall time only. When the worker misses the target it is run once more
-under cProfile and the results say where its time goes.
+Figures are medians with their min-max. When a path misses its goal, or always with
+``profile="always"``, both paths run once more under cProfile (the chunked path one profiler
+per range thread) and the notes say where their time goes.
 
 Memory: a fresh subprocess (``python -m benchmarks.memory_child``) runs the worker on a
 source that the fake client's ``get_object`` body generates as it is read (a repeating 8 MiB
 Neuropixels-like block, longer than zstd's window), so nothing in the process grows with the
-file but the worker itself; it reports its peak RSS and tracemalloc peak. Targets: the larger
+file but the worker itself; it reports its peak RSS and tracemalloc peak. Goals: the larger
 file's peak RSS <= 256 MiB, and within 10 % of the smaller file's. Both are measured with
 glibc's mmap threshold pinned (see `measure_memory`); the larger file is run once more with
 glibc's default allocator as a diagnostic (it may keep up to one 16 MiB part more resident).
@@ -37,9 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,42 +40,18 @@ from typing import Any
 
 import zstandard
 
-from benchmarks import ROOT
-from benchmarks.fake_s3 import FakeS3
+from benchmarks import ROOT, Row
 from benchmarks.neuropixels import FRAME, neuropixels_like
-from upload_processor.domain.plan import PlanItem
+from benchmarks.timing import fmt, per_second, spread
 from upload_processor.domain.units import DEFAULT_LEVEL, MiB
-from upload_processor.pipeline.transfer import transfer
 
-SOURCE_BUCKET = "bench-staging"
-DEST_BUCKET = "bench-archive"
-SOURCE_KEY = "session/ecephys/continuous.dat"
-DEST_KEY = "asset/ecephys/continuous.dat.zst"
-ETAG = "0123456789abcdef0123456789abcdef"
-TARGET_RATIO = 0.9
+STREAM_GOAL = 0.9  # one stream: >= 0.9x `zstd -3 --single-thread`
+CHUNKED_GOAL = 0.95  # chunked: >= 0.95x `zstd -3 -T<cores>` ...
+CHUNKED_CPU_GOAL = 1.1  # ... at <= 1.1x its CPU time
 TARGET_MEMORY_RATIO = 1.1  # "within 10 %" of each other
 TARGET_PEAK_MB = 256.0
-DIAGNOSTICS = ("zstd_oneshot", "zstd_stream_sha256")
-GENERATE_BLOCK = 256 * MiB  # the test file is generated in blocks of this many bytes
+GENERATE_BLOCK = 32 * MiB  # the test file is generated in blocks of this many bytes
 MALLOC_MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, pinned (see measure_memory)
-
-
-def plan(size: int) -> PlanItem:
-    """The plan item the planner makes for a staged continuous.dat of `size` bytes."""
-    return PlanItem(
-        source_key=SOURCE_KEY,
-        size=size,
-        etag=ETAG,
-        dest_key=DEST_KEY,
-        action="compress",
-        codec="zstd",
-        level=DEFAULT_LEVEL,
-    )
-
-
-def run_worker(s3: FakeS3, item: PlanItem) -> Any:
-    """One transfer, as the Transfer Lambda calls it (default part size)."""
-    return transfer(s3, item, source_bucket=SOURCE_BUCKET, dest_bucket=DEST_BUCKET)
 
 
 def _child_env() -> dict[str, str]:
@@ -125,107 +92,88 @@ def write_neuropixels_file(path: Path, size: int) -> None:
             seed += 1
 
 
-def zstd_cli() -> tuple[str | None, str | None]:
-    """The zstd command line's path and version, or (None, None) if it is not on PATH."""
-    path = shutil.which("zstd")
-    if path is None:
-        return None, None
-    completed = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"v(\d+\.\d+\.\d+)", completed.stdout + completed.stderr)
-    return path, match.group(1) if match else None
+def _zstd_version(zstd: str | None) -> str | None:
+    if zstd is None:
+        return None
+    completed = subprocess.run([zstd, "--version"], capture_output=True, text=True, check=False)
+    words = (completed.stdout + completed.stderr).split()
+    return next((w.strip(",v") for w in words if w.startswith("v") and "." in w), None)
 
 
-def time_zstd_cli(zstd: str, level: int, source: Path, out: Path) -> dict[str, float]:
-    """One run of `zstd -q -<level> -f -o out source`: wall and CPU seconds, output bytes."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(
-        [zstd, "-q", f"-{level}", "-f", "-o", str(out), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=1800,
-    )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "bytes_out": out.stat().st_size}
+def _summary(child: dict[str, Any]) -> dict[str, Any]:
+    """Medians and min-max of every run: MiB/s from wall time, CPU seconds."""
+    size_mb = child["size"] / MiB
+    mb_s = {name: per_second(size_mb, spread(values)) for name, values in child["wall_s"].items()}
+    cpu = {name: spread(values) for name, values in child["cpu_s"].items()}
+
+    def ratio(project: str, baseline: str) -> float:
+        return float(mb_s[project]["median"] / mb_s[baseline]["median"])
+
+    def cpu_ratio(project: str, baseline: str) -> float:
+        return float(cpu[project]["median"] / cpu[baseline]["median"])
+
+    return {
+        "mb_s": mb_s,
+        "cpu_s": cpu,
+        "stream_ratio": ratio("stream", "cli_single"),
+        "stream_vs_default": ratio("stream", "cli_default") if "cli_default" in mb_s else None,
+        "stream_cpu_ratio": cpu_ratio("stream", "cli_single"),
+        "chunked_ratio": ratio("chunked", "cli_threads"),
+        "chunked_cpu_ratio": cpu_ratio("chunked", "cli_threads"),
+    }
 
 
 def bench_throughput(
-    size_mb: float, repeat: int, *, profile: str = "on_miss", level: int = DEFAULT_LEVEL
+    size_mb: float,
+    repeat: int,
+    *,
+    profile: str = "on_miss",
+    level: int = DEFAULT_LEVEL,
+    cores: int | None = None,
 ) -> dict[str, Any]:
-    """Worker vs the zstd CLI on the same file; see the module docstring.
+    """Both compress paths against the zstd CLI on the same file; see the module docstring.
 
-    `profile`: "always", "on_miss" (when the ratio misses the target) or "never".
+    `profile`: "always", "on_miss" (when the stream misses its goal) or "never".
     """
     size = int(size_mb * MiB)
-    zstd, zstd_version = zstd_cli()
-    baseline = "zstd_cli" if zstd else "zstd_oneshot"
-    child_funcs = ["worker", *DIAGNOSTICS]
+    cores = cores or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:
         source = Path(tmp) / "continuous.dat"
         start = time.perf_counter()
         write_neuropixels_file(source, size)
         generate_s = time.perf_counter() - start
-        child_args = ["--file", str(source), "--level", str(level)]
-        times: dict[str, list[float]] = {name: [] for name in ["zstd_cli", *child_funcs]}
-        cpu: dict[str, list[float]] = {name: [] for name in times}
-        bytes_out: dict[str, int] = {}
-        requests: dict[str, int] = {}
-        for _ in range(repeat):  # alternately, so that drift hits both alike
-            if zstd:
-                cli = time_zstd_cli(zstd, level, source, Path(tmp) / "continuous.dat.zst")
-                times["zstd_cli"].append(cli["wall_s"])
-                cpu["zstd_cli"].append(cli["cpu_s"])
-                bytes_out["zstd_cli"] = int(cli["bytes_out"])
-            child = _run_child(
-                "benchmarks.throughput_child", *child_args, "--funcs", ",".join(child_funcs)
-            )
-            for name in child_funcs:
-                times[name].append(child["times_s"][name])
-                cpu[name].append(child["cpu_s"][name])
-                bytes_out[name] = int(child["bytes_out"][name])
-            requests = child["requests"]
-        times = {name: values for name, values in times.items() if values}
-        best = {name: min(values) for name, values in times.items()}
-        mb_s = {name: size / MiB / seconds for name, seconds in best.items()}
-        # CPU seconds per wall second of the best run: > 1 means more than one core was busy.
-        cores = {name: cpu[name][times[name].index(best[name])] / best[name] for name in best}
-        ratio = mb_s["worker"] / mb_s[baseline]
-        # The same from CPU seconds (user + sys, best of N): what each costs when it has a core
-        # to itself, so less disturbed by a busy machine (both compress on one worker thread
-        # beside the thread that reads and writes: the sum of their work).
-        cpu_mb_s = {name: size / MiB / min(values) for name, values in cpu.items() if values}
+        args = ["--file", str(source), "--level", str(level), "--cores", str(cores)]
+        child = _run_child("benchmarks.throughput_child", *args, "--repeat", str(repeat))
+        summary = _summary(child)
         profiled = None
-        if profile == "always" or (profile == "on_miss" and ratio < TARGET_RATIO):
+        missed = (
+            summary["stream_ratio"] < STREAM_GOAL
+            or summary["chunked_ratio"] < CHUNKED_GOAL
+            or summary["chunked_cpu_ratio"] > CHUNKED_CPU_GOAL
+        )
+        if profile == "always" or (profile == "on_miss" and missed):
             profiled = _run_child(
-                "benchmarks.throughput_child", *child_args, "--funcs", "", "--profile"
-            )["profile"]
+                "benchmarks.throughput_child", *args, "--repeat", "0", "--profile"
+            )
+    zstd = child["zstd_cli"]
     return {
         "size_mb": size / MiB,
         "level": level,
         "repeat": repeat,
+        "cores": cores,
         "generate_s": generate_s,
-        "worker_mb_s": mb_s["worker"],
-        "baseline": baseline,
-        "baseline_mb_s": mb_s[baseline],
-        "ratio": ratio,
-        "target_ratio_min": TARGET_RATIO,
         "zstd_cli": zstd,
-        "zstd_cli_version": zstd_version,
+        "zstd_cli_version": _zstd_version(zstd),
         "zstandard_libzstd_version": ".".join(map(str, zstandard.ZSTD_VERSION)),
-        "baselines_mb_s": {name: mb_s[name] for name in mb_s if name != "worker"},
-        "ratios": {f"vs_{name}": mb_s["worker"] / mb_s[name] for name in mb_s if name != "worker"},
-        "cpu_per_wall": cores,
-        "cpu_mb_s": cpu_mb_s,
-        "cpu_ratio": cpu_mb_s["worker"] / cpu_mb_s[baseline],
-        "cpu_s": cpu,
-        "times_s": times,
-        "bytes_out": bytes_out["worker"],
-        "baseline_bytes_out": bytes_out[baseline],
-        "compression_ratio": size / bytes_out["worker"],
-        "requests": requests,
-        "profile": profiled,
+        **summary,
+        "goals": {"stream": STREAM_GOAL, "chunked": CHUNKED_GOAL, "chunked_cpu": CHUNKED_CPU_GOAL},
+        "bytes_out": child["bytes_out"],
+        "compression_ratio": size / child["bytes_out"]["stream"],
+        "range_size": child["range_size"],
+        "requests": child["requests"],
+        "wall_s": child["wall_s"],
+        "profile": profiled and profiled["profile"],
+        "profile_chunked": profiled and profiled["profile_chunked"],
     }
 
 
@@ -276,130 +224,147 @@ def run(
     }
 
 
-def _mib_s(value: float) -> str:
-    return f"{value:.0f} MiB/s"
+def _cli(t: dict[str, Any], flags: str) -> str:
+    return f"`zstd -{t['level']} {flags}`".replace(" `", "`") if t["zstd_cli"] else "zstandard"
 
 
-def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | None]]:
-    """Table rows: (measure, worker, baseline, ratio, target, met)."""
-    t, m = result["throughput"], result["memory"]
-    s, big = m["small"], m["large"]
-    baseline = (
-        f"`zstd -{t['level']}` CLI" if t["baseline"] == "zstd_cli" else "one-shot (no zstd CLI)"
-    )
-    out: list[tuple[str, str, str, str, str, bool | None]] = [
-        (
-            f"throughput, {t['size_mb']:g} MiB Neuropixels vs {baseline}",
-            _mib_s(t["worker_mb_s"]),
-            _mib_s(t["baseline_mb_s"]),
-            f"{t['ratio']:.2f}",
-            f">= {t['target_ratio_min']}",
-            t["ratio"] >= t["target_ratio_min"],
+def _speed_row(
+    t: dict[str, Any], measure: str, names: tuple[str, str], ratio: float, goal: float | None
+) -> Row:
+    """MiB/s of a (baseline, project) pair; judged against `goal` when there is one."""
+    baseline, project = (fmt(t["mb_s"][name], "MiB/s") for name in names)
+    if goal is None:
+        return Row(measure, baseline, project, f"{ratio:.2f}", "", None)
+    return Row(measure, baseline, project, f"{ratio:.2f}", f">= {goal}", ratio >= goal)
+
+
+def throughput_rows(t: dict[str, Any]) -> list[Row]:
+    """The one-stream and chunked comparisons."""
+    cpu, size = t["cpu_s"], f"{t['size_mb']:g} MiB NP1-like"
+    threads = f"-T{t['cores']}"
+    rows = [
+        _speed_row(
+            t,
+            f"one stream, {size}: MiB/s vs {_cli(t, '--single-thread')}",
+            ("cli_single", "stream"),
+            t["stream_ratio"],
+            STREAM_GOAL,
         )
     ]
-    out.append(
-        (
-            "  the same by CPU time (user + sys; diagnostic)",
-            _mib_s(t["cpu_mb_s"]["worker"]),
-            _mib_s(t["cpu_mb_s"][t["baseline"]]),
-            f"{t['cpu_ratio']:.2f}",
-            "",
-            None,
-        )
-    )
-    for name, label in (
-        ("zstd_oneshot", "  vs zstandard one-shot (diagnostic)"),
-        ("zstd_stream_sha256", "  vs zstandard stream + SHA-256 in & out (diag.)"),
-    ):
-        if name != t["baseline"] and name in t["baselines_mb_s"]:
-            out.append(
-                (
-                    label,
-                    _mib_s(t["worker_mb_s"]),
-                    _mib_s(t["baselines_mb_s"][name]),
-                    f"{t['ratios'][f'vs_{name}']:.2f}",
-                    "",
-                    None,
-                )
+    if t["stream_vs_default"] is not None:
+        rows.append(
+            _speed_row(
+                t,
+                f"  the same vs the CLI default {_cli(t, '')}",
+                ("cli_default", "stream"),
+                t["stream_vs_default"],
+                None,
             )
-    out += [
-        (
+        )
+    rows += [
+        _speed_row(
+            t,
+            f"chunked, {size}, {t['cores']} ranges: MiB/s vs {_cli(t, threads)}",
+            ("cli_threads", "chunked"),
+            t["chunked_ratio"],
+            CHUNKED_GOAL,
+        ),
+        Row(
+            "  its CPU time (user + sys, all threads)",
+            fmt(cpu["cli_threads"], "s", digits=2),
+            fmt(cpu["chunked"], "s", digits=2),
+            f"{t['chunked_cpu_ratio']:.2f}",
+            f"<= {CHUNKED_CPU_GOAL}",
+            t["chunked_cpu_ratio"] <= CHUNKED_CPU_GOAL,
+        ),
+    ]
+    return rows
+
+
+def memory_rows(m: dict[str, Any]) -> list[Row]:
+    """Peak memory: flat in the file size, under the Lambda's budget."""
+    s, big = m["small"], m["large"]
+    default = m["large_default_malloc"]["peak_rss_mb"]
+    return [
+        Row(
             f"peak RSS, {big['size_mb']:g} MiB file",
-            f"{big['peak_rss_mb']:.0f} MiB",
             "",
+            f"{big['peak_rss_mb']:.0f} MiB",
             "",
             f"<= {m['target_peak_rss_mb']:g} MiB",
             m["within_peak"],
         ),
-        (
+        Row(
             f"peak RSS, {big['size_mb']:g} vs {s['size_mb']:g} MiB file",
-            f"{big['peak_rss_mb']:.0f} MiB",
             f"{s['peak_rss_mb']:.0f} MiB",
+            f"{big['peak_rss_mb']:.0f} MiB",
             f"{m['peak_rss_ratio']:.2f}",
             f"<= {m['target_ratio_max']}",
             m["within_ratio"],
         ),
-        (
-            "  the larger file, glibc's default malloc (diag.)",
-            f"{m['large_default_malloc']['peak_rss_mb']:.0f} MiB",
+        Row(
+            "  the larger file, glibc's default malloc",
             f"{big['peak_rss_mb']:.0f} MiB",
-            f"{m['large_default_malloc']['peak_rss_mb'] / big['peak_rss_mb']:.2f}",
-            "",
-            None,
-        ),
-        (
-            "  worker's own: RSS growth; tracemalloc",
-            f"{big['rss_growth_mb']:.0f}; {big['tracemalloc_peak_mb']:.0f} MiB",
-            f"{s['rss_growth_mb']:.0f}; {s['tracemalloc_peak_mb']:.0f} MiB",
-            f"{m['tracemalloc_peak_ratio']:.2f}",
+            f"{default:.0f} MiB",
+            f"{default / big['peak_rss_mb']:.2f}",
             "",
             None,
         ),
     ]
-    return out
+
+
+def rows(result: dict[str, Any]) -> list[Row]:
+    return throughput_rows(result["throughput"]) + memory_rows(result["memory"])
+
+
+def _profile_notes(profile: dict[str, Any] | None, what: str) -> list[str]:
+    """Where a profiled run's time went: per kind of work, and the top functions."""
+    if not profile:
+        return []
+    kinds = ", ".join(
+        f"{name} {share:.0%}"
+        for name, share in sorted(
+            profile["categories_share"].items(), key=lambda item: item[1], reverse=True
+        )
+        if share >= 0.005
+    )
+    top = "; ".join(
+        f"{e['function']} {e['share']:.0%}" for e in profile["top"][:5] if e["share"] >= 0.01
+    )
+    return [
+        f"compress: {what}, profiled (cProfile, {profile['wall_s']:.2f} s): {kinds}.",
+        f"compress: {what}, top functions by own time: {top}.",
+    ]
 
 
 def notes(result: dict[str, Any]) -> list[str]:
     t, m = result["throughput"], result["memory"]
-    b, cores = t["baselines_mb_s"], t["cpu_per_wall"]
+    mb = t["mb_s"]
     lines = []
     if t["zstd_cli"] is None:
         lines.append(
-            "compress: the zstd command line is not on PATH: the throughput baseline falls back "
-            "to zstandard's one-shot compress (in the worker's process)."
+            "compress: the zstd command line is not on PATH: its baselines fall back to "
+            "zstandard's one-shot compress (threads 0, or one per core)."
         )
     else:
         lines.append(
-            f"compress: zstd CLI {t['zstd_cli_version']} ({t['zstd_cli']}) "
-            f"{b['zstd_cli']:.0f} MiB/s using {cores['zstd_cli']:.2f} cores; worker (libzstd "
-            f"{t['zstandard_libzstd_version']}) {t['worker_mb_s']:.0f} MiB/s using "
-            f"{cores['worker']:.2f} cores; output {t['bytes_out'] / MiB:.1f} vs "
-            f"{t['baseline_bytes_out'] / MiB:.1f} MiB ({t['compression_ratio']:.2f}x, "
-            f"{t['requests'].get('upload_part', 0)} parts); best of {t['repeat']}."
+            f"compress: zstd CLI {t['zstd_cli_version']} ({t['zstd_cli']}), worker libzstd "
+            f"{t['zstandard_libzstd_version']}; medians (min-max) of {t['repeat']} interleaved "
+            f"rounds; the stream's output {t['bytes_out']['stream'] / MiB:.1f} MiB "
+            f"({t['compression_ratio']:.2f}x), the chunked path's "
+            f"{t['bytes_out']['chunked'] / MiB:.1f} MiB in ranges of "
+            f"{t['range_size'] / MiB:g} MiB (a part under 5 MiB is padded)."
         )
     lines.append(
-        f"compress: zstandard direct on the same bytes: one-shot {b['zstd_oneshot']:.0f} MiB/s, "
-        f"stream + SHA-256 of input and output {b['zstd_stream_sha256']:.0f} MiB/s."
+        f"compress: zstandard alone on the same file: one-shot {fmt(mb['zstd_oneshot'], 'MiB/s')}"
+        f", stream + SHA-256 in and out {fmt(mb['zstd_stream_sha256'], 'MiB/s')}."
     )
-    profile = t.get("profile")
-    if profile:
-        kinds = ", ".join(
-            f"{name} {share:.0%}"
-            for name, share in sorted(
-                profile["categories_share"].items(), key=lambda item: item[1], reverse=True
-            )
-            if share >= 0.005
-        )
-        lines.append(f"compress: worker profile (cProfile, {profile['wall_s']:.2f} s): {kinds}.")
-        top = "; ".join(
-            f"{e['function']} {e['share']:.0%}" for e in profile["top"][:5] if e["share"] >= 0.01
-        )
-        lines.append(f"compress: top functions by own time: {top}.")
+    for key, what in (("profile", "the stream"), ("profile_chunked", "the chunked path")):
+        lines += _profile_notes(t.get(key), what)
     lines.append(
         f"compress: worker peak tracemalloc {m['small']['tracemalloc_peak_mb']:.0f} / "
         f"{m['large']['tracemalloc_peak_mb']:.0f} MiB at {m['small']['size_mb']:g} / "
         f"{m['large']['size_mb']:g} MiB (part size 16 MiB; source generated as it is read); "
-        f"peak RSS with glibc's mmap threshold pinned at {MALLOC_MMAP_THRESHOLD // 1024} KiB, "
-        f"{m['large_default_malloc']['peak_rss_mb']:.0f} MiB with its default (dynamic) one."
+        f"peak RSS with glibc's mmap threshold pinned at {MALLOC_MMAP_THRESHOLD // 1024} KiB."
     )
     return lines

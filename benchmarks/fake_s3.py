@@ -1,13 +1,15 @@
 """A minimal in-memory S3 client: exactly the calls `transfer()`'s compress and copy paths make.
 
 moto's S3 keeps every uploaded part and joins them in memory on CompleteMultipartUpload;
-with it, a compression benchmark mostly measures moto. This fake serves source objects
-from any byte stream and *discards* what is uploaded, counting it, so the figure is the
-worker's own work: reading, hashing, compressing, chunking into parts, checksumming them.
+with it, a compression benchmark mostly measures moto. This fake serves source objects from
+any byte stream (a file on disk, read at every GET, ranges included) and *discards* what is
+uploaded, counting it, so the figure is the worker's own work: reading, hashing,
+compressing, chunking into parts, checksumming them. Parts may be uploaded from several
+threads at once (the chunked path).
 Server-side copies (CopyObject, UploadPartCopy) are checked (source, range, ETag condition)
 and counted, never performed: a source can be as large as S3 allows without existing.
 
-The surface mirrors what the package layers/core/upload_processor/pipeline/transfer/ uses (keyword arguments,
+The surface mirrors what upload_processor.pipeline.transfer uses (keyword arguments,
 response fields); anything else is an AttributeError, so a change in the worker that needs
 a new call shows up here at once instead of being silently absorbed.
 """
@@ -15,9 +17,11 @@ a new call shows up here at once instead of being silently absorbed.
 from __future__ import annotations
 
 import io
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
@@ -38,6 +42,46 @@ class FakeStreamingBody:
         self._stream.close()
 
 
+class _Limited(io.RawIOBase):
+    """The next `length` bytes of a stream, and no more (a ranged GET's body)."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._stream.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _skip(stream: BinaryIO, count: int) -> None:
+    """Read and drop `count` bytes of a stream that cannot seek."""
+    while count > 0:
+        dropped = len(stream.read(min(count, 8 * 1024 * 1024)))
+        if not dropped:
+            return
+        count -= dropped
+
+
+def _length(body: bytes | BinaryIO) -> int:
+    """The size of an upload's body: bytes, or a file object read to its end (and counted)."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return len(body)
+    total = 0
+    while chunk := body.read(8 * 1024 * 1024):
+        total += len(chunk)
+    return total
+
+
 @dataclass
 class _Source:
     size: int
@@ -56,6 +100,7 @@ class FakeS3:
     aborted: list[str] = field(default_factory=list)
     bytes_copied: int = 0  # server-side, by CopyObject and UploadPartCopy
     _uploads: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_object(
         self,
@@ -91,12 +136,35 @@ class FakeS3:
             )
         return source
 
-    def get_object(self, *, Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+    def add_file(self, bucket: str, key: str, path: Path, *, etag: str = "0" * 32) -> None:
+        """Serve the file at `path` (read from disk at every GET: the real read path)."""
+        self.add_object(
+            bucket, key, size=path.stat().st_size, etag=etag, opener=lambda: path.open("rb")
+        )
+
+    def get_object(
+        self, *, Bucket: str, Key: str, IfMatch: str | None = None, Range: str | None = None
+    ) -> dict[str, Any]:
         self.calls["get_object"] += 1
         source = self._source("GetObject", Bucket, Key, IfMatch)
+        stream = source.opener()
+        if Range is None:
+            return {
+                "Body": FakeStreamingBody(stream),
+                "ContentLength": source.size,
+                "ETag": f'"{source.etag}"',
+                "Metadata": {},
+            }
+        first, last = (int(v) for v in Range.removeprefix("bytes=").split("-"))
+        last = min(last, source.size - 1)
+        if stream.seekable():
+            stream.seek(first)
+        else:
+            _skip(stream, first)
         return {
-            "Body": FakeStreamingBody(source.opener()),
-            "ContentLength": source.size,
+            "Body": FakeStreamingBody(_Limited(stream, last - first + 1)),
+            "ContentLength": last - first + 1,
+            "ContentRange": f"bytes {first}-{last}/{source.size}",
             "ETag": f'"{source.etag}"',
             "Metadata": {},
         }
@@ -128,14 +196,23 @@ class FakeS3:
         return {"UploadId": upload_id}
 
     def upload_part(
-        self, *, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes, **_: Any
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        UploadId: str,
+        PartNumber: int,
+        Body: bytes | BinaryIO,
+        **_: Any,
     ) -> dict[str, Any]:
-        self.calls["upload_part"] += 1
-        if self._uploads.get(UploadId) != Key:
-            raise ClientError(
-                {"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPart"
-            )
-        self.bytes_uploaded += len(Body)
+        size = _length(Body)
+        with self._lock:
+            self.calls["upload_part"] += 1
+            if self._uploads.get(UploadId) != Key:
+                raise ClientError(
+                    {"Error": {"Code": "NoSuchUpload", "Message": UploadId}}, "UploadPart"
+                )
+            self.bytes_uploaded += size
         return {"ETag": f'"part-{PartNumber}"'}
 
     def complete_multipart_upload(

@@ -1,10 +1,10 @@
-"""`gather`: ``upload_processor.metadata.assemble`` against aind-data-schema called directly, on the same files.
+"""`gather`: ``merge.assemble`` against aind-data-schema called directly, on the same files.
 
 Input: the metadata files of the sample session (``sample.build_session``): two
 instruments, two acquisitions, subject, procedures, data description (the job file rides
 along, as GatherMetadata passes every root file; both sides skip it).
 
-Baseline, mirroring what ``assemble`` does with the library and nothing else: each file
+Baseline, mirroring what merge.py does with the library and nothing else: each file
 ``Model.model_validate_json``; the instruments folded with ``+`` in sorted filename order,
 the acquisitions likewise; every core model dumped (``model_dump(mode="json")``);
 ``Metadata(name=..., location=..., **models)`` built from the models; its dump. No
@@ -32,13 +32,14 @@ from aind_data_schema.core.metadata import Metadata
 from aind_data_schema.core.procedures import Procedures
 from aind_data_schema.core.subject import Subject
 
-from benchmarks.timing import autorange, best_of_interleaved
+from benchmarks import Row
+from benchmarks.timing import autorange, fmt, interleaved
 from upload_processor.metadata import assemble
 from upload_processor_tools.sample import build_session
 
 TARGET_RATIO = 1.5
 
-# Filename prefix -> model, in CORE_TYPES order. Only these types occur in the sample.
+# Filename prefix -> model, in merge.py's order. Only these types occur in the sample.
 _MODELS = {
     "instrument": Instrument,
     "acquisition": Acquisition,
@@ -106,32 +107,30 @@ def run(*, repeat: int, min_time: float) -> dict[str, Any]:
         if assembly.metadata != reference["metadata"] or assembly.core != reference["core"]:
             raise AssertionError("assemble() and the direct library calls disagree")
         numbers = {"worker": autorange(worker, min_time), "baseline": autorange(baseline, min_time)}
-        timed = best_of_interleaved(
-            {"worker": worker, "baseline": baseline}, repeat=repeat, number=numbers
-        )
-    worker_ms = timed["worker"]["best_s"] * 1000
-    baseline_ms = timed["baseline"]["best_s"] * 1000
+        timed = interleaved({"baseline": baseline, "worker": worker}, repeat=repeat, number=numbers)
+    project_s, baseline_s = (
+        {k: v for k, v in timed[name].items() if k != "result"} for name in ("worker", "baseline")
+    )
     return {
         "files": sorted(name for name in files if name != "upload_job.json"),
         "input_bytes": sum(len(raw) for raw in files.values()),
         "repeat": repeat,
         "number": numbers,
-        "worker_ms": worker_ms,
-        "baseline_ms": baseline_ms,
-        "ratio": worker_ms / baseline_ms,
+        "worker_s": project_s,
+        "baseline_s": baseline_s,
+        "ratio": project_s["median"] / baseline_s["median"],
         "target_ratio_max": TARGET_RATIO,
         "outputs_equal": True,
         "warnings_reported": len(assembly.issues),
-        "times_ms": {name: [t * 1000 for t in e["times_s"]] for name, e in timed.items()},
     }
 
 
-def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | None]]:
+def rows(result: dict[str, Any]) -> list[Row]:
     return [
-        (
-            f"assemble() vs library direct, {len(result['files'])} files",
-            f"{result['worker_ms']:.2f} ms",
-            f"{result['baseline_ms']:.2f} ms",
+        Row(
+            f"GatherMetadata's assemble() vs the library direct, {len(result['files'])} files",
+            fmt(result["baseline_s"], "ms", 1000, 1),
+            fmt(result["worker_s"], "ms", 1000, 1),
             f"{result['ratio']:.2f}",
             f"<= {result['target_ratio_max']}",
             result["ratio"] <= result["target_ratio_max"],
@@ -141,6 +140,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | N
 
 def notes(result: dict[str, Any]) -> list[str]:
     return [
-        f"gather: best of {result['repeat']} x {result['number']['worker']} calls; "
+        f"gather: medians of {result['repeat']} interleaved runs of "
+        f"{result['number']['worker']} calls; "
         "assemble() output equals the direct library calls' output."
     ]

@@ -14,7 +14,7 @@ import resource
 import sys
 import tracemalloc
 
-from benchmarks.compress import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
+from benchmarks.compress_runs import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import FRAME, CyclingReader, neuropixels_like
 from upload_processor.domain.units import MiB

@@ -1,6 +1,6 @@
-"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz
-(upload_processor_tools.synthetic's generator, at a few hundred spikes a second), and readers that
-stream it without holding a whole file in memory."""
+"""Neuropixels-like test data: int16 little-endian, 384 channels interleaved, 30 kHz, from
+``upload_processor_tools.synthetic.ap_band`` (zstd -3 compresses it 2.74x, as real NP1 AP-band
+data), and a reader that streams a repeated block without holding a whole file in memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from upload_processor_tools.synthetic import ap_band
 CHANNELS = 384
 SAMPLE_RATE = 30_000
 FRAME = 2 * CHANNELS  # bytes per time point
-SPIKES_PER_SECOND = 300  # across the probe: a few hundred units firing at a few Hz
+SPIKES_PER_SECOND = 1_000  # across the probe: a few hundred units firing at a few Hz
 
 
 def neuropixels_like(n_bytes: int, seed: int = 0) -> bytes:

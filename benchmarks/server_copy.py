@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from benchmarks import Row
 from benchmarks.fake_s3 import FakeS3
 from benchmarks.neuropixels import CyclingReader
 from upload_processor.domain.plan import PlanItem
@@ -98,7 +99,6 @@ class SpyS3:
 @contextlib.contextmanager
 def _quiet_transfer_logs() -> Iterator[None]:
     # A copy that S3 keeps no full-object SHA-256 for logs a warning; expected here.
-    # the package's logger: every module of it (copy.py logs this one) logs under it
     logger = logging.getLogger("upload_processor.pipeline.transfer")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -287,18 +287,18 @@ def _calls(case: dict[str, Any]) -> str:
     return ", ".join(f"{name} x{case['calls'][name]}" for name in shown if name in case["calls"])
 
 
-def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | None]]:
-    out: list[tuple[str, str, str, str, str, bool | None]] = []
+def rows(result: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
     for case in result["cases"]:
         out.append(
-            (
+            Row(
                 f"bytes read, {_size(case['size'])}: {_calls(case)} ({case['client']})",
-                f"{case['bytes_read']} B",
                 (
                     f"{_size(case['control_bytes_read'])} (compress)"
                     if "control_bytes_read" in case
                     else f"{_size(case['size'])} (size)"
                 ),
+                f"{case['bytes_read']} B",
                 f"{case['ratio']:g}",
                 "== 0",
                 case["bytes_read"] == 0 and case["read_calls"] == 0,

@@ -1,87 +1,57 @@
-"""Subprocess of the `compress` benchmark: the worker's throughput in its own process.
+"""Subprocess of the `compress` benchmark: every throughput run, interleaved, in one process.
 
-``python -m benchmarks.throughput_child --file PATH --level N [--funcs a,b] [--profile]``
-reads PATH into memory (not timed), then times each of `--funcs` once on those bytes and
-prints one JSON line:
+``python -m benchmarks.throughput_child --file PATH --level N --repeat R --cores C
+[--profile]`` runs R rounds; each round runs, in this order, the baseline and the project of
+each comparison, then the diagnostics (`benchmarks.compress_runs`):
 
-- ``worker``: ``transfer()`` (action compress) against :class:`FakeS3`, which serves the
-  bytes from memory and discards the upload: the worker's own work (read, SHA-256 of the
-  source, zstd, 16 MiB parts, SHA-256 of each part) and nothing of moto's;
-- ``zstd_oneshot`` (diagnostic): ``ZstdCompressor(level, write_checksum=True).compress``;
-- ``zstd_stream_sha256`` (diagnostic): ``copy_stream`` of the same bytes in 1 MiB reads plus
-  SHA-256 of the input and of the output: the least that the worker's design (a stream with
-  end-to-end checksums) can cost, single-threaded.
+- one stream: ``zstd -N --single-thread``, ``zstd -N`` (the CLI's default: one compression
+  thread beside its I/O), then ``transfer()`` (action compress);
+- chunked: ``zstd -N -T<C>``, then the chunked path (C ranges on C threads);
+- diagnostics: zstandard's one-shot ``compress``, and ``copy_stream`` with SHA-256 in and out.
 
-With ``--profile`` the worker runs once more under cProfile and the answer carries where
-its time went (top functions by own time, and the time grouped by kind of work).
+Everything reads PATH from disk inside its clock. Without the ``zstd`` command line the
+CLI baselines fall back to zstandard one-shot (threads 0 or C) and the answer says so. It
+prints one JSON line: per run name, the wall and CPU seconds of every round, and its output
+size; the project's results are checked against the file after each run, so no figure is
+reported for a worker that did not do the whole job.
 
-The worker's result is checked (input size, SHA-256 of the source, bytes uploaded, one
-completed object, nothing aborted) after the timing, so a figure is never reported for a
-worker that did not do the whole job.
+With ``--profile`` the stream worker and the chunked path run once more under cProfile
+and the answer carries where their time went (top functions by own time, and the time
+grouped by kind of work).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
-import io
 import json
 import pstats
 import time
+from pathlib import Path
 from typing import Any
 
 import zstandard
 
-from benchmarks.compress import DEST_KEY, ETAG, SOURCE_BUCKET, SOURCE_KEY, plan, run_worker
-from benchmarks.fake_s3 import FakeS3
-from benchmarks.timing import time_once
-from upload_processor.domain.units import READ_CHUNK
-
-FUNCS = ("worker", "zstd_oneshot", "zstd_stream_sha256")
+from benchmarks.compress_runs import Paths, cli_run, in_process, run_worker, zstd_cli
 
 # Kinds of work, matched on cProfile's function labels (C functions show as
 # "<method 'x' of 'y' objects>" or "<built-in method x>"). The chunker's compress() and
 # finish() return C iterators, and a `for` loop over a C iterator makes no profiler event: the
 # compression itself is counted in the own time of the Python function that loops over it
-# (`compress_object`, and `next()` in `with_last_flag` for the tail), where nothing else of weight
+# (`_compress`, and `next()` in `_with_last_flag` for the tail), where nothing else of weight
 # runs. cProfile sees the calling thread only: libzstd compresses on its own worker thread
 # (`ZSTD_WORKERS`), so "zstd compression" is the time the calling thread spends handing it
 # input and waiting for its output.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("zstd compression", ("ZstdCompression", "(compress_object)", "builtins.next")),
-    ("SHA-256 of the source", ("'update' of '_hashlib.HASH'",)),
+    ("SHA-256 of the source (chunked: and of each spooled part)", ("'update' of '_hashlib.HASH'",)),
     ("SHA-256 of each part", ("openssl_sha256",)),
     ("base64 of part checksums", ("b2a_base64", "b64encode")),
-    ("reading the source (fake body: BytesIO copy)", ("'read' of '_io.BytesIO'",)),
+    ("reading the source file", ("'read' of '_io.BufferedReader'", "'readinto' of")),
+    ("spooling a range's output (memory or /tmp)", ("tempfile.py", "'write' of '_io.")),
+    ("reading the spooled part back to upload it", ("'read' of '_io.",)),
 )
 OTHER = "everything else (Python code, fake S3 calls)"
-
-
-class _NullSink:
-    """A writable that counts, hashes and discards what it is given."""
-
-    def __init__(self, digest: Any) -> None:
-        self.count = 0
-        self._digest = digest
-
-    def write(self, data: bytes) -> int:
-        self.count += len(data)
-        self._digest.update(data)
-        return len(data)
-
-
-class _HashingReader:
-    """Reads from a stream and SHA-256s what it hands out."""
-
-    def __init__(self, stream: io.BytesIO, digest: Any) -> None:
-        self._stream = stream
-        self._digest = digest
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._digest.update(data)
-        return data
 
 
 def _label(key: tuple[str, int, str]) -> str:
@@ -92,15 +62,8 @@ def _label(key: tuple[str, int, str]) -> str:
     return f"{'/'.join(short[-2:])}:{line}({name})"
 
 
-def profile_worker(make_worker: Any, top: int = 10) -> dict[str, Any]:
-    """Run the worker once under cProfile; its top functions and time per kind of work."""
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    make_worker()
-    profiler.disable()
-    wall = time.perf_counter() - start
-    stats = pstats.Stats(profiler)
+def _summary(stats: pstats.Stats, wall: float, top: int = 10) -> dict[str, Any]:
+    """Top functions by own time, and the time per kind of work (`CATEGORIES`)."""
     entries = []
     for key, (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         entries.append(
@@ -128,70 +91,96 @@ def profile_worker(make_worker: Any, top: int = 10) -> dict[str, Any]:
     }
 
 
+def profile_stream(paths: Paths) -> dict[str, Any]:
+    """The stream worker once under cProfile."""
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    paths.stream()
+    profiler.disable()
+    return _summary(pstats.Stats(profiler), time.perf_counter() - start)
+
+
+def profile_chunked(paths: Paths) -> dict[str, Any]:
+    """The chunked path once, each range's thread under a cProfile of its own (a profiler
+    sees only the thread that enabled it), their statistics added up."""
+    profilers: list[cProfile.Profile] = []
+
+    def profiled(s3: Any, item: Any) -> Any:
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.enable()
+        try:
+            return run_worker(s3, item)
+        finally:
+            profiler.disable()
+
+    start = time.perf_counter()
+    paths.chunked(run=profiled)
+    wall = time.perf_counter() - start
+    stats = pstats.Stats(profilers[0])
+    for profiler in profilers[1:]:
+        stats.add(profiler)
+    return _summary(stats, wall)
+
+
+def _runs(args: argparse.Namespace, paths: Paths, out_file: Path) -> dict[str, Any]:
+    """Every run of a round, in order: name -> a callable returning a `Run`."""
+    zstd = zstd_cli()
+    level, cores = f"-{args.level}", args.cores
+
+    def cli(*flags: str, threads: int) -> Any:
+        if zstd:
+            return lambda: cli_run(zstd, [level, *flags], paths.source, out_file)
+
+        def fallback() -> int:
+            compressor = zstandard.ZstdCompressor(level=args.level, threads=threads)
+            return len(compressor.compress(paths.source.read_bytes()))
+
+        return lambda: in_process(fallback)
+
+    runs = {"cli_single": cli("--single-thread", threads=0)}
+    if zstd:
+        runs["cli_default"] = cli(threads=0)
+    runs["stream"] = lambda: in_process(paths.stream)
+    runs["cli_threads"] = cli(f"-T{cores}", threads=cores)
+    runs["chunked"] = lambda: in_process(paths.chunked)
+    runs["zstd_oneshot"] = lambda: in_process(paths.zstd_oneshot)
+    runs["zstd_stream_sha256"] = lambda: in_process(paths.zstd_stream_sha256)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--file", required=True)
+    parser.add_argument("--file", required=True, type=Path)
     parser.add_argument("--level", type=int, required=True)
-    parser.add_argument("--funcs", default="worker")
+    parser.add_argument("--repeat", type=int, required=True)
+    parser.add_argument("--cores", type=int, required=True)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    funcs = [name for name in args.funcs.split(",") if name]
-    unknown = set(funcs) - set(FUNCS)
-    if unknown:
-        parser.error(f"unknown --funcs {sorted(unknown)}; choose from {FUNCS}")
-
-    with open(args.file, "rb") as source:
-        data = source.read()
-    size = len(data)
-    item = plan(size).model_copy(update={"level": args.level})
-    last: dict[str, FakeS3] = {}
-
-    def worker() -> Any:
-        s3 = FakeS3()
-        s3.add_object(SOURCE_BUCKET, SOURCE_KEY, size=size, etag=ETAG, data=data)
-        last["s3"] = s3
-        return run_worker(s3, item)
-
-    def zstd_oneshot() -> int:
-        compressor = zstandard.ZstdCompressor(level=args.level, write_checksum=True)
-        return len(compressor.compress(data))
-
-    def zstd_stream_sha256() -> int:
-        source_digest, out_digest = hashlib.sha256(), hashlib.sha256()
-        sink = _NullSink(out_digest)
-        zstandard.ZstdCompressor(level=args.level, write_checksum=True).copy_stream(
-            _HashingReader(io.BytesIO(data), source_digest), sink, size=size, read_size=READ_CHUNK
-        )
-        source_digest.hexdigest()
-        return sink.count
-
-    table = {
-        "worker": worker,
-        "zstd_oneshot": zstd_oneshot,
-        "zstd_stream_sha256": zstd_stream_sha256,
+    paths = Paths(args.file, args.level, args.cores)
+    runs = _runs(args, paths, args.file.with_suffix(".zst"))
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    bytes_out: dict[str, int] = {}
+    for _ in range(args.repeat):
+        for name, run in runs.items():
+            seconds, cpu_seconds, bytes_out[name] = run()
+            wall[name].append(seconds)
+            cpu[name].append(cpu_seconds)
+    out: dict[str, Any] = {
+        "size": paths.size,
+        "cores": args.cores,
+        "zstd_cli": zstd_cli(),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "bytes_out": bytes_out,
+        "requests": {name: dict(s3.calls) for name, s3 in paths.last.items()},
+        "range_size": paths.range_size(),
     }
-    out: dict[str, Any] = {"size": size, "times_s": {}, "cpu_s": {}, "bytes_out": {}}
-    for name in funcs:
-        cpu = time.process_time()
-        seconds, result = time_once(table[name])
-        out["cpu_s"][name] = time.process_time() - cpu
-        out["times_s"][name] = seconds
-        if name == "worker":
-            s3 = last["s3"]
-            if (
-                result.bytes_in != size
-                or result.source_sha256 != hashlib.sha256(data).hexdigest()
-                or s3.bytes_uploaded != result.bytes_out
-                or s3.completed != [DEST_KEY]
-                or s3.aborted
-            ):
-                raise SystemExit(f"worker result does not match its input: {result} {s3}")
-            out["bytes_out"][name] = result.bytes_out
-            out["requests"] = dict(s3.calls)
-        else:
-            out["bytes_out"][name] = result
     if args.profile:
-        out["profile"] = profile_worker(worker)
+        out["profile"] = profile_stream(paths)
+        out["profile_chunked"] = profile_chunked(paths)
     print(json.dumps(out))
     return 0
 
