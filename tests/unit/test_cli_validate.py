@@ -1,4 +1,4 @@
-"""`upload-processor validate DIR`: the gather checks on a local folder, with DESIGN.md's exit codes."""
+"""`upload-processor validate DIR`: the gather checks on a local folder, with the exit codes of docs/architecture.md."""
 
 from __future__ import annotations
 

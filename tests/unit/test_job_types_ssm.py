@@ -10,7 +10,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from upload_processor.domain.job_types import DEFAULT_JOB_TYPES, load_job_types, resolve_job
+from upload_processor.adapters.job_types_store import load_job_types
+from upload_processor.domain.job_types import DEFAULT_JOB_TYPES, resolve_job
 from upload_processor.domain.upload_job import parse_upload_job
 from upload_processor.errors import ConfigurationError
 from upload_processor_tools.cli import app

@@ -17,11 +17,11 @@ from botocore.credentials import Credentials
 
 from upload_processor.adapters.metadata_service import (
     AindMetadataService,
-    MetadataService,
     RegistryHttpService,
     RegistryTableService,
     service_from_spec,
 )
+from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.errors import ConfigurationError, MetadataRequestError, MetadataServiceError
 from upload_processor.settings import Settings
 

@@ -20,7 +20,7 @@ RAW = re.compile(DataRegex.RAW.value)
 @pytest.mark.parametrize(
     ("subject_id", "acq", "platform", "expected"),
     [
-        # the three DESIGN.md examples
+        # the three examples of docs/architecture.md
         ("750101", "2025-06-12T15:03:00-07:00", None, "750101_2025-06-12_15-03-00"),
         ("750101", "2025-06-12T15:03:00-07:00", "ecephys", "ecephys_750101_2025-06-12_15-03-00"),
         ("750101", "2025-06-13T07:03:00+09:00", None, "750101_2025-06-13_07-03-00"),

@@ -1,4 +1,4 @@
-"""The sample session is real: every file validates, and it has the shape DESIGN.md describes."""
+"""The sample session is real: every file validates, and it has the shape docs/architecture.md describes."""
 
 from __future__ import annotations
 

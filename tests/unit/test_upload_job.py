@@ -1,4 +1,4 @@
-"""upload_job.json parsing: the UploadJobConfigsV2-compatible contract of DESIGN.md."""
+"""upload_job.json parsing: the UploadJobConfigsV2-compatible contract (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from upload_processor.domain.upload_job import (
 )
 from upload_processor.errors import UploadJobError
 
-# The minimal example of DESIGN.md "Contracts", verbatim.
+# The minimal example of the README, verbatim.
 MINIMAL: dict[str, Any] = {
     "job_type": "default",
     "project_name": "Example Foraging Project",

@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from upload_processor.adapters.job_types_store import load_job_types
 from upload_processor.adapters.metadata_service import (
-    MetadataService,
     service_from_spec,
 )
-from upload_processor.domain.job_types import DEFAULT_JOB_TYPES, load_job_types
+from upload_processor.domain.job_types import DEFAULT_JOB_TYPES
+from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.settings import Settings
 from upload_processor_tools.commands.locate import Locator
 

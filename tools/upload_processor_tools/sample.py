@@ -125,7 +125,7 @@ _SESSION_MINUTES = 50
 
 
 def asset_name_for(subject_id: str, acq_datetime: datetime, platform: str | None = None) -> str:
-    """The asset name of DESIGN.md ("[<platform>_]<subject_id>_<YYYY-MM-DD_HH-MM-SS>").
+    """The asset name of docs/architecture.md ("[<platform>_]<subject_id>_<YYYY-MM-DD_HH-MM-SS>").
 
     Written in acq_datetime's own offset with fractional seconds dropped, as
     aind-data-transfer-service builds s3_prefix; data_description.name must equal it.
@@ -494,7 +494,7 @@ def _investigators() -> list[Person]:
 def _data_description(
     subject_id: str, acq_datetime: datetime, project_name: str, asset_name: str
 ) -> DataDescription:
-    """Raw-data description whose name is the asset name (DESIGN.md, "Asset name")."""
+    """Raw-data description whose name is the asset name (docs/architecture.md, "Asset name")."""
     return DataDescription(
         name=asset_name,
         subject_id=subject_id,

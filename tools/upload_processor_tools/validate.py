@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from upload_processor.adapters.metadata_service import MetadataService
 from upload_processor.adapters.staging import LocalSession
 from upload_processor.domain.job_types import resolve_job
+from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.report import Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_upload_job
 from upload_processor.errors import UploadJobError, UsageError

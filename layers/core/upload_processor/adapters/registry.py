@@ -3,7 +3,7 @@ DynamoDB table.
 
 Instruments, subjects, procedures and projects (a project's funding and investigators,
 `upload_processor.domain.project`) are registered here before the sessions that use them are
-uploaded (the "metadata service" of DESIGN.md). Every document is validated with
+uploaded (the "metadata service" of docs/architecture.md). Every document is validated with
 aind-data-schema 2.9.2 before it is stored, so what GatherMetadata reads back is known to be
 valid.
 

@@ -1,7 +1,7 @@
 """Job types: named presets of `tasks`, and how an upload's own `tasks` override them.
 
 Defaults ship with the code; a deployment adds or overrides presets in SSM Parameter Store, one
-JSON document per job type under one prefix (`load_job_types`). The resolved job is what
+JSON document per job type under one prefix (read by `adapters.job_types_store`). The resolved job is what
 actually runs: the job type's tasks, then the upload's, merged field by field (a nested
 `job_settings` key overrides only itself). `resolve_job` also says where every value came from.
 """
@@ -9,7 +9,6 @@ actually runs: the job type's tasks, then the upload's, merged field by field (a
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,45 +285,6 @@ def with_opt_in_tasks(preset_tasks: dict[str, Any]) -> dict[str, Any]:
 
 def _is_per_modality(preset: dict[str, Any]) -> bool:
     return bool(preset) and not set(preset) & {"skip_task", "job_settings", "image_version"}
-
-
-def load_job_types(
-    prefix: str | None, *, ssm: Any = None, max_age: int = 300, force_fetch: bool = False
-) -> dict[str, dict[str, Any]]:
-    """The shipped presets, overridden and extended by the deployment's SSM documents.
-
-    One JSON document per job type under `prefix` (`<prefix>/<job_type>`), read with
-    Powertools' parameters utility (cached for `max_age` seconds; `force_fetch` reads past the
-    cache). A document that is not a valid preset raises ConfigurationError naming it.
-    """
-    presets = copy.deepcopy(DEFAULT_JOB_TYPES)
-    if not prefix:
-        return presets
-    from aws_lambda_powertools.utilities import parameters
-
-    from upload_processor.errors import ConfigurationError
-
-    path = "/" + prefix.strip("/")
-    if ssm is None:  # Powertools' default provider: cached across warm invocations
-        values = parameters.get_parameters(
-            path, max_age=max_age, recursive=True, force_fetch=force_fetch
-        )
-    else:
-        provider = parameters.SSMProvider(boto3_client=ssm)
-        values = provider.get_multiple(
-            path, max_age=max_age, recursive=True, force_fetch=force_fetch
-        )
-    for name, raw in values.items():
-        job_type = name.strip("/").split("/")[-1]
-        try:
-            document = json.loads(raw)
-            validate_preset(document)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"SSM parameter {path}/{name.strip('/')} is not a job type preset: {exc}"
-            ) from exc
-        presets[job_type] = document
-    return presets
 
 
 def validate_preset(document: Any) -> None:

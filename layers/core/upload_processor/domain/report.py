@@ -1,4 +1,4 @@
-"""The validation report: what GatherMetadata found, in the shape DESIGN.md fixes.
+"""The validation report: what GatherMetadata found, in the shape docs/architecture.md ("The user-facing contracts") fixes.
 
 The report is the product's answer to a scientist: every entry names the file, the field, a
 stable rule id and a message that says how to fix it. Warnings alone leave a session valid.

@@ -22,7 +22,6 @@ from aind_data_schema_models.data_name_patterns import DataLevel
 from aind_data_schema_models.modalities import Modality
 from aind_data_schema_models.organizations import Organization
 
-from upload_processor.adapters.metadata_service import AindMetadataService
 from upload_processor.domain.job_settings import DATA_DESCRIPTION_SETTINGS
 from upload_processor.errors import DataDescriptionError, MetadataRequestError
 
@@ -58,7 +57,7 @@ def lookup(service: Any, project_name: str, settings: dict[str, Any] | None) -> 
     if service is None:
         return ProjectLookup()
     looked_in = f"the metadata service ({service!r})"
-    registry = not isinstance(service, AindMetadataService)
+    registry = bool(getattr(service, "registers_projects", False))
     if not wanted:
         return ProjectLookup(looked_in=looked_in, registry=registry)
     try:

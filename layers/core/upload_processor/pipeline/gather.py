@@ -18,10 +18,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from upload_processor.adapters.metadata_service import MetadataService
 from upload_processor.adapters.s3 import join
 from upload_processor.adapters.staging import Entry, SessionSource
 from upload_processor.domain.job_settings import GatherPreliminarySettings, gather_settings
+from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import asset_name as build_asset_name
 from upload_processor.domain.plan import PlanItem, collision_issues, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report

@@ -22,12 +22,13 @@ from typing import Any
 
 from upload_processor.adapters import notify
 from upload_processor.adapters.jobs import JobStatus, JobStore
-from upload_processor.adapters.metadata_service import MetadataService, service_from_spec
+from upload_processor.adapters.metadata_service import service_from_spec
 from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import S3Session
 from upload_processor.domain.archive import work_key
 from upload_processor.domain.contracts import ExecutionInput, GatherCounts, GatherResult
 from upload_processor.domain.job_settings import gather_settings, verify_mode
+from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import asset_name as build_asset_name
 from upload_processor.domain.plan import PlanItem, needs_chunks
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report

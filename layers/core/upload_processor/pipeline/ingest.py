@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from upload_processor.adapters import notify
+from upload_processor.adapters.job_types_store import load_job_types
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.s3 import join, put_json, read_bytes
 from upload_processor.adapters.versions import resolve_pins
 from upload_processor.domain.contracts import ExecutionInput, Functions
-from upload_processor.domain.job_types import load_job_types, resolve_job
+from upload_processor.domain.job_types import resolve_job
 from upload_processor.domain.naming import asset_name
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import (
