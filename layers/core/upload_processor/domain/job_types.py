@@ -180,37 +180,78 @@ def resolve(
     Modality-specific tasks resolve to one entry per declared modality.
     """
     presets = job_types if job_types is not None else DEFAULT_JOB_TYPES
-    if job.job_type not in presets:
-        message = f"unknown job_type {job.job_type!r}; this deployment defines: {', '.join(sorted(presets))}"
-        raise UnknownJobTypeError(
-            message,
-            issues=[
-                Issue(
-                    severity="error",
-                    file=file,
-                    field="job_type",
-                    rule="job.unknown_job_type",
-                    message=message,
-                )
-            ],
-        )
+    _check_job_type(job, presets, file)
     preset_tasks = with_opt_in_tasks(presets[job.job_type].get("tasks", {}))
-    unknown = sorted(set(job.tasks) - set(preset_tasks))
-    if unknown:
-        issues = [
+    _raise_if_any(_unknown_task_issues(job, preset_tasks, file))
+    _raise_if_any(_per_modality_issues(job, file))
+    tasks: dict[str, Any] = {}
+    for task_id, preset in preset_tasks.items():
+        override = job.tasks.get(task_id)
+        if task_id in MODALITY_TASKS:
+            tasks[task_id] = {
+                modality: _resolve_modality_task(preset, override, modality)
+                for modality in job.modalities
+            }
+        else:
+            merged = (
+                deep_merge(preset, _task_dict(override)) if isinstance(override, Task) else preset
+            )
+            tasks[task_id] = Task.model_validate(merged).model_dump()
+    _raise_if_any(job_settings.check_tasks(tasks, file))
+
+    # `files` can list tens of thousands of entries: gather reads it from the job file itself,
+    # so the execution input stays small.
+    resolved = job.model_dump(mode="json", exclude={"tasks", "files"})
+    resolved["email_notification_types"] = sorted(job.email_notification_types)
+    resolved["tasks"] = tasks
+    return resolved
+
+
+def _raise_if_any(issues: list[Issue]) -> None:
+    """One UploadJobError carrying every issue of a check, so the report lists them all."""
+    if issues:
+        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
+
+
+def _check_job_type(job: UploadJob, presets: dict[str, dict[str, Any]], file: str) -> None:
+    """Refuse a job type this deployment does not define, naming the ones it does."""
+    if job.job_type in presets:
+        return
+    message = (
+        f"unknown job_type {job.job_type!r}; this deployment defines: {', '.join(sorted(presets))}"
+    )
+    raise UnknownJobTypeError(
+        message,
+        issues=[
             Issue(
                 severity="error",
                 file=file,
-                field=f"tasks.{task_id}",
-                rule="job.unknown_task",
-                message=f"job type {job.job_type!r} has no task {task_id!r}; valid task ids: "
-                f"{', '.join(sorted(preset_tasks))} (aind-data-transfer-service tasks this "
-                f"pipeline does not run are accepted and ignored: {', '.join(AIND_TASKS_NOT_RUN)})",
+                field="job_type",
+                rule="job.unknown_job_type",
+                message=message,
             )
-            for task_id in unknown
-        ]
-        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
+        ],
+    )
 
+
+def _unknown_task_issues(job: UploadJob, preset_tasks: dict[str, Any], file: str) -> list[Issue]:
+    """One error per task id the job type does not have (the ignored AIND ids were removed)."""
+    return [
+        Issue(
+            severity="error",
+            file=file,
+            field=f"tasks.{task_id}",
+            rule="job.unknown_task",
+            message=f"job type {job.job_type!r} has no task {task_id!r}; valid task ids: "
+            f"{', '.join(sorted(preset_tasks))} (aind-data-transfer-service tasks this "
+            f"pipeline does not run are accepted and ignored: {', '.join(AIND_TASKS_NOT_RUN)})",
+        )
+        for task_id in sorted(set(job.tasks) - set(preset_tasks))
+    ]
+
+
+def _per_modality_issues(job: UploadJob, file: str) -> list[Issue]:
+    """Per-modality overrides only for modality tasks, and only for declared modalities."""
     issues = []
     for task_id, override in job.tasks.items():
         if isinstance(override, dict) and task_id not in MODALITY_TASKS:
@@ -236,42 +277,22 @@ def resolve(
                 for modality in override
                 if modality not in job.modalities
             ]
-    if issues:
-        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
+    return issues
 
-    tasks: dict[str, Any] = {}
-    for task_id, preset in preset_tasks.items():
-        override = job.tasks.get(task_id)
-        if task_id in MODALITY_TASKS:
-            per_modality: dict[str, Any] = {}
-            for modality in job.modalities:
-                # a per-modality preset without this modality gives it the task's defaults
-                base = preset.get(modality, {}) if _is_per_modality(preset) else preset
-                if isinstance(override, dict):
-                    entry = override.get(modality)
-                    merged = deep_merge(base, _task_dict(entry)) if entry is not None else base
-                elif isinstance(override, Task):
-                    merged = deep_merge(base, _task_dict(override))
-                else:
-                    merged = copy.deepcopy(base)
-                per_modality[modality] = Task.model_validate(merged).model_dump()
-            tasks[task_id] = per_modality
-        else:
-            merged = (
-                deep_merge(preset, _task_dict(override)) if isinstance(override, Task) else preset
-            )
-            tasks[task_id] = Task.model_validate(merged).model_dump()
 
-    issues = job_settings.check_tasks(tasks, file)
-    if issues:
-        raise UploadJobError("; ".join(i.message for i in issues), issues=issues)
-
-    # `files` can list tens of thousands of entries: gather reads it from the job file itself,
-    # so the execution input stays small.
-    resolved = job.model_dump(mode="json", exclude={"tasks", "files"})
-    resolved["email_notification_types"] = sorted(job.email_notification_types)
-    resolved["tasks"] = tasks
-    return resolved
+def _resolve_modality_task(preset: dict[str, Any], override: Any, modality: str) -> dict[str, Any]:
+    """A modality task for one modality: its preset (per modality or for all), then the job's
+    override (per modality or for all) merged over it, validated as a Task."""
+    # a per-modality preset without this modality gives it the task's defaults
+    base = preset.get(modality, {}) if _is_per_modality(preset) else preset
+    if isinstance(override, dict):
+        entry = override.get(modality)
+        merged = deep_merge(base, _task_dict(entry)) if entry is not None else base
+    elif isinstance(override, Task):
+        merged = deep_merge(base, _task_dict(override))
+    else:
+        merged = copy.deepcopy(base)
+    return Task.model_validate(merged).model_dump()
 
 
 def with_opt_in_tasks(preset_tasks: dict[str, Any]) -> dict[str, Any]:

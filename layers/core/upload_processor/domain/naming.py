@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, Protocol
 
 from aind_data_schema_models.data_name_patterns import DataRegex, build_data_name
 
@@ -65,3 +67,32 @@ def asset_name(subject_id: str, acq_datetime: datetime, platform: str | None = N
     if not _RAW.match(name):
         raise ValueError(f"asset name {name!r} does not match {DataRegex.RAW.value}")
     return name
+
+
+class NamedJob(Protocol):
+    """The fields that name an asset, as the parsed upload job (domain.upload_job) holds them."""
+
+    @property
+    def subject_id(self) -> str:
+        """The subject the session recorded."""
+        ...
+
+    @property
+    def acq_datetime(self) -> datetime:
+        """When the session was acquired, with its time zone."""
+        ...
+
+    @property
+    def platform(self) -> str | None:
+        """The platform abbreviation, when the job names one."""
+        ...
+
+
+def job_asset_name(job: NamedJob | Mapping[str, Any]) -> str:
+    """The asset name of a job: the parsed job (ingest) or its resolved JSON form (the stages'
+    execution input, acq_datetime an ISO string). The one place a job becomes its asset name,
+    so that ingest's record and gather's archive folder always agree."""
+    if isinstance(job, Mapping):
+        acq = datetime.fromisoformat(job["acq_datetime"])
+        return asset_name(job["subject_id"], acq, job.get("platform"))
+    return asset_name(job.subject_id, job.acq_datetime, job.platform)

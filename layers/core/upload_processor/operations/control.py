@@ -97,67 +97,19 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str, force: bool = False) 
     """Start a new execution of a FAILED job; returns what was started. A job whose failure
     alert called a retry unsafe (RETRY_ADVICE "not ...") is refused unless `force`."""
     record = _job(store, job)
-    job_id, status = record["job_id"], record.get("status")
-    if status != JobStatus.FAILED:
-        hint = {
-            JobStatus.REJECTED: "its metadata was rejected: fix the files named in its report "
-            "and upload upload_job.json again",
-            JobStatus.COMPLETE: "it is already archived",
-            JobStatus.CANCELLED: "it was cancelled: upload upload_job.json again for a new job",
-        }.get(status, "it has not finished")
-        raise OperationRefusedError(
-            f"job {job_id} is {status}, not FAILED; only a FAILED job can be retried ({hint})"
-        )
-    failed_with = str(record.get("error") or "").split(":", 1)[0]
-    if RETRY_ADVICE.get(failed_with, "").startswith("not") and not force:
-        raise OperationRefusedError(
-            f"job {job_id} failed with {failed_with}; a retry would fail the same way: "
-            f"{RETRY_ADVICE[failed_with]} (--force retries anyway)"
-        )
-    previous = record.get("execution_arn")
-    if not previous:
-        raise OperationRefusedError(
-            f"job {job_id} has no execution to retry; upload upload_job.json again instead"
-        )
-    described = sfn.describe_execution(executionArn=previous)
-    if described["status"] == "RUNNING":
-        raise OperationRefusedError(
-            f"job {job_id}'s execution is still running (it is recording its failure); "
-            "try again in a moment"
-        )
+    job_id = record["job_id"]
+    _check_retryable(record, force)
+    previous = _previous_execution(record)
+    described = _finished_execution(sfn, job_id, previous)
     original = ExecutionInput.model_validate_json(described.get("input") or "{}")
     execution_input = original.model_copy(update={"retry_of": previous})
     work = prepare_work_area(s3, archive=record.get("archive_bucket"), job_id=job_id)
     attempts = int(record.get("attempts") or 1) + 1
-    history = [*(record.get("previous_execution_arns") or []), previous]
-    try:  # claim the job first: two operators retrying at once start one execution
-        store.update(
-            job_id,
-            JobStatus.PROCESSING,
-            expected=[JobStatus.FAILED],
-            attempts=attempts,
-            retry_of=previous,
-            previous_execution_arns=history,
-            last_error=record.get("error"),
-            remove=["error", "failed_step"],  # the previous attempt's; kept in last_error
-        )
-    except JobStateConflictError as exc:
-        raise OperationRefusedError(str(exc)) from None
-    name = retry_name(job_id, attempts - 1)
+    _claim_for_retry(store, record, previous, attempts)
     try:
-        for _ in range(20):  # a name left by a crashed earlier retry: take the next one
-            try:
-                started = sfn.start_execution(
-                    stateMachineArn=described["stateMachineArn"],
-                    name=name,
-                    input=execution_input.model_dump_json(),
-                )
-                break
-            except sfn.exceptions.ExecutionAlreadyExists:
-                attempts += 1
-                name = retry_name(job_id, attempts - 1)
-        else:
-            raise OperationRefusedError(f"no free execution name for a retry of job {job_id}")
+        started, name, attempts = _start_retry(
+            sfn, described["stateMachineArn"], job_id, attempts, execution_input
+        )
     except Exception as exc:
         store.update(
             job_id,
@@ -175,6 +127,92 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str, force: bool = False) 
         "retry_of": previous,
         **work,
     }
+
+
+def _check_retryable(record: dict[str, Any], force: bool) -> None:
+    """Refuse a job that is not FAILED, or whose failure a retry would only repeat (unless
+    `force`): the operator gets the reason and what to do instead."""
+    job_id, status = record["job_id"], record.get("status")
+    if status != JobStatus.FAILED:
+        hint = {
+            JobStatus.REJECTED: "its metadata was rejected: fix the files named in its report "
+            "and upload upload_job.json again",
+            JobStatus.COMPLETE: "it is already archived",
+            JobStatus.CANCELLED: "it was cancelled: upload upload_job.json again for a new job",
+        }.get(status, "it has not finished")
+        raise OperationRefusedError(
+            f"job {job_id} is {status}, not FAILED; only a FAILED job can be retried ({hint})"
+        )
+    failed_with = str(record.get("error") or "").split(":", 1)[0]
+    if RETRY_ADVICE.get(failed_with, "").startswith("not") and not force:
+        raise OperationRefusedError(
+            f"job {job_id} failed with {failed_with}; a retry would fail the same way: "
+            f"{RETRY_ADVICE[failed_with]} (--force retries anyway)"
+        )
+
+
+def _previous_execution(record: dict[str, Any]) -> str:
+    """The ARN of the execution that failed: a retry re-runs its input."""
+    previous = record.get("execution_arn")
+    if not previous:
+        raise OperationRefusedError(
+            f"job {record['job_id']} has no execution to retry; upload upload_job.json again instead"
+        )
+    return str(previous)
+
+
+def _finished_execution(sfn: Any, job_id: str, previous: str) -> dict[str, Any]:
+    """The failed execution, described; refused while it still runs (recording its failure),
+    so that a retry never overlaps it."""
+    described: dict[str, Any] = sfn.describe_execution(executionArn=previous)
+    if described["status"] == "RUNNING":
+        raise OperationRefusedError(
+            f"job {job_id}'s execution is still running (it is recording its failure); "
+            "try again in a moment"
+        )
+    return described
+
+
+def _claim_for_retry(store: JobStore, record: dict[str, Any], previous: str, attempts: int) -> None:
+    """Move the job FAILED -> PROCESSING before starting anything: of two operators retrying
+    at once, only one claims it (the other is refused), so one execution starts."""
+    job_id = record["job_id"]
+    history = [*(record.get("previous_execution_arns") or []), previous]
+    try:
+        store.update(
+            job_id,
+            JobStatus.PROCESSING,
+            expected=[JobStatus.FAILED],
+            attempts=attempts,
+            retry_of=previous,
+            previous_execution_arns=history,
+            last_error=record.get("error"),
+            remove=["error", "failed_step"],  # the previous attempt's; kept in last_error
+        )
+    except JobStateConflictError as exc:
+        raise OperationRefusedError(str(exc)) from None
+
+
+def _start_retry(
+    sfn: Any, state_machine_arn: str, job_id: str, attempts: int, execution_input: ExecutionInput
+) -> tuple[dict[str, Any], str, int]:
+    """Start the retry's execution as `<job_id>-retry-<n>`; returns (started, name, attempts).
+
+    A name left by a crashed earlier retry is taken: the next number is tried (up to 20).
+    """
+    name = retry_name(job_id, attempts - 1)
+    for _ in range(20):
+        try:
+            started = sfn.start_execution(
+                stateMachineArn=state_machine_arn,
+                name=name,
+                input=execution_input.model_dump_json(),
+            )
+            return started, name, attempts
+        except sfn.exceptions.ExecutionAlreadyExists:
+            attempts += 1
+            name = retry_name(job_id, attempts - 1)
+    raise OperationRefusedError(f"no free execution name for a retry of job {job_id}")
 
 
 def cancel(

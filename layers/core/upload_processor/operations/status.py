@@ -113,61 +113,81 @@ def execution_steps(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         at = _stamp(event.get("timestamp"))
         details = _details(event)
         if kind.endswith("StateEntered"):
-            step = {
-                "name": details.get("name"),
-                "type": kind[: -len("StateEntered")],
-                "started_at": at,
-                "ended_at": None,
-                "duration_s": None,
-                "outcome": "running",
-                "error": None,
-                "cause": None,
-            }
-            if step["type"] == "Fail":  # a Fail state never exits: entering it is its outcome
-                step.update(ended_at=at, duration_s=0.0, outcome="failed")
-                step.update(error=details.get("error"), cause=details.get("cause"))
-                steps.append(step)
-                continue
+            step = _entered(kind, at, details)
             steps.append(step)
-            open_steps.append(step)
+            if step["outcome"] == "running":
+                open_steps.append(step)
         elif kind.endswith("StateExited"):
-            name = details.get("name")
-            for step in reversed(open_steps):
-                if step["name"] == name:
-                    open_steps.remove(step)
-                    step["ended_at"] = at
-                    if step["outcome"] == "running":
-                        step["outcome"] = "succeeded"
-                    break
+            _exited(open_steps, details.get("name"), at)
         elif kind.startswith("Execution"):
             if kind.endswith(_FAILURES):
                 ended = (at, "aborted" if kind != "ExecutionFailed" else "failed", details)
-        elif kind == "MapRunStarted" and open_steps:
-            open_steps[-1]["map_run_arn"] = details.get("mapRunArn")
-        elif kind == "TaskScheduled" and open_steps:
-            open_steps[-1]["attempts"] = open_steps[-1].get("attempts", 0) + 1
-        elif kind.endswith(_FAILURES) and open_steps:
-            step = open_steps[-1]
-            step["outcome"] = "failed"
-            step["error"] = details.get("error") or kind
-            step["cause"] = _cause(details.get("cause")) or None
-            step["failed_at"] = at
-        elif kind.endswith("Succeeded") and open_steps:
-            step = open_steps[-1]  # a retry succeeded after a failed attempt
-            step.update(outcome="running", error=None, cause=None, failed_at=None)
+        elif open_steps:
+            _in_state(open_steps[-1], kind, at, details)
     for step in open_steps:  # states the execution was still in, or stopped in
         if ended is not None:
             step["ended_at"] = step.get("failed_at") or ended[0]
             if step["outcome"] == "running":
                 step["outcome"] = "aborted" if ended[1] == "aborted" else "failed"
     for step in steps:
-        step.pop("failed_at", None)
-        step["retries"] = max(0, step.pop("attempts", 1) - 1)
-        if step["ended_at"] and step["started_at"]:
-            start = datetime.fromisoformat(step["started_at"].replace("Z", "+00:00"))
-            end = datetime.fromisoformat(step["ended_at"].replace("Z", "+00:00"))
-            step["duration_s"] = round((end - start).total_seconds(), 3)
+        _settle(step)
     return steps
+
+
+def _entered(kind: str, at: str | None, details: dict[str, Any]) -> dict[str, Any]:
+    """The step a `<Type>StateEntered` event opens; a Fail state never exits, so entering it
+    is its outcome (it comes back already `failed`, never open)."""
+    step: dict[str, Any] = {
+        "name": details.get("name"),
+        "type": kind[: -len("StateEntered")],
+        "started_at": at,
+        "ended_at": None,
+        "duration_s": None,
+        "outcome": "running",
+        "error": None,
+        "cause": None,
+    }
+    if step["type"] == "Fail":
+        step.update(ended_at=at, duration_s=0.0, outcome="failed")
+        step.update(error=details.get("error"), cause=details.get("cause"))
+    return step
+
+
+def _exited(open_steps: list[dict[str, Any]], name: Any, at: str | None) -> None:
+    """Close the innermost open step of that name; one not failed by then succeeded."""
+    for step in reversed(open_steps):
+        if step["name"] == name:
+            open_steps.remove(step)
+            step["ended_at"] = at
+            if step["outcome"] == "running":
+                step["outcome"] = "succeeded"
+            return
+
+
+def _in_state(step: dict[str, Any], kind: str, at: str | None, details: dict[str, Any]) -> None:
+    """Apply a task or Map event to the innermost open step: its map run, its attempts, a
+    failure (kept until a later success of a retry clears it)."""
+    if kind == "MapRunStarted":
+        step["map_run_arn"] = details.get("mapRunArn")
+    elif kind == "TaskScheduled":
+        step["attempts"] = step.get("attempts", 0) + 1
+    elif kind.endswith(_FAILURES):
+        step["outcome"] = "failed"
+        step["error"] = details.get("error") or kind
+        step["cause"] = _cause(details.get("cause")) or None
+        step["failed_at"] = at
+    elif kind.endswith("Succeeded"):  # a retry succeeded after a failed attempt
+        step.update(outcome="running", error=None, cause=None, failed_at=None)
+
+
+def _settle(step: dict[str, Any]) -> None:
+    """Turn a step's working fields into its reported ones: retries, and its duration."""
+    step.pop("failed_at", None)
+    step["retries"] = max(0, step.pop("attempts", 1) - 1)
+    if step["ended_at"] and step["started_at"]:
+        start = datetime.fromisoformat(step["started_at"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(step["ended_at"].replace("Z", "+00:00"))
+        step["duration_s"] = round((end - start).total_seconds(), 3)
 
 
 def execution_info(sfn: Any, execution_arn: str | None) -> dict[str, Any] | None:

@@ -353,59 +353,23 @@ def _mark_complete(
 def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
     manifest last; returns the manifest."""
-    gather = event.gather
-    name, archive = gather.asset_name, gather.archive_bucket
-    bucket, prefix = event.bucket, event.prefix
-    plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
-    sealed = seal_transfers(
-        s3, archive=archive, job_id=event.job_id, plan=plan, verify_mode=gather.verify
-    )
-    # the source ETag each object was planned from: a later job compares staged files with it
-    etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
-    results = [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
-
-    versions = gather.metadata_versions
-    assembly = json.loads(read_bytes(s3, archive, work_key(event.job_id, "assembly.json")))
-    written = []
-    staged_metadata = []  # the staged originals and upload_job.json, with their ETags
-    for core_type, document in sorted(assembly["core"].items()):
-        put_json(s3, archive, f"{name}/{core_type}.json", document)
-        written.append(f"{name}/{core_type}.json")
-    if assembly.get("metadata") is not None:
-        put_json(s3, archive, f"{name}/metadata.nd.json", assembly["metadata"])
-        written.append(f"{name}/metadata.nd.json")
-    for original, version in sorted(versions.items()):
-        source: dict[str, str] = {"Bucket": bucket, "Key": join(prefix, original)}
-        if version:
-            source["VersionId"] = version
-        s3.copy_object(
-            CopySource=source, Bucket=archive, Key=f"{name}/original_metadata/{original}"
-        )
-        written.append(f"{name}/original_metadata/{original}")
-        staged_metadata.append(_staged_source(s3, bucket, source["Key"], version))
+    name, archive = event.gather.asset_name, event.gather.archive_bucket
+    results = _sealed_results(s3, event)
+    written = _write_core_metadata(s3, event)
+    originals, staged_metadata = _copy_original_metadata(s3, event)
+    written += originals
     if event.job_key:
-        staged_metadata.append(_staged_source(s3, bucket, event.job_key, event.job_version_id))
-    report_body = read_bytes(s3, bucket, gather.report_key)
-    s3.put_object(
-        Bucket=archive,
-        Key=f"{name}/{REPORT_FILENAME}",
-        Body=report_body,
-        ContentType="application/json",
-        ChecksumAlgorithm="SHA256",
-    )
-
-    counts = {
-        "files": len(results),
-        "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
-        "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
-    }
+        staged_metadata.append(
+            _staged_source(s3, event.bucket, event.job_key, event.job_version_id)
+        )
+    _archive_report(s3, event)
     keep = {r["dest_key"] for r in results} | set(written) | {f"{name}/{REPORT_FILENAME}"}
     removed = _remove_leftovers(s3, archive, name, keep)
     manifest: dict[str, Any] = {
         "asset_name": name,
         "job_id": event.job_id,
         "staging": event.staging_uri,
-        "counts": counts,
+        "counts": _counts(results),
         "objects": results,
         "metadata": written,
         "staged_metadata": staged_metadata,
@@ -414,6 +378,74 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
         manifest["removed_leftovers"] = removed
     _put_manifest(s3, archive, name, manifest)
     return manifest
+
+
+def _sealed_results(s3: Any, event: CompleteInput) -> list[dict[str, Any]]:
+    """Seal and verify every planned transfer; each result carries the source ETag it was
+    planned from, which a later job compares staged files with."""
+    gather = event.gather
+    plan = json.loads(read_bytes(s3, gather.archive_bucket, str(gather.plan_key)))
+    sealed = seal_transfers(
+        s3, archive=gather.archive_bucket, job_id=event.job_id, plan=plan, verify_mode=gather.verify
+    )
+    etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
+    return [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
+
+
+def _write_core_metadata(s3: Any, event: CompleteInput) -> list[str]:
+    """Write the assembled core documents (and metadata.nd.json) into the asset; their keys."""
+    name, archive = event.gather.asset_name, event.gather.archive_bucket
+    assembly = json.loads(read_bytes(s3, archive, work_key(event.job_id, "assembly.json")))
+    written = []
+    for core_type, document in sorted(assembly["core"].items()):
+        put_json(s3, archive, f"{name}/{core_type}.json", document)
+        written.append(f"{name}/{core_type}.json")
+    if assembly.get("metadata") is not None:
+        put_json(s3, archive, f"{name}/metadata.nd.json", assembly["metadata"])
+        written.append(f"{name}/metadata.nd.json")
+    return written
+
+
+def _copy_original_metadata(
+    s3: Any, event: CompleteInput
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Copy the staged metadata files, at the versions gather read, under original_metadata/.
+
+    Returns the keys written and the staged originals with their ETags (for the manifest).
+    """
+    name, archive = event.gather.asset_name, event.gather.archive_bucket
+    written, staged = [], []
+    for original, version in sorted(event.gather.metadata_versions.items()):
+        source: dict[str, str] = {"Bucket": event.bucket, "Key": join(event.prefix, original)}
+        if version:
+            source["VersionId"] = version
+        s3.copy_object(
+            CopySource=source, Bucket=archive, Key=f"{name}/original_metadata/{original}"
+        )
+        written.append(f"{name}/original_metadata/{original}")
+        staged.append(_staged_source(s3, event.bucket, source["Key"], version))
+    return written, staged
+
+
+def _archive_report(s3: Any, event: CompleteInput) -> None:
+    """Copy gather's report from beside the staged data into the asset."""
+    gather = event.gather
+    s3.put_object(
+        Bucket=gather.archive_bucket,
+        Key=f"{gather.asset_name}/{REPORT_FILENAME}",
+        Body=read_bytes(s3, event.bucket, gather.report_key),
+        ContentType="application/json",
+        ChecksumAlgorithm="SHA256",
+    )
+
+
+def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    """The manifest's totals: files, bytes read and bytes stored."""
+    return {
+        "files": len(results),
+        "bytes_in": sum(int(r.get("bytes_in", 0)) for r in results),
+        "bytes_out": sum(int(r.get("bytes_out", 0)) for r in results),
+    }
 
 
 def rejected(

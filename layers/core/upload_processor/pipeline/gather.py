@@ -22,7 +22,7 @@ from upload_processor.adapters.s3 import join
 from upload_processor.adapters.staging import Entry, SessionSource
 from upload_processor.domain.job_settings import GatherPreliminarySettings, gather_settings
 from upload_processor.domain.metadata_source import MetadataService
-from upload_processor.domain.naming import asset_name as build_asset_name
+from upload_processor.domain.naming import job_asset_name
 from upload_processor.domain.plan import PlanItem, collision_issues, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
@@ -95,8 +95,6 @@ def _from_service(
     issues: list[Issue],
 ) -> dict[str, dict[str, Any]]:
     """Core documents fetched for the session: subject, procedures, a registered instrument."""
-    extra: dict[str, dict[str, Any]] = {}
-    subject_id = job["subject_id"]
     instrument_id = settings.instrument_settings and settings.instrument_settings.instrument_id
     if service is None:
         if instrument_id:
@@ -109,7 +107,21 @@ def _from_service(
                     field=INSTRUMENT_ID_FIELD,
                 )
             )
-        return extra
+        return {}
+    extra = _subject_documents(service, job["subject_id"], supplied, issues)
+    if instrument_id:
+        document = _registered_instrument(service, instrument_id, issues)
+        if document is not None:
+            extra[f"instrument@registry:{instrument_id}"] = document
+    return extra
+
+
+def _subject_documents(
+    service: MetadataService, subject_id: str, supplied: set[str], issues: list[Issue]
+) -> dict[str, dict[str, Any]]:
+    """The subject (unless the session supplies subject.json) and procedures the service holds
+    for the subject; a refusal or a document missing from both is an issue, not a fault."""
+    extra: dict[str, dict[str, Any]] = {}
     wanted = [
         ("subject", service.get_subject, subject_id),
         ("procedures", service.get_procedures, subject_id),
@@ -140,33 +152,37 @@ def _from_service(
                 )
             continue
         extra[f"{kind}@service:{key}"] = document
-    if instrument_id:
-        try:
-            document = service.get_instrument(instrument_id)
-        except MetadataRequestError as exc:
-            issues.append(
-                _issue(
-                    "service.refused",
-                    f"the metadata service refused instrument {instrument_id}: {exc}",
-                    file=JOB_FILENAME,
-                    field=INSTRUMENT_ID_FIELD,
-                )
-            )
-            document = None
-        else:
-            if document is None:
-                issues.append(
-                    _issue(
-                        "service.not_found",
-                        f"instrument {instrument_id!r} is not registered: register it with "
-                        "`upload-processor registry put instrument FILE`, or fix instrument_settings.instrument_id",
-                        file=JOB_FILENAME,
-                        field=INSTRUMENT_ID_FIELD,
-                    )
-                )
-        if document is not None:
-            extra[f"instrument@registry:{instrument_id}"] = document
     return extra
+
+
+def _registered_instrument(
+    service: MetadataService, instrument_id: str, issues: list[Issue]
+) -> dict[str, Any] | None:
+    """The instrument the job names by id, from the registry; None (with an issue) when the
+    service refuses or does not know it."""
+    try:
+        document = service.get_instrument(instrument_id)
+    except MetadataRequestError as exc:
+        issues.append(
+            _issue(
+                "service.refused",
+                f"the metadata service refused instrument {instrument_id}: {exc}",
+                file=JOB_FILENAME,
+                field=INSTRUMENT_ID_FIELD,
+            )
+        )
+        return None
+    if document is None:
+        issues.append(
+            _issue(
+                "service.not_found",
+                f"instrument {instrument_id!r} is not registered: register it with "
+                "`upload-processor registry put instrument FILE`, or fix instrument_settings.instrument_id",
+                file=JOB_FILENAME,
+                field=INSTRUMENT_ID_FIELD,
+            )
+        )
+    return document
 
 
 def key_problem(relative: str, asset_name: str) -> str | None:
@@ -281,8 +297,7 @@ def gather_session(
     location: str | None = None,
 ) -> Gathered:
     """Assemble and validate a session's metadata into a report (no side effects)."""
-    acq = datetime.fromisoformat(job["acq_datetime"])
-    name = build_asset_name(job["subject_id"], acq, job.get("platform"))
+    name = job_asset_name(job)
     settings = gather_settings(job)
     issues = [Issue.model_validate(n) for n in (job_notes or [])]
 
@@ -291,6 +306,40 @@ def gather_session(
     issues += key_issues
     metadata = [e for e in entries if metadata_type_of(e.relative)]
     data = [e for e in entries if not metadata_type_of(e.relative)]
+    files, versions = _read_metadata(source, metadata, issues)
+    metadata_names = [e.relative for e in metadata]
+    supplied = {metadata_type_of(n) or "" for n in metadata_names}
+
+    extra = _from_service(service, job, settings, supplied, issues)
+    if "data_description" not in supplied:
+        document = _built_data_description(service, job, name, settings, issues)
+        if document is not None:
+            extra["data_description@job"] = document
+    facts = JobFacts(
+        subject_id=job["subject_id"],
+        modalities=tuple(job["modalities"]),
+        acq_datetime=datetime.fromisoformat(job["acq_datetime"]),
+    )
+    assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
+    issues += assembly.issues
+    issues += _data_issues(data, name, job)
+    report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
+    return Gathered(
+        asset_name=name,
+        report=report,
+        assembly=assembly,
+        metadata_files=metadata_names,
+        versions=versions,
+        data=data,
+        raise_if_invalid=settings.raise_if_invalid,
+    )
+
+
+def _read_metadata(
+    source: SessionSource, metadata: list[Entry], issues: list[Issue]
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The staged metadata files' bytes and the versions read ({relative: ...} each); one
+    over MAX_METADATA_BYTES is refused from its listed size, unread, as a `json.too_large`."""
     files: dict[str, bytes] = {}
     versions: dict[str, str] = {}
     for entry in metadata:
@@ -307,32 +356,39 @@ def gather_session(
             )
             continue
         files[entry.relative], versions[entry.relative] = _read_staged(source, entry)
-    metadata_names = [e.relative for e in metadata]
-    supplied = {metadata_type_of(n) or "" for n in metadata_names}
+    return files, versions
 
-    extra = _from_service(service, job, settings, supplied, issues)
-    if "data_description" not in supplied:
-        given = settings.data_description_settings
-        dd_settings = given.model_dump(exclude_unset=True) if given is not None else None
-        found = data_description.lookup(service, job["project_name"], dd_settings)
-        try:
-            extra["data_description@job"] = data_description.build(
-                job, name, dd_settings, found=found
+
+def _built_data_description(
+    service: MetadataService | None,
+    job: dict[str, Any],
+    name: str,
+    settings: GatherPreliminarySettings,
+    issues: list[Issue],
+) -> dict[str, Any] | None:
+    """The data_description built from the job (and the project the service knows), for a
+    session that supplies none; None, with an issue, when the job lacks what it needs."""
+    given = settings.data_description_settings
+    dd_settings = given.model_dump(exclude_unset=True) if given is not None else None
+    found = data_description.lookup(service, job["project_name"], dd_settings)
+    try:
+        return data_description.build(job, name, dd_settings, found=found)
+    except (data_description.DataDescriptionError, ValueError) as exc:
+        issues.append(
+            _issue(
+                "data_description.incomplete",
+                str(exc).split("\n")[0],
+                file=JOB_FILENAME,
+                field="tasks.gather_preliminary_metadata.job_settings.data_description_settings",
             )
-        except (data_description.DataDescriptionError, ValueError) as exc:
-            issues.append(
-                _issue(
-                    "data_description.incomplete",
-                    str(exc).split("\n")[0],
-                    file=JOB_FILENAME,
-                    field="tasks.gather_preliminary_metadata.job_settings.data_description_settings",
-                )
-            )
-    facts = JobFacts(
-        subject_id=job["subject_id"], modalities=tuple(job["modalities"]), acq_datetime=acq
-    )
-    assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
-    issues += assembly.issues
+        )
+        return None
+
+
+def _data_issues(data: list[Entry], name: str, job: dict[str, Any]) -> list[Issue]:
+    """What is wrong with the data files: none at all, folders that are not the declared
+    modalities, empty files, and keys that would collide once archived."""
+    issues = []
     if not data:
         issues.append(
             _issue(
@@ -343,16 +399,7 @@ def gather_session(
     issues += _folder_issues(data, list(job["modalities"]))
     issues += _empty_file_issues(data)
     issues += collision_issues(build_plan("", data, name, job))
-    report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
-    return Gathered(
-        asset_name=name,
-        report=report,
-        assembly=assembly,
-        metadata_files=metadata_names,
-        versions=versions,
-        data=data,
-        raise_if_invalid=settings.raise_if_invalid,
-    )
+    return issues
 
 
 UNREADABLE_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState")

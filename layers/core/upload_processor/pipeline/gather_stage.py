@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from upload_processor.adapters import notify
@@ -29,7 +28,7 @@ from upload_processor.domain.archive import work_key
 from upload_processor.domain.contracts import ExecutionInput, GatherCounts, GatherResult
 from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.metadata_source import MetadataService
-from upload_processor.domain.naming import asset_name as build_asset_name
+from upload_processor.domain.naming import job_asset_name
 from upload_processor.domain.plan import PlanItem, needs_chunks
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.errors import AssetExistsError, transient_as_retryable
@@ -125,9 +124,7 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
     """
     s3, archive = context.s3, context.archive_bucket
     job, job_id = request.job, request.job_id
-    name = build_asset_name(
-        job["subject_id"], datetime.fromisoformat(job["acq_datetime"]), job.get("platform")
-    )
+    name = job_asset_name(job)
     with transient_as_retryable(f"gathering {name}"):
         acquire_asset_lock(s3, archive, name, job_id, job_status=_job_status_lookup(context.store))
         try:

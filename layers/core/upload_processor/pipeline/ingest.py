@@ -27,11 +27,12 @@ from upload_processor.adapters.s3 import join, put_json, read_bytes
 from upload_processor.adapters.versions import resolve_pins
 from upload_processor.domain.contracts import ExecutionInput, Functions
 from upload_processor.domain.job_types import resolve_job
-from upload_processor.domain.naming import asset_name
+from upload_processor.domain.naming import job_asset_name
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.domain.upload_job import (
     JOB_FILENAME,
     MAX_JOB_BYTES,
+    UploadJob,
     job_too_large,
     parse_upload_job,
 )
@@ -130,33 +131,11 @@ class Ingest:
             return IngestOutcome("", "ignored", f"{key} is not an {JOB_FILENAME}")
         staged = StagedJobFile(bucket, key, self.version_of(bucket, key, version_id))
         job_id = execution_name(bucket, key, staged.version_id)
-        existing = self.store.get(job_id)
-        if existing is not None and existing.get("execution_arn"):
-            return IngestOutcome(job_id, "duplicate", f"job already {existing.get('status')}")
-        if existing is not None and existing.get("status") in (
-            JobStatus.REJECTED,
-            JobStatus.CANCELLED,
-        ):
-            return IngestOutcome(job_id, "duplicate", f"job already {existing.get('status')}")
-
+        seen = self._seen_before(job_id)
+        if seen is not None:
+            return seen
         if not staged.prefix:
-            message = (
-                f"{JOB_FILENAME} is at the root of the bucket, so the whole bucket would be taken as "
-                "one session; put the session in its own folder (e.g. rig-7/750101_2025-06-12_15-03-00/) "
-                f"and upload {JOB_FILENAME} there"
-            )
-            issue = Issue(
-                severity="error",
-                file=JOB_FILENAME,
-                field=None,
-                rule="job.at_bucket_root",
-                message=message,
-            )
-            try:
-                partial = _partial_job(self._read_job(staged))
-            except UploadJobError:
-                partial = {}
-            return self._reject(job_id, staged, UploadJobError(message, issues=[issue]), partial)
+            return self._reject_at_root(job_id, staged)
         try:
             raw = self._read_job(staged)
         except UploadJobError as exc:
@@ -166,61 +145,82 @@ class Ingest:
             job, notes = parse_upload_job(
                 raw, file=JOB_FILENAME, default_tz=self.settings.default_time_zone
             )
-            presets = load_job_types(self.settings.job_types_prefix)
-            if job.job_type not in presets:  # a type added since the cache was filled
-                presets = load_job_types(self.settings.job_types_prefix, force_fetch=True)
-            resolution = resolve_job(job, presets)
-            functions = resolve_pins(resolution.resolved, self.awslambda, self.function_names)
+            accepted = self._resolve(job, notes)
         except UploadJobError as exc:
             partial = _partial_job(raw)
             if job is not None:
-                partial["asset_name"] = asset_name(job.subject_id, job.acq_datetime, job.platform)
+                partial["asset_name"] = job_asset_name(job)
             return self._reject(job_id, staged, exc, partial)
-        resolved = resolution.resolved
-        notes = notes + resolution.notes
-        name = asset_name(job.subject_id, job.acq_datetime, job.platform)
+        return self._start_job(job_id, staged, accepted)
 
-        record = {
-            "job_id": job_id,
-            "status": str(JobStatus.RECEIVED),
-            "staging_bucket": bucket,
-            "staging_prefix": staged.prefix,
-            "job_key": key,
-            "job_version_id": staged.version_id,
-            "job_type": resolved["job_type"],
-            "user_email": resolved.get("user_email"),
-            "subject_id": resolved["subject_id"],
-            "asset_name": name,
-            "functions": functions,
-        }
-        previous = self._previous_failure(name, job_id)
+    def _seen_before(self, job_id: str) -> IngestOutcome | None:
+        """A duplicate delivery: the job already has an execution, or was rejected or
+        cancelled (a new job needs a new upload of the job file)."""
+        existing = self.store.get(job_id)
+        if existing is None:
+            return None
+        if existing.get("execution_arn") or existing.get("status") in (
+            JobStatus.REJECTED,
+            JobStatus.CANCELLED,
+        ):
+            return IngestOutcome(job_id, "duplicate", f"job already {existing.get('status')}")
+        return None
+
+    def _reject_at_root(self, job_id: str, staged: StagedJobFile) -> IngestOutcome:
+        """A job file at the bucket's root would take the whole bucket as its session: refused,
+        the rejection still addressed to the user the file names when it can be read."""
+        message = (
+            f"{JOB_FILENAME} is at the root of the bucket, so the whole bucket would be taken as "
+            "one session; put the session in its own folder (e.g. rig-7/750101_2025-06-12_15-03-00/) "
+            f"and upload {JOB_FILENAME} there"
+        )
+        issue = Issue(
+            severity="error",
+            file=JOB_FILENAME,
+            field=None,
+            rule="job.at_bucket_root",
+            message=message,
+        )
+        try:
+            partial = _partial_job(self._read_job(staged))
+        except UploadJobError:
+            partial = {}
+        return self._reject(job_id, staged, UploadJobError(message, issues=[issue]), partial)
+
+    def _resolve(self, job: UploadJob, notes: list[Issue]) -> _Accepted:
+        """Resolve the parsed job against its job type and pin its functions' versions; an
+        UploadJobError here rejects the job."""
+        presets = load_job_types(self.settings.job_types_prefix)
+        if job.job_type not in presets:  # a type added since the cache was filled
+            presets = load_job_types(self.settings.job_types_prefix, force_fetch=True)
+        resolution = resolve_job(job, presets)
+        functions = resolve_pins(resolution.resolved, self.awslambda, self.function_names)
+        return _Accepted(
+            job=resolution.resolved,
+            notes=notes + resolution.notes,
+            functions=functions,
+            asset_name=job_asset_name(job),
+        )
+
+    def _start_job(self, job_id: str, staged: StagedJobFile, accepted: _Accepted) -> IngestOutcome:
+        """Record the accepted job and start its execution; a job for an asset whose last job
+        failed is recorded (and announced) as that job's retry."""
+        record = _job_record(job_id, staged, accepted)
+        previous = self._previous_failure(accepted.asset_name, job_id)
         if previous is not None:
             record["retry_of_job"] = previous["job_id"]
-        created = self.store.create(
-            record
-        )  # False on a retried delivery after a crash: start anyway
-        execution_input = ExecutionInput(
-            job_id=job_id,
-            bucket=bucket,
-            prefix=staged.prefix,
-            job_key=key,
-            job_version_id=staged.version_id,
-            job=resolved,
-            job_notes=[n.model_dump(mode="json") for n in notes],
-            # what every Lambda task of the state machine invokes (FunctionName.$): a pinned
-            # published version, else the alias live. MarkFailed reads it too: always present.
-            functions=Functions.model_validate(functions),
-        )
-        arn = self._start(job_id, execution_input)
+        # False on a retried delivery after a crash: start anyway
+        created = self.store.create(record)
+        arn = self._start(job_id, _execution_input(job_id, staged, accepted))
         self.store.update(job_id, execution_arn=arn)
         if created and previous is not None:
             notify.publish(
                 self.sns,
                 self.settings.require("topic_arn"),
                 notify.retrying(
-                    job=resolved,
+                    job=accepted.job,
                     job_id=job_id,
-                    asset_name=name,
+                    asset_name=accepted.asset_name,
                     previous_job_id=previous["job_id"],
                     staging_uri=staged.uri,
                 ),
@@ -317,3 +317,47 @@ def _partial_job(raw: bytes) -> dict[str, Any]:
         "job_type": job_type if isinstance(job_type, str) and len(job_type) < 100 else None,
         "email_notification_types": ["fail"],
     }
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A job that parsed and resolved: what its record and execution input are built from."""
+
+    job: dict[str, Any]  # the resolved job
+    notes: list[Issue]
+    functions: dict[str, str]
+    asset_name: str
+
+
+def _job_record(job_id: str, staged: StagedJobFile, accepted: _Accepted) -> dict[str, Any]:
+    """The RECEIVED job record of an accepted job."""
+    resolved = accepted.job
+    return {
+        "job_id": job_id,
+        "status": str(JobStatus.RECEIVED),
+        "staging_bucket": staged.bucket,
+        "staging_prefix": staged.prefix,
+        "job_key": staged.key,
+        "job_version_id": staged.version_id,
+        "job_type": resolved["job_type"],
+        "user_email": resolved.get("user_email"),
+        "subject_id": resolved["subject_id"],
+        "asset_name": accepted.asset_name,
+        "functions": accepted.functions,
+    }
+
+
+def _execution_input(job_id: str, staged: StagedJobFile, accepted: _Accepted) -> ExecutionInput:
+    """The state machine's input for an accepted job."""
+    return ExecutionInput(
+        job_id=job_id,
+        bucket=staged.bucket,
+        prefix=staged.prefix,
+        job_key=staged.key,
+        job_version_id=staged.version_id,
+        job=accepted.job,
+        job_notes=[n.model_dump(mode="json") for n in accepted.notes],
+        # what every Lambda task of the state machine invokes (FunctionName.$): a pinned
+        # published version, else the alias live. MarkFailed reads it too: always present.
+        functions=Functions.model_validate(accepted.functions),
+    )
