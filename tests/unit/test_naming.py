@@ -12,7 +12,8 @@ from aind_data_schema_models.data_name_patterns import DataRegex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upload_processor.domain.naming import asset_name, name_part_problem
+from upload_processor.domain.naming import asset_name, job_asset_name, name_part_problem
+from upload_processor.domain.upload_job import parse_upload_job
 
 RAW = re.compile(DataRegex.RAW.value)
 
@@ -106,3 +107,16 @@ def test_name_parts_must_make_a_folder_name_valid_everywhere(value: str, problem
 @pytest.mark.parametrize("value", ["750101", "7" * 100, "Mouse-12.b", "é" * 50])
 def test_ordinary_name_parts_pass(value: str) -> None:
     assert name_part_problem(value) is None
+
+
+def test_a_job_has_one_asset_name_parsed_or_resolved() -> None:
+    """Ingest names the asset from the parsed job, gather from its resolved JSON form: the same."""
+    raw = (
+        b'{"job_type": "default", "project_name": "P", "subject_id": "750101", '
+        b'"acq_datetime": "2025-06-12T15:03:00.250-07:00", "platform": "ecephys", '
+        b'"modalities": ["ecephys"]}'
+    )
+    job, _ = parse_upload_job(raw)
+    resolved = job.model_dump(mode="json")
+    assert job_asset_name(job) == "ecephys_750101_2025-06-12_15-03-00"
+    assert job_asset_name(resolved) == job_asset_name(job)
