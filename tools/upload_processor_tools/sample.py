@@ -86,6 +86,7 @@ from aind_data_schema_models.stimulus_modality import StimulusModality
 from aind_data_schema_models.units import MassUnit, SizeUnit, VolumeUnit
 from pydantic import BaseModel
 
+from upload_processor.domain.units import MiB
 from upload_processor_tools.sample_files import write_behavior_data, write_ecephys_data
 
 DEFAULT_ACQ_DATETIME = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
@@ -198,7 +199,7 @@ def build_session(
     for filename, model in models.items():
         (dest / filename).write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
-    budget = int(data_mb_per_modality * 1024 * 1024)
+    budget = int(data_mb_per_modality * MiB)
     write_behavior_data(dest / "behavior", budget, start, rng)
     write_ecephys_data(dest / "ecephys", budget, start, rng)
 

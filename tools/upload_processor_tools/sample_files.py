@@ -15,6 +15,7 @@ import struct
 from datetime import datetime
 from pathlib import Path
 
+from upload_processor.domain.units import MiB
 from upload_processor_tools.synthetic import ap_band
 
 ECEPHYS_CHANNELS = 384
@@ -26,7 +27,7 @@ _HARP_U8_TIMESTAMPED = 0x11
 _HARP_DIGITAL_INPUT_REGISTER = 32
 _HARP_MESSAGE = struct.Struct("<BBBBBIHB")  # type, length, address, port, payload type, s, ticks, v
 _HARP_MESSAGE_SIZE = _HARP_MESSAGE.size + 1  # + checksum
-_HARP_MAX_BYTES = 8 * 1024 * 1024
+_HARP_MAX_BYTES = 8 * MiB
 
 
 def write_behavior_data(folder: Path, budget: int, start: datetime, rng: random.Random) -> None:

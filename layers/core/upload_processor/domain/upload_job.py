@@ -27,10 +27,11 @@ from pydantic import (
 from upload_processor.domain.naming import name_part_problem
 from upload_processor.domain.report import Issue
 from upload_processor.domain.strict_json import loads_strict
+from upload_processor.domain.units import MiB
 from upload_processor.errors import ConfigurationError, StrictJsonError, UploadJobError
 
 JOB_FILENAME = "upload_job.json"
-MAX_JOB_BYTES = 1024 * 1024
+MAX_JOB_BYTES = 1 * MiB
 MAX_JOB_DEPTH = 100  # nesting levels of objects/arrays; deeper input is refused, not recursed
 
 NotificationType = Literal["begin", "end", "fail", "retry", "all"]

@@ -25,6 +25,7 @@ from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import job_asset_name
 from upload_processor.domain.plan import PlanItem, collision_issues, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
+from upload_processor.domain.units import GiB, MiB
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
 from upload_processor.errors import (
     FilesMissingError,
@@ -43,10 +44,10 @@ from upload_processor.metadata import (
 )
 
 BATCH_SIZE = 100
-BATCH_BYTES = 2 * 1024**3  # one Map iteration moves at most this much (well inside 15 minutes)
+BATCH_BYTES = 2 * GiB  # one Map iteration moves at most this much (well inside 15 minutes)
 # A metadata file is read whole into memory (and validated): larger ones are refused from
 # their listed size, before a byte is read. Real core files are kilobytes to a few MB.
-MAX_METADATA_BYTES = 20 * 1024**2
+MAX_METADATA_BYTES = 20 * MiB
 # S3's key limit; every staged key becomes `<asset>/<relative>[.zst]` in the archive.
 MAX_KEY_BYTES = 1024
 # A path segment longer than this cannot be a file name on the usual file systems, so the
@@ -67,13 +68,12 @@ class Gathered:
     metadata_files: list[str]
     versions: dict[str, str]
     data: list[Entry] = field(default_factory=list)
+    raise_if_invalid: bool = True
 
     @property
     def reject(self) -> bool:
         """Invalid, and the job asks to reject invalid sessions (default)."""
         return self.report.status == "invalid" and self.raise_if_invalid
-
-    raise_if_invalid: bool = True
 
 
 def _issue(
@@ -348,7 +348,7 @@ def _read_metadata(
                 _issue(
                     "json.too_large",
                     f"{entry.relative} is {entry.size} bytes; a metadata file is at most "
-                    f"{MAX_METADATA_BYTES} bytes ({MAX_METADATA_BYTES // 1024**2} MB), so it was not "
+                    f"{MAX_METADATA_BYTES} bytes ({MAX_METADATA_BYTES // MiB} MB), so it was not "
                     "read. If it holds data, move it into its modality's folder; otherwise remove "
                     "the bulky content",
                     file=entry.relative,

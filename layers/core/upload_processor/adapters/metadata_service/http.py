@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from upload_processor.domain.units import MiB
 from upload_processor.errors import ConfigurationError, MetadataRequestError, MetadataServiceError
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ SPEC_FORMS = (
     "or 'aind:https://<aind-metadata-service url>'"
 )
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_RESPONSE_BYTES = 32 * MiB
 MAX_BACKOFF_SECONDS = 20.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The only hosts a plain-http service URL may name: a service on this machine (local mode and
