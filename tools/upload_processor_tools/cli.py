@@ -259,7 +259,8 @@ def local_invoke(
     seed: bool = typer.Option(True, help="Stage the sample session the events/ files name first."),
 ) -> None:
     """What `sam local invoke` does, in-process against a fresh local cloud (no Docker)."""
-    from upload_processor_tools.local import LocalCloud, LocalModeError
+    from upload_processor.errors import LocalModeError
+    from upload_processor_tools.local import LocalCloud
     from upload_processor_tools.local.events import seed as seed_sample
 
     _quiet_local()

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor_tools.commands.checks import validate_with_deployment
 from upload_processor_tools.commands.common import (
     EndpointOption,
@@ -29,11 +30,8 @@ from upload_processor_tools.submit import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PART_SIZE_MIB,
     LocalFile,
-    SessionLayoutError,
     StagingLocation,
     Submitter,
-    SubmitUploadError,
-    SubmitUsageError,
     s3_client,
     session_files,
     transfer_config,

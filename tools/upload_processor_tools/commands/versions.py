@@ -49,7 +49,8 @@ FUNCTION_NAME_ENV = {
 def locate_functions(where: Any, given: dict[str, str | None]) -> dict[str, str]:
     """{"gather", "transfer", "finalize": function name}: options/environment, else the
     stack's resources, else (an endpoint, no stack) local mode's functions."""
-    from upload_processor_tools.commands.locate import LOCAL_STACK, STACK_ENV, NotLocatedError
+    from upload_processor.errors import NotLocatedError
+    from upload_processor_tools.commands.locate import LOCAL_STACK, STACK_ENV
 
     names: dict[str, str] = {}
     for role in ROLES:
