@@ -13,12 +13,10 @@ from rich.console import Console
 from upload_processor import __version__
 from upload_processor_tools.commands import help_style
 from upload_processor_tools.commands.common import (
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
+    DEPLOYMENT,
+    DeploymentOptions,
     fail,
-    locator,
+    takes_deployment,
 )
 from upload_processor_tools.commands.configure import configure
 from upload_processor_tools.commands.job_types import job_types_app
@@ -94,6 +92,7 @@ def version() -> None:
 
 
 @app.command()
+@takes_deployment
 def validate(
     directory: Path = typer.Argument(
         ..., metavar="DIR", help="The session folder, laid out as it will be staged."
@@ -119,10 +118,7 @@ def validate(
     default_tz: str | None = typer.Option(
         None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Validate a session folder with the pipeline's own checks (its metadata service and job
     types when a deployment is named). Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
@@ -133,7 +129,7 @@ def validate(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     if offline and registry:
         fail("--offline and --registry exclude each other", 2)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     report = validate_with_deployment(
         directory, where, job=job, registry=registry, offline=offline, default_tz=default_tz
     )
@@ -147,6 +143,7 @@ def validate(
 
 
 @notifications_app.command("subscribe")
+@takes_deployment
 def notifications_subscribe(
     email: str = typer.Argument(
         ..., metavar="EMAIL", help="Where the alerts go (an email subscription)."
@@ -179,10 +176,7 @@ def notifications_subscribe(
     endpoint: str | None = typer.Option(
         None, "--endpoint", metavar="ENDPOINT", help="The SQS queue ARN, URL, ... (not email)."
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Subscribe EMAIL to the alerts of their own jobs; prints the filter policy it set.
 
@@ -198,7 +192,7 @@ def notifications_subscribe(
         fail(f"{email!r} is not an email address", EXIT_USAGE)
     if protocol != "email" and not endpoint:
         fail(f"--protocol {protocol} needs --endpoint", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     try:
         topic_arn = where.topic_arn(topic_arn)
     except Exception as exc:

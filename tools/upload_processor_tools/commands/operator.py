@@ -28,20 +28,19 @@ from typing import Any
 import typer
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
+    DEPLOYMENT_WITHOUT_PROFILE,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     TableOption,
     aws_failure,
     fail,
     job_store,
-    locator,
     print_json,
     resolve_job_ref,
+    takes_deployment,
 )
 
 app = typer.Typer(help="Operator commands.", no_args_is_help=True)
@@ -70,6 +69,7 @@ def _group() -> None:
 
 
 @app.command("retry")
+@takes_deployment
 def retry(
     job: str = JobArgument,
     force: bool = typer.Option(
@@ -77,15 +77,12 @@ def retry(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Start a new execution of a FAILED job; work already in the archive is not redone."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     store = job_store(where, table)
     job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
@@ -124,6 +121,7 @@ def _ended(sfn: Any, result: dict[str, Any], wait: float) -> str:
 
 
 @app.command("cancel")
+@takes_deployment
 def cancel(
     job: str = JobArgument,
     reason: str | None = typer.Option(
@@ -138,15 +136,12 @@ def cancel(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     store = job_store(where, table)
     job = resolve_job_ref(store, where.client("dynamodb"), job)
     result = _run(
@@ -176,6 +171,7 @@ def cancel(
 
 
 @app.command("redrive")
+@takes_deployment
 def redrive(
     queue_url: str | None = typer.Option(
         None, "--queue-url", envvar="UPLOAD_PROCESSOR_INGEST_QUEUE_URL", help="The ingest queue."
@@ -200,15 +196,13 @@ def redrive(
         1, "--wait", min=0, max=20, help="Seconds each receive waits for a message."
     ),
     as_json: bool = JsonOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
+    deployment: DeploymentOptions = DEPLOYMENT_WITHOUT_PROFILE,
 ) -> None:
     """Move the ingest dead-letter queue's messages back to the ingest queue; print the count."""
     from upload_processor.errors import ConfigurationError
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = deployment.locate()
     try:
         queue, dlq = where.ingest_queues(queue_url, dlq_url)
     except ConfigurationError as exc:

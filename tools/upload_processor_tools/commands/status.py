@@ -38,22 +38,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     TableOption,
     aws_failure,
     fail,
     human_size,
     job_store,
-    locator,
     print_json,
     resolve_job_ref,
     short_id,
+    takes_deployment,
 )
 
 app = typer.Typer(help="Job status.", no_args_is_help=True)
@@ -267,6 +265,7 @@ def _group() -> None:
 
 
 @app.command("status")
+@takes_deployment
 def status(
     job_or_asset: str | None = typer.Argument(
         None,
@@ -288,10 +287,7 @@ def status(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """List recent jobs (newest first), or show one job: record, execution steps, report."""
     from upload_processor.errors import InvalidQueryError
@@ -308,7 +304,7 @@ def status(
         given = [name for name, value in listing_options.items() if value]
         if given:
             fail(f"{', '.join(given)} filter the listing; not with a JOB_OR_ASSET", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     store = job_store(where, table)
     out = Console(soft_wrap=False, highlight=False)
     if job_or_asset is None:

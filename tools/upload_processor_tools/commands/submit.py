@@ -19,12 +19,10 @@ from upload_processor.domain.upload_job import JOB_FILENAME
 from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor_tools.commands.checks import validate_with_deployment
 from upload_processor_tools.commands.common import (
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
+    DEPLOYMENT,
+    DeploymentOptions,
     human_size,
-    locator,
+    takes_deployment,
 )
 from upload_processor_tools.submit import (
     DEFAULT_CONCURRENCY,
@@ -113,6 +111,7 @@ def _session_files(directory: Path, follow_symlinks: bool) -> list[LocalFile]:
         raise typer.Exit(1) from exc
 
 
+@takes_deployment
 def submit(
     directory: Path = typer.Argument(
         ..., metavar="DIR", help="The session folder, laid out as it is staged."
@@ -158,10 +157,7 @@ def submit(
         help="Upload the target of a symlink that stays inside the folder (default: refuse "
         "every symlink; links out of the folder, dangling ones and loops are always refused).",
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Validate a session folder, upload it (resumable), then write upload_job.json to start it."""
     import logging
@@ -181,7 +177,7 @@ def submit(
     except SubmitUsageError as exc:
         err.print(str(exc))
         raise typer.Exit(2) from exc
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
 
     files = _session_files(directory, follow_symlinks)  # what is uploaded is what is validated
     if no_validate:
@@ -253,8 +249,8 @@ def submit(
     )
     out.print(f"job id: {result.job_id}")
     follow = f"upload-processor status {result.job_id}"
-    if endpoint_url:
-        follow += f" --endpoint-url {endpoint_url}"
+    if deployment.endpoint_url:
+        follow += f" --endpoint-url {deployment.endpoint_url}"
     out.print(f"follow it: {follow}")
 
 

@@ -21,14 +21,12 @@ from typing import Any
 import typer
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     fail,
-    locator,
+    takes_deployment,
 )
 
 
@@ -115,6 +113,7 @@ def alert_text(item: dict[str, Any]) -> str:
     return f"── alert {when} {item['event']}: {item['subject']}\n{body}\n"
 
 
+@takes_deployment
 def tail(
     user: str | None = typer.Option(
         None, "--user", metavar="EMAIL", help="Only this user's alerts."
@@ -133,13 +132,10 @@ def tail(
         help="The notification topic (default: found from the deployment).",
     ),
     as_json: bool = JsonOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Print every alert the deployment publishes from now on (Ctrl-C stops)."""
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     try:
         topic = where.topic_arn(topic_arn)
     except Exception as exc:
