@@ -17,6 +17,7 @@ from upload_processor_tools.commands.common import (
     DeploymentOptions,
     fail,
     takes_deployment,
+    topic_arn_option,
 )
 from upload_processor_tools.commands.configure import configure
 from upload_processor_tools.commands.job_types import job_types_app
@@ -160,12 +161,8 @@ def notifications_subscribe(
         "--operator",
         help="An operator subscription: every fail, and jobs without a usable email.",
     ),
-    topic_arn: str | None = typer.Option(
-        None,
-        "--topic-arn",
-        metavar="ARN",
-        envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
-        help="The stack's NotificationTopicArn output (default: found from the deployment).",
+    topic_arn: str | None = topic_arn_option(
+        "The stack's NotificationTopicArn output (default: found from the deployment)."
     ),
     protocol: str = typer.Option(
         "email",

@@ -50,6 +50,13 @@ ProfileOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="JSON only, on stdout.")
 
 
+def topic_arn_option(help: str) -> Any:
+    """`--topic-arn ARN` (or UPLOAD_PROCESSOR_TOPIC_ARN), with the command's own help."""
+    return typer.Option(
+        None, "--topic-arn", metavar="ARN", envvar="UPLOAD_PROCESSOR_TOPIC_ARN", help=help
+    )
+
+
 def fail(message: str, code: int) -> NoReturn:
     """One line on stderr, then exit with `code`."""
     typer.echo(f"error: {message}", err=True)

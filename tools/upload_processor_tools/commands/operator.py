@@ -52,15 +52,30 @@ JobArgument = typer.Argument(
 )
 
 
-def _run(action: Any, what: str) -> dict[str, Any]:
+def _operate(
+    action: str, job: str, table: str | None, deployment: DeploymentOptions, **options: Any
+) -> tuple[dict[str, Any], Any]:
+    """`retry` or `cancel` (upload_processor.operations.control) on a job named as users name
+    it: (its result, the Locator). Not found or refused exits 1, AWS failing exits 3."""
     from upload_processor.errors import JobNotFoundError, OperationRefusedError
+    from upload_processor.operations import control
 
+    where = deployment.locate()
+    store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     try:
-        return action()
+        result = getattr(control, action)(
+            store=store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job=job,
+            **options,
+        )
     except (JobNotFoundError, OperationRefusedError) as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except Exception as exc:
-        aws_failure(exc, what)
+        aws_failure(exc, f"{action} job {job}")
+    return result, where
 
 
 @app.callback()
@@ -80,21 +95,7 @@ def retry(
     deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Start a new execution of a FAILED job; work already in the archive is not redone."""
-    from upload_processor.operations import control as operations
-
-    where = deployment.locate()
-    store = job_store(where, table)
-    job = resolve_job_ref(store, where.client("dynamodb"), job)
-    result = _run(
-        lambda: operations.retry(
-            store=store,
-            sfn=where.client("stepfunctions"),
-            s3=where.client("s3"),
-            job=job,
-            force=force,
-        ),
-        f"retry job {job}",
-    )
+    result, _ = _operate("retry", job, table, deployment, force=force)
     if as_json:
         print_json(result)
         return
@@ -139,21 +140,7 @@ def cancel(
     deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
-    from upload_processor.operations import control as operations
-
-    where = deployment.locate()
-    store = job_store(where, table)
-    job = resolve_job_ref(store, where.client("dynamodb"), job)
-    result = _run(
-        lambda: operations.cancel(
-            store=store,
-            sfn=where.client("stepfunctions"),
-            s3=where.client("s3"),
-            job=job,
-            reason=reason,
-        ),
-        f"cancel job {job}",
-    )
+    result, where = _operate("cancel", job, table, deployment, reason=reason)
     if result["execution_stopped"]:
         result["execution_status"] = _ended(where.client("stepfunctions"), result, wait)
     if as_json:

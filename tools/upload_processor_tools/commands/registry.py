@@ -46,6 +46,9 @@ class Kind(StrEnum):
     project = "project"
 
 
+KindArgument = typer.Argument(
+    ..., metavar="KIND", help="instrument, subject, procedures or project."
+)
 RegistryOption = typer.Option(
     None,
     "--registry",
@@ -144,9 +147,7 @@ def _validation_failed(message: str, errors: list[dict[str, Any]]) -> NoReturn:
 @registry_app.command("put")
 @takes_deployment
 def put(
-    kind: Kind = typer.Argument(
-        ..., metavar="KIND", help="instrument, subject, procedures or project."
-    ),
+    kind: Kind = KindArgument,
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="The JSON document."
     ),
@@ -208,9 +209,7 @@ def put(
 @registry_app.command("get")
 @takes_deployment
 def get(
-    kind: Kind = typer.Argument(
-        ..., metavar="KIND", help="instrument, subject, procedures or project."
-    ),
+    kind: Kind = KindArgument,
     record_id: str = typer.Argument(
         ...,
         metavar="ID",

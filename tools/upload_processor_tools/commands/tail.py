@@ -27,6 +27,7 @@ from upload_processor_tools.commands.common import (
     JsonOption,
     fail,
     takes_deployment,
+    topic_arn_option,
 )
 
 
@@ -124,12 +125,8 @@ def tail(
     timeout: float | None = typer.Option(
         None, "--timeout", min=0, metavar="SECONDS", help="Stop after this long (exit 1 if none)."
     ),
-    topic_arn: str | None = typer.Option(
-        None,
-        "--topic-arn",
-        metavar="ARN",
-        envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
-        help="The notification topic (default: found from the deployment).",
+    topic_arn: str | None = topic_arn_option(
+        "The notification topic (default: found from the deployment)."
     ),
     as_json: bool = JsonOption,
     deployment: DeploymentOptions = DEPLOYMENT,
