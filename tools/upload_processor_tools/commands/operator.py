@@ -210,6 +210,11 @@ def redrive(
     if as_json:
         print_json({**result.to_dict(), "from": dlq, "to": queue})
         return
+    _print_redriven(result, dlq, queue)
+
+
+def _print_redriven(result: Any, dlq: str, queue: str) -> None:
+    """What was moved, why it stopped, what came back and what is left."""
     why = {
         "empty": "nothing else to move",
         "max": "the --max count of messages was moved",
