@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upload_processor_tools.local import LocalModeError
+from upload_processor.errors import LocalModeError
 from upload_processor_tools.local.server import LocalServer, banner, exposure_warning, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

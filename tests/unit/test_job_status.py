@@ -306,7 +306,8 @@ def test_retry_execution_names_fit_step_functions() -> None:
 def test_the_locator_prefers_options_then_env_then_stack_outputs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from upload_processor_tools.commands.locate import Locator, NotLocatedError
+    from upload_processor.errors import NotLocatedError
+    from upload_processor_tools.commands.locate import Locator
 
     for name in (
         "UPLOAD_PROCESSOR_JOBS_TABLE",

@@ -15,16 +15,14 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from upload_processor.domain.units import MiB
+from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor.pipeline.ingest import execution_name
 from upload_processor_tools.commands import submit as submit_cli
 from upload_processor_tools.sample import build_session
 from upload_processor_tools.submit import (
     LocalFile,
-    SessionLayoutError,
     StagingLocation,
     Submitter,
-    SubmitUploadError,
-    SubmitUsageError,
     already_staged,
     job_document,
     session_files,

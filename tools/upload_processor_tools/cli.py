@@ -13,12 +13,11 @@ from rich.console import Console
 from upload_processor import __version__
 from upload_processor_tools.commands import help_style
 from upload_processor_tools.commands.common import (
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
+    DEPLOYMENT,
+    DeploymentOptions,
     fail,
-    locator,
+    takes_deployment,
+    topic_arn_option,
 )
 from upload_processor_tools.commands.configure import configure
 from upload_processor_tools.commands.job_types import job_types_app
@@ -94,6 +93,7 @@ def version() -> None:
 
 
 @app.command()
+@takes_deployment
 def validate(
     directory: Path = typer.Argument(
         ..., metavar="DIR", help="The session folder, laid out as it will be staged."
@@ -119,10 +119,7 @@ def validate(
     default_tz: str | None = typer.Option(
         None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Validate a session folder with the pipeline's own checks (its metadata service and job
     types when a deployment is named). Exit 0 valid, 1 invalid, 2 usage, 3 internal."""
@@ -133,7 +130,7 @@ def validate(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     if offline and registry:
         fail("--offline and --registry exclude each other", 2)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     report = validate_with_deployment(
         directory, where, job=job, registry=registry, offline=offline, default_tz=default_tz
     )
@@ -147,6 +144,7 @@ def validate(
 
 
 @notifications_app.command("subscribe")
+@takes_deployment
 def notifications_subscribe(
     email: str = typer.Argument(
         ..., metavar="EMAIL", help="Where the alerts go (an email subscription)."
@@ -163,12 +161,8 @@ def notifications_subscribe(
         "--operator",
         help="An operator subscription: every fail, and jobs without a usable email.",
     ),
-    topic_arn: str | None = typer.Option(
-        None,
-        "--topic-arn",
-        metavar="ARN",
-        envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
-        help="The stack's NotificationTopicArn output (default: found from the deployment).",
+    topic_arn: str | None = topic_arn_option(
+        "The stack's NotificationTopicArn output (default: found from the deployment)."
     ),
     protocol: str = typer.Option(
         "email",
@@ -179,10 +173,7 @@ def notifications_subscribe(
     endpoint: str | None = typer.Option(
         None, "--endpoint", metavar="ENDPOINT", help="The SQS queue ARN, URL, ... (not email)."
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Subscribe EMAIL to the alerts of their own jobs; prints the filter policy it set.
 
@@ -198,7 +189,7 @@ def notifications_subscribe(
         fail(f"{email!r} is not an email address", EXIT_USAGE)
     if protocol != "email" and not endpoint:
         fail(f"--protocol {protocol} needs --endpoint", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     try:
         topic_arn = where.topic_arn(topic_arn)
     except Exception as exc:
@@ -259,7 +250,8 @@ def local_invoke(
     seed: bool = typer.Option(True, help="Stage the sample session the events/ files name first."),
 ) -> None:
     """What `sam local invoke` does, in-process against a fresh local cloud (no Docker)."""
-    from upload_processor_tools.local import LocalCloud, LocalModeError
+    from upload_processor.errors import LocalModeError
+    from upload_processor_tools.local import LocalCloud
     from upload_processor_tools.local.events import seed as seed_sample
 
     _quiet_local()

@@ -52,6 +52,25 @@ FIELD_NOTES = {
 }
 
 
+TASK_NOTES = {
+    "gather_preliminary_metadata": "metadata assembly: `raise_if_invalid` (default true), "
+    "`instrument_settings.instrument_id`, `data_description_settings` (tags, group, "
+    "restrictions, data_summary, institution, funding_source, investigators), "
+    "`metadata_service` (in a stored job type only: an upload may not name it)",
+    "check_s3_folder_exists": "refuse an asset that already exists in the archive",
+    "modality_transformation_settings": "per modality (`{modality: task}`) or for all: "
+    "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",
+    "gather_final_metadata": "`verify`: quick (size and S3 checksum, default) or full "
+    "(decompress every object and compare with the source's SHA-256)",
+    "remove_source_folders": 'opt-in, skipped unless asked for (`{"skip_task": false}`): '
+    "once the asset is sealed and every object verified, remove the staged objects it was "
+    "made from (data files, metadata files, upload_job.json; never the report), each only "
+    "if it still has the ETag that was archived. The staging bucket is versioned: a removed "
+    "object stays recoverable as a noncurrent version. The job record's `staging_cleanup` "
+    "says what was removed and what was kept",
+}
+
+
 def _type_of(schema: dict[str, Any]) -> str:
     if "anyOf" in schema:
         return " or ".join(_type_of(s) for s in schema["anyOf"])
@@ -97,8 +116,19 @@ def schema() -> dict[str, Any]:
 
 
 def markdown() -> str:
-    """The reference page."""
-    model = schema()
+    """The reference page: the fields, the tasks, the shipped job types, examples."""
+    lines = _field_table(schema()) + _task_list()
+    lines += ["", "## The shipped job types", "", *_json_block(DEFAULT_JOB_TYPES)]
+    lines += _examples()
+    return "\n".join(lines)
+
+
+def _json_block(value: Any) -> list[str]:
+    return ["```json", json.dumps(value, indent=2), "```"]
+
+
+def _field_table(model: dict[str, Any]) -> list[str]:
+    """The title, what is accepted for compatibility, and one table row a field."""
     required = set(model.get("required", []))
     lines = [
         "# upload_job.json reference",
@@ -126,7 +156,12 @@ def markdown() -> str:
             FIELD_NOTES.get(name, spec.get("description", "")),
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += [
+    return lines
+
+
+def _task_list() -> list[str]:
+    """The task ids and their settings, then the aind task ids that are accepted, not run."""
+    lines = [
         "",
         "## Tasks",
         "",
@@ -134,53 +169,31 @@ def markdown() -> str:
         "`image_version`. Task ids:",
         "",
     ]
-    task_docs = {
-        "gather_preliminary_metadata": "metadata assembly: `raise_if_invalid` (default true), "
-        "`instrument_settings.instrument_id`, `data_description_settings` (tags, group, "
-        "restrictions, data_summary, institution, funding_source, investigators), "
-        "`metadata_service` (in a stored job type only: an upload may not name it)",
-        "check_s3_folder_exists": "refuse an asset that already exists in the archive",
-        "modality_transformation_settings": "per modality (`{modality: task}`) or for all: "
-        "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",
-        "gather_final_metadata": "`verify`: quick (size and S3 checksum, default) or full "
-        "(decompress every object and compare with the source's SHA-256)",
-        "remove_source_folders": 'opt-in, skipped unless asked for (`{"skip_task": false}`): '
-        "once the asset is sealed and every object verified, remove the staged objects it was "
-        "made from (data files, metadata files, upload_job.json; never the report), each only "
-        "if it still has the ETag that was archived. The staging bucket is versioned: a removed "
-        "object stays recoverable as a noncurrent version. The job record's `staging_cleanup` "
-        "says what was removed and what was kept",
-    }
-    for task_id in TASK_IDS:
-        lines.append(f"- `{task_id}`: {task_docs.get(task_id, '')}")
-    lines += [
+    lines += [f"- `{task_id}`: {TASK_NOTES.get(task_id, '')}" for task_id in TASK_IDS]
+    return [
+        *lines,
         "",
         "aind-data-transfer-service task ids this pipeline does not run (accepted, reported as "
         f"ignored): {', '.join(f'`{t}`' for t in AIND_TASKS_NOT_RUN)}.",
-        "",
-        "## The shipped job types",
-        "",
-        "```json",
-        json.dumps(DEFAULT_JOB_TYPES, indent=2),
-        "```",
+    ]
+
+
+def _examples() -> list[str]:
+    """The minimal job, one override, and where to see a job resolved."""
+    return [
         "",
         "## Examples",
         "",
         "The minimal job:",
         "",
-        "```json",
-        json.dumps(MINIMAL_EXAMPLE, indent=2),
-        "```",
+        *_json_block(MINIMAL_EXAMPLE),
         "",
         "Overriding one task's setting (the ecephys compression level) while everything else "
         "comes from the `ecephys` job type:",
         "",
-        "```json",
-        json.dumps(OVERRIDE_EXAMPLE, indent=2),
-        "```",
+        *_json_block(OVERRIDE_EXAMPLE),
         "",
         "`upload-processor job-types resolve upload_job.json` prints the resolved job and where "
         "each value came from.",
         "",
     ]
-    return "\n".join(lines)

@@ -175,25 +175,12 @@ def build_session(
         raise ValueError("data_mb_per_modality must be >= 0")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    asset_name = asset_name_for(subject_id, acq_datetime)
     # Deterministic test data, not secrets: a seeded PRNG is the point.
     rng = random.Random(f"{subject_id}|{acq_datetime.isoformat()}|{data_mb_per_modality}")  # noqa: S311
 
     start = acq_datetime
     end = acq_datetime + timedelta(minutes=_SESSION_MINUTES)
-    models: dict[str, BaseModel] = {
-        "instrument_behavior.json": _behavior_instrument(acq_datetime.date()),
-        "instrument_ecephys.json": _ecephys_instrument(acq_datetime.date()),
-        "acquisition_behavior.json": _behavior_acquisition(subject_id, start, end),
-        "acquisition_ecephys.json": _ecephys_acquisition(
-            conflicting_subject_id or subject_id, start, end
-        ),
-        "subject.json": _subject(subject_id, acq_datetime.date()),
-        "procedures.json": _procedures(subject_id, acq_datetime.date()),
-        "data_description.json": _data_description(
-            subject_id, acq_datetime, project_name, asset_name
-        ),
-    }
+    models = _metadata_models(subject_id, start, end, project_name, conflicting_subject_id)
     if not data_description:
         del models["data_description.json"]
     for filename, model in models.items():
@@ -204,16 +191,46 @@ def build_session(
     write_ecephys_data(dest / "ecephys", budget, start, rng)
 
     if write_job:
-        job = {
-            "job_type": "default",
-            "project_name": project_name,
-            "subject_id": subject_id,
-            "acq_datetime": acq_datetime.isoformat(),
-            "modalities": ["behavior", "ecephys"],
-            "user_email": user_email,
-        }
-        (dest / "upload_job.json").write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
+        _write_job(dest, subject_id, acq_datetime, project_name, user_email)
     return dest
+
+
+def _metadata_models(
+    subject_id: str,
+    start: datetime,
+    end: datetime,
+    project_name: str,
+    conflicting_subject_id: str | None,
+) -> dict[str, BaseModel]:
+    """The session's metadata files (aind-data-schema models) by file name."""
+    return {
+        "instrument_behavior.json": _behavior_instrument(start.date()),
+        "instrument_ecephys.json": _ecephys_instrument(start.date()),
+        "acquisition_behavior.json": _behavior_acquisition(subject_id, start, end),
+        "acquisition_ecephys.json": _ecephys_acquisition(
+            conflicting_subject_id or subject_id, start, end
+        ),
+        "subject.json": _subject(subject_id, start.date()),
+        "procedures.json": _procedures(subject_id, start.date()),
+        "data_description.json": _data_description(
+            subject_id, start, project_name, asset_name_for(subject_id, start)
+        ),
+    }
+
+
+def _write_job(
+    dest: Path, subject_id: str, acq_datetime: datetime, project_name: str, user_email: str
+) -> None:
+    """The minimal upload_job.json for the session (written last: it is the trigger)."""
+    job = {
+        "job_type": "default",
+        "project_name": project_name,
+        "subject_id": subject_id,
+        "acq_datetime": acq_datetime.isoformat(),
+        "modalities": ["behavior", "ecephys"],
+        "user_email": user_email,
+    }
+    (dest / "upload_job.json").write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- instruments
@@ -329,7 +346,9 @@ def _ecephys_instrument(modified: date) -> Instrument:
 
 def _behavior_acquisition(subject_id: str, start: datetime, end: datetime) -> Acquisition:
     """Behavior side: the foraging task; it alone carries subject_details (the library's
-    Acquisition.__add__ refuses two sets) and Metadata requires them for in-vivo work."""
+    Acquisition.__add__ refuses two sets) and Metadata requires them for in-vivo work.
+
+    Long only because it is declarative data: one aind-data-schema model, field by field."""
     return Acquisition(
         subject_id=subject_id,
         instrument_id=BEHAVIOR_INSTRUMENT_ID,

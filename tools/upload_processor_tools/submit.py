@@ -7,7 +7,7 @@ with the same size and SHA-256 is skipped, so an interrupted submit resumes wher
 processing waits until everything it lists is there. The job id is the execution name ingest
 derives from the job file's key and the version id S3 gave it.
 
-The command line is `submit_cli.py`; this module holds no printing.
+The command line is `commands/submit.py`; this module holds no printing.
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ stdout.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -46,6 +50,13 @@ ProfileOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="JSON only, on stdout.")
 
 
+def topic_arn_option(help: str) -> Any:
+    """`--topic-arn ARN` (or UPLOAD_PROCESSOR_TOPIC_ARN), with the command's own help."""
+    return typer.Option(
+        None, "--topic-arn", metavar="ARN", envvar="UPLOAD_PROCESSOR_TOPIC_ARN", help=help
+    )
+
+
 def fail(message: str, code: int) -> NoReturn:
     """One line on stderr, then exit with `code`."""
     typer.echo(f"error: {message}", err=True)
@@ -58,17 +69,86 @@ def aws_failure(exc: Exception, what: str) -> NoReturn:
     fail(f"cannot {what}: {type(exc).__name__}: {text}", EXIT_UNAVAILABLE)
 
 
-def locator(
-    stack: str | None, endpoint_url: str | None, region: str | None, profile: str | None = None
-) -> Any:
-    """The Locator for these options (and the saved defaults of `upload-processor configure`)."""
-    from upload_processor.errors import ConfigurationError
-    from upload_processor_tools.commands.locate import Locator
+_DEPLOYMENT_OPTIONS = {
+    "stack": StackOption,
+    "endpoint_url": EndpointOption,
+    "region": RegionOption,
+    "profile": ProfileOption,
+}
 
-    try:
-        return Locator(endpoint_url=endpoint_url, region=region, stack=stack, profile=profile)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_USAGE)
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """The deployment a command was told about (its --stack, --endpoint-url, --region and
+    --profile), located only when the command asks: its own usage checks come first."""
+
+    stack: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+    def locate(self) -> Any:
+        """The Locator for these options (and the saved defaults of `upload-processor
+        configure`); a broken saved default exits 2."""
+        from upload_processor.errors import ConfigurationError
+        from upload_processor_tools.commands.locate import Locator
+
+        try:
+            return Locator(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                stack=self.stack,
+                profile=self.profile,
+            )
+        except ConfigurationError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """The default that marks a command's DeploymentOptions parameter for `takes_deployment`,
+    and which of the options it stands for."""
+
+    names: tuple[str, ...]
+
+
+DEPLOYMENT = _Declared(tuple(_DEPLOYMENT_OPTIONS))
+# `redrive` has never taken --profile: its options stay as they are
+DEPLOYMENT_WITHOUT_PROFILE = _Declared(("stack", "endpoint_url", "region"))
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def takes_deployment(command: Command) -> Command:
+    """The command, its parameter `deployment: DeploymentOptions = DEPLOYMENT` shown to typer
+    as the deployment options, in that parameter's place (so `--help` lists them where they
+    were always listed), and handed to the command as one DeploymentOptions.
+
+    Every command that finds the deployment declares it so, in one line: the options are
+    defined once, here.
+    """
+    signature = inspect.signature(command)
+    [marked] = [p for p in signature.parameters.values() if isinstance(p.default, _Declared)]
+    names = marked.default.names
+    options = [
+        inspect.Parameter(
+            name, marked.kind, default=_DEPLOYMENT_OPTIONS[name], annotation=str | None
+        )
+        for name in names
+    ]
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += options if parameter is marked else [parameter]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        given = DeploymentOptions(**{name: kwargs.pop(name, None) for name in names})
+        return command(*args, **kwargs, **{marked.name: given})
+
+    annotations = {k: v for k, v in command.__annotations__.items() if k != marked.name}
+    run.__annotations__ = annotations | {name: str | None for name in names}
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]
 
 
 def job_store(where: Any, table: str | None) -> Any:

@@ -26,13 +26,12 @@ from rich.console import Console
 from rich.table import Table
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
+    DeploymentOptions,
     fail,
+    takes_deployment,
 )
 
 job_types_app = typer.Typer(
@@ -50,12 +49,6 @@ PREFIX = typer.Option(
 OFFLINE = typer.Option(False, "--offline", help="Only the presets shipped with the code (no SSM).")
 
 
-def _where(stack: str | None, endpoint_url: str | None, region: str | None, profile: str | None):
-    from upload_processor_tools.commands.common import locator
-
-    return locator(stack, endpoint_url, region, profile)
-
-
 def _presets(where: Any, prefix: str | None, offline: bool) -> dict[str, dict[str, Any]]:
     """The job types ingest resolves uploads with (upload_processor_tools.deployment)."""
     from upload_processor.domain.job_types import DEFAULT_JOB_TYPES
@@ -70,18 +63,16 @@ def _presets(where: Any, prefix: str | None, offline: bool) -> dict[str, dict[st
 
 
 @job_types_app.command("list")
+@takes_deployment
 def list_(
     prefix: str | None = PREFIX,
     offline: bool = OFFLINE,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """The job types this deployment defines (what validate, submit and ingest use)."""
     from upload_processor.domain.job_types import DEFAULT_JOB_TYPES
 
-    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
+    presets = _presets(deployment.locate(), prefix, offline)
     table = Table()
     for column in ("job type", "source", "tasks"):
         table.add_column(column, overflow="fold")
@@ -92,17 +83,15 @@ def list_(
 
 
 @job_types_app.command("show")
+@takes_deployment
 def show(
     name: str = typer.Argument(..., metavar="NAME", help="The job type."),
     prefix: str | None = PREFIX,
     offline: bool = OFFLINE,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """One job type's preset, as JSON."""
-    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
+    presets = _presets(deployment.locate(), prefix, offline)
     if name not in presets:
         _err.print(f"no job type {name!r}; defined: {', '.join(sorted(presets))}")
         raise typer.Exit(1)
@@ -135,6 +124,7 @@ def _complete(document: dict[str, Any], based_on: str | None, presets: dict[str,
 
 
 @job_types_app.command("put")
+@takes_deployment
 def put(
     name: str = typer.Argument(..., metavar="NAME", help="The job type to add or replace."),
     file: Path = typer.Argument(..., metavar="FILE", help='The preset: {"tasks": {...}}.'),
@@ -145,10 +135,7 @@ def put(
         help="The FILE overrides this job type field by field (a partial preset).",
     ),
     prefix: str | None = PREFIX,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Add or replace a job type in SSM (validated and completed first); prints what is stored."""
     from upload_processor.domain.job_types import validate_preset
@@ -163,7 +150,7 @@ def put(
         fail(f"cannot read {file}: {exc.strerror}", EXIT_USAGE)
     except ValueError as exc:
         fail(f"{file} is not a job type preset: {exc}", 1)
-    where = _where(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     document = _complete(document, based_on, _presets(where, prefix, False) if based_on else {})
     try:
         parameter = f"/{job_types_prefix(where, prefix).strip('/')}/{name}"
@@ -180,14 +167,12 @@ def put(
 
 
 @job_types_app.command("resolve")
+@takes_deployment
 def resolve_cmd(
     job_file: Path = typer.Argument(..., metavar="FILE", help="An upload_job.json."),
     prefix: str | None = PREFIX,
     offline: bool = OFFLINE,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
     as_json: bool = typer.Option(
         False, "--json", help="JSON on stdout: the resolved job and the sources."
     ),
@@ -202,7 +187,7 @@ def resolve_cmd(
     except OSError as exc:
         _err.print(f"cannot read {job_file}: {exc.strerror}")
         raise typer.Exit(2) from exc
-    presets = _presets(_where(stack, endpoint_url, region, profile), prefix, offline)
+    presets = _presets(deployment.locate(), prefix, offline)
     try:
         job, notes = parse_upload_job(raw, file=job_file.name)
         resolution = resolve_job(job, presets, file=job_file.name)

@@ -28,20 +28,19 @@ from typing import Any
 import typer
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
+    DEPLOYMENT_WITHOUT_PROFILE,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     TableOption,
     aws_failure,
     fail,
     job_store,
-    locator,
     print_json,
     resolve_job_ref,
+    takes_deployment,
 )
 
 app = typer.Typer(help="Operator commands.", no_args_is_help=True)
@@ -53,15 +52,30 @@ JobArgument = typer.Argument(
 )
 
 
-def _run(action: Any, what: str) -> dict[str, Any]:
+def _operate(
+    action: str, job: str, table: str | None, deployment: DeploymentOptions, **options: Any
+) -> tuple[dict[str, Any], Any]:
+    """`retry` or `cancel` (upload_processor.operations.control) on a job named as users name
+    it: (its result, the Locator). Not found or refused exits 1, AWS failing exits 3."""
     from upload_processor.errors import JobNotFoundError, OperationRefusedError
+    from upload_processor.operations import control
 
+    where = deployment.locate()
+    store = job_store(where, table)
+    job = resolve_job_ref(store, where.client("dynamodb"), job)
     try:
-        return action()
+        result = getattr(control, action)(
+            store=store,
+            sfn=where.client("stepfunctions"),
+            s3=where.client("s3"),
+            job=job,
+            **options,
+        )
     except (JobNotFoundError, OperationRefusedError) as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except Exception as exc:
-        aws_failure(exc, what)
+        aws_failure(exc, f"{action} job {job}")
+    return result, where
 
 
 @app.callback()
@@ -70,6 +84,7 @@ def _group() -> None:
 
 
 @app.command("retry")
+@takes_deployment
 def retry(
     job: str = JobArgument,
     force: bool = typer.Option(
@@ -77,27 +92,10 @@ def retry(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Start a new execution of a FAILED job; work already in the archive is not redone."""
-    from upload_processor.operations import control as operations
-
-    where = locator(stack, endpoint_url, region, profile)
-    store = job_store(where, table)
-    job = resolve_job_ref(store, where.client("dynamodb"), job)
-    result = _run(
-        lambda: operations.retry(
-            store=store,
-            sfn=where.client("stepfunctions"),
-            s3=where.client("s3"),
-            job=job,
-            force=force,
-        ),
-        f"retry job {job}",
-    )
+    result, _ = _operate("retry", job, table, deployment, force=force)
     if as_json:
         print_json(result)
         return
@@ -124,6 +122,7 @@ def _ended(sfn: Any, result: dict[str, Any], wait: float) -> str:
 
 
 @app.command("cancel")
+@takes_deployment
 def cancel(
     job: str = JobArgument,
     reason: str | None = typer.Option(
@@ -138,27 +137,10 @@ def cancel(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
-    from upload_processor.operations import control as operations
-
-    where = locator(stack, endpoint_url, region, profile)
-    store = job_store(where, table)
-    job = resolve_job_ref(store, where.client("dynamodb"), job)
-    result = _run(
-        lambda: operations.cancel(
-            store=store,
-            sfn=where.client("stepfunctions"),
-            s3=where.client("s3"),
-            job=job,
-            reason=reason,
-        ),
-        f"cancel job {job}",
-    )
+    result, where = _operate("cancel", job, table, deployment, reason=reason)
     if result["execution_stopped"]:
         result["execution_status"] = _ended(where.client("stepfunctions"), result, wait)
     if as_json:
@@ -176,6 +158,7 @@ def cancel(
 
 
 @app.command("redrive")
+@takes_deployment
 def redrive(
     queue_url: str | None = typer.Option(
         None, "--queue-url", envvar="UPLOAD_PROCESSOR_INGEST_QUEUE_URL", help="The ingest queue."
@@ -200,15 +183,13 @@ def redrive(
         1, "--wait", min=0, max=20, help="Seconds each receive waits for a message."
     ),
     as_json: bool = JsonOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
+    deployment: DeploymentOptions = DEPLOYMENT_WITHOUT_PROFILE,
 ) -> None:
     """Move the ingest dead-letter queue's messages back to the ingest queue; print the count."""
     from upload_processor.errors import ConfigurationError
     from upload_processor.operations import control as operations
 
-    where = locator(stack, endpoint_url, region)
+    where = deployment.locate()
     try:
         queue, dlq = where.ingest_queues(queue_url, dlq_url)
     except ConfigurationError as exc:
@@ -229,6 +210,11 @@ def redrive(
     if as_json:
         print_json({**result.to_dict(), "from": dlq, "to": queue})
         return
+    _print_redriven(result, dlq, queue)
+
+
+def _print_redriven(result: Any, dlq: str, queue: str) -> None:
+    """What was moved, why it stopped, what came back and what is left."""
     why = {
         "empty": "nothing else to move",
         "max": "the --max count of messages was moved",

@@ -23,11 +23,9 @@ from typing import Any, NoReturn
 import typer
 
 from upload_processor_tools.commands.common import (
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    locator,
+    DEPLOYMENT,
+    DeploymentOptions,
+    takes_deployment,
 )
 
 registry_app = typer.Typer(
@@ -48,6 +46,9 @@ class Kind(StrEnum):
     project = "project"
 
 
+KindArgument = typer.Argument(
+    ..., metavar="KIND", help="instrument, subject, procedures or project."
+)
 RegistryOption = typer.Option(
     None,
     "--registry",
@@ -144,10 +145,9 @@ def _validation_failed(message: str, errors: list[dict[str, Any]]) -> NoReturn:
 
 
 @registry_app.command("put")
+@takes_deployment
 def put(
-    kind: Kind = typer.Argument(
-        ..., metavar="KIND", help="instrument, subject, procedures or project."
-    ),
+    kind: Kind = KindArgument,
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="The JSON document."
     ),
@@ -159,17 +159,14 @@ def put(
     ),
     registry: str | None = RegistryOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Validate and register a document (aind-data-schema 2.9.2).
 
     A project document is {"project_name": ..., "funding_source": [Funding, ...],
     "investigators": [Person, ...]}.
     """
-    located = locator(stack, endpoint_url, region, profile)
+    located = deployment.locate()
     where, target = _target(registry, table, located)
     try:
         document = json.loads(file.read_text())
@@ -210,10 +207,9 @@ def put(
 
 
 @registry_app.command("get")
+@takes_deployment
 def get(
-    kind: Kind = typer.Argument(
-        ..., metavar="KIND", help="instrument, subject, procedures or project."
-    ),
+    kind: Kind = KindArgument,
     record_id: str = typer.Argument(
         ...,
         metavar="ID",
@@ -222,13 +218,10 @@ def get(
     versions: bool = typer.Option(False, "--versions", help="List every version instead."),
     registry: str | None = RegistryOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Print the latest registered document (for instruments: the latest modification_date)."""
-    located = locator(stack, endpoint_url, region, profile)
+    located = deployment.locate()
     where, target = _target(registry, table, located)
     from upload_processor.adapters.registry import kind_spec
     from upload_processor.errors import MetadataServiceError

@@ -38,22 +38,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     TableOption,
     aws_failure,
     fail,
     human_size,
     job_store,
-    locator,
     print_json,
     resolve_job_ref,
     short_id,
+    takes_deployment,
 )
 
 app = typer.Typer(help="Job status.", no_args_is_help=True)
@@ -175,6 +173,16 @@ def _execution_meaning(record: dict[str, Any], execution: dict[str, Any]) -> str
 def render_detail(console: Console, detail: dict[str, Any]) -> None:
     """One job: its record, its execution's steps, its report's summary."""
     record = detail["job"]
+    _render_record(console, record)
+    console.print()
+    _render_execution(console, record, detail.get("execution"))
+    console.print()
+    _render_report(console, detail.get("report"))
+
+
+def _render_record(console: Console, record: dict[str, Any]) -> None:
+    """The job record, one line per field (the known ones first), never folded by us: an id
+    or a URI stays whole, copyable."""
     console.print(
         f"[bold]Job {short_id(record['job_id'])}[/] {_styled(record.get('status'))}",
         soft_wrap=True,
@@ -189,7 +197,6 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
             value = f"{value} data files archived (metadata files apart)"
         if key in ("bytes_in", "bytes_out"):
             value = f"{value} ({human_size(value)})"
-        # one line per field, never folded by us: an id or a URI stays whole, copyable
         if isinstance(value, dict):  # e.g. functions: one line per entry
             console.print(f"[bold]{key}[/]")
             for name, item in value.items():
@@ -198,44 +205,51 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
         text = _styled(value) if key == "status" else escape(_plain(value))
         console.print(f"[bold]{key:<{width}}[/] {text}", soft_wrap=True)
 
-    execution = detail.get("execution")
-    console.print()
+
+def _render_execution(
+    console: Console, record: dict[str, Any], execution: dict[str, Any] | None
+) -> None:
+    """The workflow run: its status in words, its ARN, its steps."""
     if not execution:
         console.print("[bold]Execution[/]: none (the job never started one)")
-    else:
-        console.print(
-            f"[bold]Execution[/] (the workflow run) {_styled(execution.get('status'))}: "
-            f"{_execution_meaning(record, execution)}",
-            soft_wrap=True,
-        )
-        console.print(execution["arn"], soft_wrap=True, markup=False)
-        if execution.get("history_error"):
-            console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
-        if execution.get("steps"):
-            steps = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-            for column in ("Step", "Type", "Started (UTC)", "Seconds", "Outcome"):
-                steps.add_column(
-                    column, no_wrap=True, justify="right" if column == "Seconds" else "left"
-                )
-            steps.add_column("Error", overflow="fold", ratio=1)
-            for s in execution["steps"]:
-                error = ""
-                if s.get("error"):
-                    error = f"{s['error']}: {s.get('cause') or ''}".strip(": ")
-                if s.get("retries"):
-                    error = f"{s['retries']} retr{'y' if s['retries'] == 1 else 'ies'}. {error}"
-                steps.add_row(
-                    s.get("name") or "-",
-                    s.get("type") or "-",
-                    str(s.get("started_at") or "")[11:19] or "-",
-                    "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f}",
-                    _styled(s.get("outcome")),
-                    error,
-                )
-            console.print(steps)
+        return
+    console.print(
+        f"[bold]Execution[/] (the workflow run) {_styled(execution.get('status'))}: "
+        f"{_execution_meaning(record, execution)}",
+        soft_wrap=True,
+    )
+    console.print(execution["arn"], soft_wrap=True, markup=False)
+    if execution.get("history_error"):
+        console.print(f"history unavailable: {execution['history_error']}", soft_wrap=True)
+    if execution.get("steps"):
+        console.print(_steps_table(execution["steps"]))
 
-    report = detail.get("report")
-    console.print()
+
+def _steps_table(steps: list[dict[str, Any]]) -> Table:
+    """One row a step: name, type, start, seconds, outcome, and its error and retries."""
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("Step", "Type", "Started (UTC)", "Seconds", "Outcome"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "Seconds" else "left")
+    table.add_column("Error", overflow="fold", ratio=1)
+    for s in steps:
+        error = ""
+        if s.get("error"):
+            error = f"{s['error']}: {s.get('cause') or ''}".strip(": ")
+        if s.get("retries"):
+            error = f"{s['retries']} retr{'y' if s['retries'] == 1 else 'ies'}. {error}"
+        table.add_row(
+            s.get("name") or "-",
+            s.get("type") or "-",
+            str(s.get("started_at") or "")[11:19] or "-",
+            "-" if s.get("duration_s") is None else f"{s['duration_s']:.1f}",
+            _styled(s.get("outcome")),
+            error,
+        )
+    return table
+
+
+def _render_report(console: Console, report: dict[str, Any] | None) -> None:
+    """The report's verdict, its URI and its first 20 issues."""
     if not report:
         console.print("[bold]Report[/]: none")
         return
@@ -267,6 +281,7 @@ def _group() -> None:
 
 
 @app.command("status")
+@takes_deployment
 def status(
     job_or_asset: str | None = typer.Argument(
         None,
@@ -288,49 +303,51 @@ def status(
     ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """List recent jobs (newest first), or show one job: record, execution steps, report."""
-    from upload_processor.errors import InvalidQueryError
-    from upload_processor.operations.status import job_detail, list_page
-
-    listing_options = {
-        "--state": state,
-        "--since": since,
-        "--user": user,
-        "--job-type": job_type,
-        "--next-token": next_token,
-    }
+    filters = {"state": state, "since": since, "user": user, "job_type": job_type}
     if job_or_asset is not None:
-        given = [name for name, value in listing_options.items() if value]
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k, v in {**filters, "next_token": next_token}.items()
+            if v
+        ]
         if given:
             fail(f"{', '.join(given)} filter the listing; not with a JOB_OR_ASSET", EXIT_USAGE)
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     store = job_store(where, table)
     out = Console(soft_wrap=False, highlight=False)
     if job_or_asset is None:
-        try:
-            page = list_page(
-                store,
-                state=state,
-                since=since,
-                user=user,
-                job_type=job_type,
-                limit=limit,
-                next_token=next_token,
-            )
-        except InvalidQueryError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except Exception as exc:
-            aws_failure(exc, f"list the jobs in table {store.table_name}")
-        if as_json:
-            print_json(page)
-        else:
-            render_list(out, page)
-        return
+        page = _list_jobs(store, filters, limit=limit, next_token=next_token)
+        render, data = render_list, page
+    else:
+        render, data = render_detail, _job_detail(store, where, job_or_asset)
+    if as_json:
+        print_json(data)
+    else:
+        render(out, data)
+
+
+def _list_jobs(
+    store: Any, filters: dict[str, str | None], *, limit: int, next_token: str | None
+) -> dict[str, Any]:
+    """One page of the listing; a bad filter or token exits 2, AWS failing exits 3."""
+    from upload_processor.errors import InvalidQueryError
+    from upload_processor.operations.status import list_page
+
+    try:
+        return list_page(store, **filters, limit=limit, next_token=next_token)
+    except InvalidQueryError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except Exception as exc:
+        aws_failure(exc, f"list the jobs in table {store.table_name}")
+
+
+def _job_detail(store: Any, where: Any, job_or_asset: str) -> dict[str, Any]:
+    """One job (by id, prefix or asset name): record, execution, report; not found exits 1."""
+    from upload_processor.operations.status import job_detail
+
     job_or_asset = resolve_job_ref(store, where.client("dynamodb"), job_or_asset)
     try:
         detail = job_detail(
@@ -347,7 +364,4 @@ def status(
             "(neither a job id nor an asset name)",
             EXIT_NOT_FOUND,
         )
-    if as_json:
-        print_json(detail)
-    else:
-        render_detail(out, detail)
+    return detail

@@ -16,24 +16,21 @@ import typer
 from rich.console import Console
 
 from upload_processor.domain.upload_job import JOB_FILENAME
+from upload_processor.errors import SessionLayoutError, SubmitUploadError, SubmitUsageError
 from upload_processor_tools.commands.checks import validate_with_deployment
 from upload_processor_tools.commands.common import (
-    EndpointOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
+    DEPLOYMENT,
+    DeploymentOptions,
     human_size,
-    locator,
+    takes_deployment,
 )
 from upload_processor_tools.submit import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PART_SIZE_MIB,
     LocalFile,
-    SessionLayoutError,
     StagingLocation,
+    SubmitResult,
     Submitter,
-    SubmitUploadError,
-    SubmitUsageError,
     s3_client,
     session_files,
     transfer_config,
@@ -115,6 +112,112 @@ def _session_files(directory: Path, follow_symlinks: bool) -> list[LocalFile]:
         raise typer.Exit(1) from exc
 
 
+def _checked_usage(
+    staging: str, directory: Path, job: Path | None, *, registry: str | None, offline: bool
+) -> StagingLocation:
+    """Where the session goes, once the options make sense; a usage error exits 2."""
+    try:
+        location = StagingLocation.parse(staging)
+        if not directory.is_dir():
+            raise SubmitUsageError(
+                f"{directory} {'is not a folder' if directory.exists() else 'does not exist'}"
+            )
+        if job is not None and not job.is_file():
+            raise SubmitUsageError(f"--job {job}: no such file")
+        if offline and registry:
+            raise SubmitUsageError("--offline and --registry exclude each other")
+    except SubmitUsageError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    return location
+
+
+def _validate(out: Console, directory: Path, where: Any, **checks: Any) -> None:
+    """Validate as the pipeline will (the deployment's metadata service and job types); print
+    the report; an invalid session exits 1 before anything is uploaded."""
+    from upload_processor_tools.commands.report_view import print_report
+
+    report = validate_with_deployment(directory, where, skip_hint="submit with --offline", **checks)
+    print_report(out, report)
+    if report.status != "valid":
+        err.print("[red]not submitted[/]: fix the errors above (or pass --no-validate)")
+        raise typer.Exit(1)
+
+
+def _job_bytes(job_path: Path) -> bytes:
+    """The job file as it is uploaded: missing exits 2, unreadable exits 3."""
+    try:
+        return job_path.read_bytes()
+    except FileNotFoundError as exc:
+        err.print(f"{job_path} not found: write the job file or pass --job FILE")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        err.print(f"cannot read {job_path}: {exc.strerror}")
+        raise typer.Exit(3) from exc
+
+
+def _upload(
+    where: Any,
+    location: StagingLocation,
+    files: list[LocalFile],
+    job_raw: bytes,
+    config: Any,
+    concurrency: int,
+) -> SubmitResult:
+    """Stage the files, then the job file, with progress bars on stderr. A refused layout
+    exits 1, a failed upload 3 (saying how to resume), Ctrl-C 130."""
+    s3 = s3_client(
+        where.endpoint_url, max_pool_connections=concurrency + 4, session=where.session()
+    )
+    try:
+        with RichProgress(err) as progress:
+            return Submitter(s3, location, config=config, progress=progress).submit(files, job_raw)
+    except SessionLayoutError as exc:
+        err.print(f"[red]not submitted[/]: {exc}")
+        raise typer.Exit(1) from exc
+    except SubmitUploadError as exc:
+        err.print(f"[red]upload failed[/]: {exc}")
+        if exc.file != JOB_FILENAME:
+            err.print(
+                f"{JOB_FILENAME} was not written, so no job started; run the same command again "
+                "to resume (files already staged are skipped)"
+            )
+        raise typer.Exit(3) from exc
+    except KeyboardInterrupt as exc:
+        err.print(
+            f"interrupted: {JOB_FILENAME} was not written; run the same command again to resume"
+        )
+        raise typer.Exit(130) from exc
+
+
+def _print_submitted(
+    out: Console,
+    location: StagingLocation,
+    result: SubmitResult,
+    files: int,
+    endpoint_url: str | None,
+) -> None:
+    """What was uploaded and skipped, the job's id, and the command that follows it."""
+    out.print(
+        f"uploaded {len(result.uploaded)} file(s) ({human_size(result.uploaded_bytes)}), "
+        f"skipped {len(result.skipped)} already in staging ({human_size(result.skipped_bytes)})"
+    )
+    if result.replaced_job:
+        out.print(
+            f"note: {location.uri}{JOB_FILENAME} already existed; this new version starts a new job"
+        )
+    out.print(
+        f"wrote s3://{location.bucket}/{result.job_key} (version {result.version_id}), "
+        f"listing {files} file(s) (data and metadata)"
+    )
+    out.print(f"job id: {result.job_id}")
+    follow = f"upload-processor status {result.job_id}"
+    if endpoint_url:
+        follow += f" --endpoint-url {endpoint_url}"
+    out.print(f"follow it: {follow}")
+
+
+@takes_deployment
 def submit(
     directory: Path = typer.Argument(
         ..., metavar="DIR", help="The session folder, laid out as it is staged."
@@ -160,104 +263,25 @@ def submit(
         help="Upload the target of a symlink that stays inside the folder (default: refuse "
         "every symlink; links out of the folder, dangling ones and loops are always refused).",
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Validate a session folder, upload it (resumable), then write upload_job.json to start it."""
     import logging
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     out = Console(soft_wrap=True, highlight=False)
-    try:
-        location = StagingLocation.parse(staging)
-        if not directory.is_dir():
-            raise SubmitUsageError(
-                f"{directory} {'is not a folder' if directory.exists() else 'does not exist'}"
-            )
-        if job is not None and not job.is_file():
-            raise SubmitUsageError(f"--job {job}: no such file")
-        if offline and registry:
-            raise SubmitUsageError("--offline and --registry exclude each other")
-    except SubmitUsageError as exc:
-        err.print(str(exc))
-        raise typer.Exit(2) from exc
-    where = locator(stack, endpoint_url, region, profile)
-
+    location = _checked_usage(staging, directory, job, registry=registry, offline=offline)
+    where = deployment.locate()
     files = _session_files(directory, follow_symlinks)  # what is uploaded is what is validated
     if no_validate:
         err.print("validation skipped (--no-validate)")
     else:
-        from upload_processor_tools.commands.report_view import print_report
-
-        report = validate_with_deployment(
-            directory,
-            where,
-            job=job,
-            registry=registry,
-            offline=offline,
-            default_tz=default_tz,
-            skip_hint="submit with --offline",
-        )
-        print_report(out, report)
-        if report.status != "valid":
-            err.print("[red]not submitted[/]: fix the errors above (or pass --no-validate)")
-            raise typer.Exit(1)
-
-    job_path = job or directory / JOB_FILENAME
-    try:
-        job_raw = job_path.read_bytes()
-    except FileNotFoundError as exc:
-        err.print(f"{job_path} not found: write the job file or pass --job FILE")
-        raise typer.Exit(2) from exc
-    except OSError as exc:
-        err.print(f"cannot read {job_path}: {exc.strerror}")
-        raise typer.Exit(3) from exc
-
-    s3 = s3_client(
-        where.endpoint_url, max_pool_connections=concurrency + 4, session=where.session()
-    )
+        checks = {"job": job, "registry": registry, "offline": offline, "default_tz": default_tz}
+        _validate(out, directory, where, **checks)
+    job_raw = _job_bytes(job or directory / JOB_FILENAME)
     config = transfer_config(part_size_mib, concurrency)
-    try:
-        with RichProgress(err) as progress:
-            result = Submitter(s3, location, config=config, progress=progress).submit(
-                files, job_raw
-            )
-    except SessionLayoutError as exc:
-        err.print(f"[red]not submitted[/]: {exc}")
-        raise typer.Exit(1) from exc
-    except SubmitUploadError as exc:
-        err.print(f"[red]upload failed[/]: {exc}")
-        if exc.file != JOB_FILENAME:
-            err.print(
-                f"{JOB_FILENAME} was not written, so no job started; run the same command again "
-                "to resume (files already staged are skipped)"
-            )
-        raise typer.Exit(3) from exc
-    except KeyboardInterrupt as exc:
-        err.print(
-            f"interrupted: {JOB_FILENAME} was not written; run the same command again to resume"
-        )
-        raise typer.Exit(130) from exc
-
-    out.print(
-        f"uploaded {len(result.uploaded)} file(s) ({human_size(result.uploaded_bytes)}), "
-        f"skipped {len(result.skipped)} already in staging ({human_size(result.skipped_bytes)})"
-    )
-    if result.replaced_job:
-        out.print(
-            f"note: {location.uri}{JOB_FILENAME} already existed; this new version starts a new job"
-        )
-    out.print(
-        f"wrote s3://{location.bucket}/{result.job_key} (version {result.version_id}), "
-        f"listing {len(files)} file(s) (data and metadata)"
-    )
-    out.print(f"job id: {result.job_id}")
-    follow = f"upload-processor status {result.job_id}"
-    if endpoint_url:
-        follow += f" --endpoint-url {endpoint_url}"
-    out.print(f"follow it: {follow}")
+    result = _upload(where, location, files, job_raw, config, concurrency)
+    _print_submitted(out, location, result, len(files), deployment.endpoint_url)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m upload_processor_tools.commands.submit`

@@ -21,14 +21,13 @@ from typing import Any
 import typer
 
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     fail,
-    locator,
+    takes_deployment,
+    topic_arn_option,
 )
 
 
@@ -115,6 +114,7 @@ def alert_text(item: dict[str, Any]) -> str:
     return f"── alert {when} {item['event']}: {item['subject']}\n{body}\n"
 
 
+@takes_deployment
 def tail(
     user: str | None = typer.Option(
         None, "--user", metavar="EMAIL", help="Only this user's alerts."
@@ -125,21 +125,14 @@ def tail(
     timeout: float | None = typer.Option(
         None, "--timeout", min=0, metavar="SECONDS", help="Stop after this long (exit 1 if none)."
     ),
-    topic_arn: str | None = typer.Option(
-        None,
-        "--topic-arn",
-        metavar="ARN",
-        envvar="UPLOAD_PROCESSOR_TOPIC_ARN",
-        help="The notification topic (default: found from the deployment).",
+    topic_arn: str | None = topic_arn_option(
+        "The notification topic (default: found from the deployment)."
     ),
     as_json: bool = JsonOption,
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """Print every alert the deployment publishes from now on (Ctrl-C stops)."""
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     try:
         topic = where.topic_arn(topic_arn)
     except Exception as exc:

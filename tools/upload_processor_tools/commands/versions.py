@@ -27,16 +27,14 @@ from rich.table import Table
 
 from upload_processor.adapters.versions import LOGICAL_IDS, ROLES, describe
 from upload_processor_tools.commands.common import (
+    DEPLOYMENT,
     EXIT_USAGE,
-    EndpointOption,
+    DeploymentOptions,
     JsonOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
     aws_failure,
     fail,
-    locator,
     print_json,
+    takes_deployment,
 )
 
 FUNCTION_NAME_ENV = {
@@ -49,7 +47,8 @@ FUNCTION_NAME_ENV = {
 def locate_functions(where: Any, given: dict[str, str | None]) -> dict[str, str]:
     """{"gather", "transfer", "finalize": function name}: options/environment, else the
     stack's resources, else (an endpoint, no stack) local mode's functions."""
-    from upload_processor_tools.commands.locate import LOCAL_STACK, STACK_ENV, NotLocatedError
+    from upload_processor.errors import NotLocatedError
+    from upload_processor_tools.commands.locate import LOCAL_STACK, STACK_ENV
 
     names: dict[str, str] = {}
     for role in ROLES:
@@ -121,6 +120,7 @@ def render(console: Console, functions: list[dict[str, Any]]) -> None:
     )
 
 
+@takes_deployment
 def versions(
     as_json: bool = JsonOption,
     gather_function: str | None = typer.Option(
@@ -141,16 +141,13 @@ def versions(
         envvar=FUNCTION_NAME_ENV["finalize"],
         help="FinalizeFunction's name (default: located).",
     ),
-    stack: str | None = StackOption,
-    endpoint_url: str | None = EndpointOption,
-    region: str | None = RegionOption,
-    profile: str | None = ProfileOption,
+    deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """List the published versions of the pipeline functions and the code version each carries
     (what a task's image_version can pin)."""
     from upload_processor.errors import ConfigurationError
 
-    where = locator(stack, endpoint_url, region, profile)
+    where = deployment.locate()
     given = {
         "gather": gather_function,
         "transfer": transfer_function,

@@ -22,7 +22,7 @@ from upload_processor_tools.local.cloud import (
 )
 from upload_processor_tools.local.seam import RUNNER, fake_credentials, install_seam
 
-__all__ = ["LocalCloud", "LocalModeError"]
+__all__ = ["LocalCloud"]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 

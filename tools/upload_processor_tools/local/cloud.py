@@ -225,38 +225,12 @@ class Deployer:
                 Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
             )
         if props.get("LifecycleConfiguration"):
-            rules = []
-            for rule in props["LifecycleConfiguration"]["Rules"]:
-                out: dict[str, Any] = {
-                    "ID": rule.get("Id", "rule"),
-                    "Status": rule["Status"],
-                    "Filter": {"Prefix": rule.get("Prefix", "")},
-                }
-                if "AbortIncompleteMultipartUpload" in rule:
-                    out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
-                if "NoncurrentVersionExpiration" in rule:
-                    days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
-                    out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
-                if rule.get("ExpiredObjectDeleteMarker"):
-                    out["Expiration"] = {"ExpiredObjectDeleteMarker": True}
-                if "ExpirationInDays" in rule:
-                    out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
-                rules.append(out)
+            rules = [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": rules}
             )
         notification = props.get("NotificationConfiguration") or {}
-        queues = []
-        for config in notification.get("QueueConfigurations", []):
-            entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
-            rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
-            if rules:
-                entry["Filter"] = {
-                    "Key": {
-                        "FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]
-                    }
-                }
-            queues.append(entry)
+        queues = [_queue_notification(c) for c in notification.get("QueueConfigurations", [])]
         if queues:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"QueueConfigurations": queues}
@@ -502,3 +476,33 @@ def _placeholder_zip() -> bytes:
             "README.txt", "local mode runs this function in-process from the project folder\n"
         )
     return buffer.getvalue()
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule as put_bucket_lifecycle_configuration takes it."""
+    out: dict[str, Any] = {
+        "ID": rule.get("Id", "rule"),
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    if rule.get("ExpiredObjectDeleteMarker"):
+        out["Expiration"] = {"ExpiredObjectDeleteMarker": True}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    return out
+
+
+def _queue_notification(config: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation QueueConfiguration as put_bucket_notification_configuration takes it."""
+    entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
+    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+    if rules:
+        entry["Filter"] = {
+            "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+        }
+    return entry

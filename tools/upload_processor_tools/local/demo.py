@@ -72,104 +72,153 @@ def run_demo(
     root = workdir or Path(tempfile.mkdtemp(prefix="upload-demo-"))
     console.rule("[bold]Local cloud")
     with LocalCloud() as cloud:
-        console.print("  template.yaml deployed on moto:")
-        console.print(f"    staging s3://{cloud.staging_bucket}", soft_wrap=True)
-        console.print(f"    archive s3://{cloud.archive_bucket}", soft_wrap=True)
-        inbox = cloud.subscribe_queue(
-            "demo-scientist-inbox", {"user_email": ["scientist@example.org"]}
-        )
-
-        project = project_record()
-        cloud.registry.put("project", project)
-        console.print(
-            f"  registered project {project['project_name']!r} (funding, investigators)\n"
-            f"    in the registry table {cloud.registry.table_name}"
-        )
-
+        inbox = _introduce(cloud, console)
+        project = _register_project(cloud, console)
         console.rule("[bold]Session 1: a valid behavior + ecephys session")
-        good = build_session(
-            root / "good", acq_datetime=ACQ, data_mb_per_modality=data_mb, data_description=False
-        )
-        record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
-        s3 = cloud.client("s3")
-        asset = record.get("asset_name", "")
-        listing = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/").get(
-            "Contents", []
-        )
-        console.print(f"  job status: [bold]{record.get('status')}[/bold]; archived in")
-        console.print(f"    s3://{cloud.archive_bucket}/{asset}/", soft_wrap=True)
-        table = Table()
-        table.add_column("key")
-        table.add_column("bytes", justify="right")
-        for obj in listing:
-            table.add_row(obj["Key"][len(asset) + 1 :], f"{obj['Size']:,}")
-        console.print(table)
-        outcome.asset_keys = [o["Key"] for o in listing]
-        console.print("[bold]Job record[/bold]")
-        console.print_json(json.dumps(record, default=str))
-        if record.get("status") != "COMPLETE":
-            outcome.problems.append(f"session 1 ended {record.get('status')}, expected COMPLETE")
-        if (
-            f"{asset}/manifest.json" not in outcome.asset_keys
-            or f"{asset}/metadata.nd.json" not in outcome.asset_keys
-        ):
-            outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
-        elif record.get("status") == "COMPLETE":
-            described = json.loads(
-                s3.get_object(Bucket=cloud.archive_bucket, Key=f"{asset}/data_description.json")[
-                    "Body"
-                ].read()
-            )
-            console.print(
-                f"  data_description: funding {[f['funder']['name'] for f in described['funding_source']]}, "
-                f"investigators {[p['name'] for p in described['investigators']]} (from the registry)"
-            )
-            if (
-                described.get("funding_source") != project["funding_source"]
-                or described.get("investigators") != project["investigators"]
-            ):
-                outcome.problems.append(
-                    "session 1's data_description lacks the registered funding and investigators"
-                )
-
+        _valid_session(cloud, console, root / "good", data_mb, project, outcome)
         console.rule("[bold]Session 2: acquisitions that disagree on subject_id")
-        bad = build_session(
-            root / "bad",
-            subject_id="750102",
-            acq_datetime=ACQ + timedelta(days=1),
-            data_mb_per_modality=0.5,
-            conflicting_subject_id="750999",
-        )
-        record = _run_session(cloud, console, bad, "rig-7/750102_2025-06-13_15-03-00")
-        console.print(
-            f"  job status: [bold]{record.get('status')}[/bold] (checks found errors; "
-            "nothing archived)"
-        )
-        messages = [
-            m
-            for m in cloud.messages(inbox)
-            if m.get("MessageAttributes", {}).get("event", {}).get("Value") == "rejected"
-        ]
-        if record.get("status") != "REJECTED":
-            outcome.problems.append(f"session 2 ended {record.get('status')}, expected REJECTED")
-        if not messages:
-            outcome.problems.append("no rejection message reached the scientist's subscription")
-        else:
-            message = messages[-1]
-            outcome.rejection = message
-            console.print("[bold]The scientist receives (SNS, filtered to their email):[/bold]")
-            console.print(f"  Subject: {message['Subject']}")
-            body = message["Message"].split("\n--- details (JSON) ---", 1)[0]
-            console.print("  " + body.replace("\n", "\n  "), markup=False, highlight=False)
-        archived = s3.list_objects_v2(Bucket=cloud.archive_bucket, Prefix="750102").get(
-            "KeyCount", 0
-        )
-        if archived:
-            outcome.problems.append("the rejected session put objects in the archive")
-
+        _invalid_session(cloud, console, root / "bad", inbox, outcome)
     console.rule("[bold]Outcome")
     if outcome.ok:
         console.print("[green]OK[/green]: one archived asset, one rejection with its reasons")
     for problem in outcome.problems:
         console.print(f"[red]PROBLEM[/red]: {problem}")
     return outcome
+
+
+def _introduce(cloud: LocalCloud, console: Console) -> str:
+    """Say where the buckets are; subscribe the scientist's inbox (filtered to their email)."""
+    console.print("  template.yaml deployed on moto:")
+    console.print(f"    staging s3://{cloud.staging_bucket}", soft_wrap=True)
+    console.print(f"    archive s3://{cloud.archive_bucket}", soft_wrap=True)
+    return cloud.subscribe_queue("demo-scientist-inbox", {"user_email": ["scientist@example.org"]})
+
+
+def _register_project(cloud: LocalCloud, console: Console) -> dict[str, Any]:
+    """The project's funding and investigators, registered as a lab registers them once."""
+    project = project_record()
+    cloud.registry.put("project", project)
+    console.print(
+        f"  registered project {project['project_name']!r} (funding, investigators)\n"
+        f"    in the registry table {cloud.registry.table_name}"
+    )
+    return project
+
+
+def _valid_session(
+    cloud: LocalCloud,
+    console: Console,
+    folder: Path,
+    data_mb: float,
+    project: dict[str, Any],
+    outcome: DemoOutcome,
+) -> None:
+    """Session 1: archived COMPLETE, with its manifest, metadata and a data_description built
+    from the registered project."""
+    good = build_session(
+        folder, acq_datetime=ACQ, data_mb_per_modality=data_mb, data_description=False
+    )
+    record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
+    asset = record.get("asset_name", "")
+    outcome.asset_keys = _print_archive(cloud, console, record, asset)
+    console.print("[bold]Job record[/bold]")
+    console.print_json(json.dumps(record, default=str))
+    if record.get("status") != "COMPLETE":
+        outcome.problems.append(f"session 1 ended {record.get('status')}, expected COMPLETE")
+    if (
+        f"{asset}/manifest.json" not in outcome.asset_keys
+        or f"{asset}/metadata.nd.json" not in outcome.asset_keys
+    ):
+        outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
+    elif record.get("status") == "COMPLETE":
+        _check_data_description(cloud, console, asset, project, outcome)
+
+
+def _print_archive(
+    cloud: LocalCloud, console: Console, record: dict[str, Any], asset: str
+) -> list[str]:
+    """The job's status and the asset's objects as a table; returns their keys."""
+    listing = (
+        cloud.client("s3")
+        .list_objects_v2(Bucket=cloud.archive_bucket, Prefix=f"{asset}/")
+        .get("Contents", [])
+    )
+    console.print(f"  job status: [bold]{record.get('status')}[/bold]; archived in")
+    console.print(f"    s3://{cloud.archive_bucket}/{asset}/", soft_wrap=True)
+    table = Table()
+    table.add_column("key")
+    table.add_column("bytes", justify="right")
+    for obj in listing:
+        table.add_row(obj["Key"][len(asset) + 1 :], f"{obj['Size']:,}")
+    console.print(table)
+    return [o["Key"] for o in listing]
+
+
+def _check_data_description(
+    cloud: LocalCloud,
+    console: Console,
+    asset: str,
+    project: dict[str, Any],
+    outcome: DemoOutcome,
+) -> None:
+    """The archived data_description carries the registered funding and investigators."""
+    described = json.loads(
+        cloud.client("s3")
+        .get_object(Bucket=cloud.archive_bucket, Key=f"{asset}/data_description.json")["Body"]
+        .read()
+    )
+    console.print(
+        f"  data_description: funding {[f['funder']['name'] for f in described['funding_source']]}, "
+        f"investigators {[p['name'] for p in described['investigators']]} (from the registry)"
+    )
+    if (
+        described.get("funding_source") != project["funding_source"]
+        or described.get("investigators") != project["investigators"]
+    ):
+        outcome.problems.append(
+            "session 1's data_description lacks the registered funding and investigators"
+        )
+
+
+def _invalid_session(
+    cloud: LocalCloud, console: Console, folder: Path, inbox: str, outcome: DemoOutcome
+) -> None:
+    """Session 2: REJECTED, nothing archived, and the scientist told why (SNS)."""
+    bad = build_session(
+        folder,
+        subject_id="750102",
+        acq_datetime=ACQ + timedelta(days=1),
+        data_mb_per_modality=0.5,
+        conflicting_subject_id="750999",
+    )
+    record = _run_session(cloud, console, bad, "rig-7/750102_2025-06-13_15-03-00")
+    console.print(
+        f"  job status: [bold]{record.get('status')}[/bold] (checks found errors; nothing archived)"
+    )
+    messages = [
+        m
+        for m in cloud.messages(inbox)
+        if m.get("MessageAttributes", {}).get("event", {}).get("Value") == "rejected"
+    ]
+    if record.get("status") != "REJECTED":
+        outcome.problems.append(f"session 2 ended {record.get('status')}, expected REJECTED")
+    if not messages:
+        outcome.problems.append("no rejection message reached the scientist's subscription")
+    else:
+        _print_rejection(console, messages[-1])
+        outcome.rejection = messages[-1]
+    archived = (
+        cloud.client("s3")
+        .list_objects_v2(Bucket=cloud.archive_bucket, Prefix="750102")
+        .get("KeyCount", 0)
+    )
+    if archived:
+        outcome.problems.append("the rejected session put objects in the archive")
+
+
+def _print_rejection(console: Console, message: dict[str, Any]) -> None:
+    """The alert as the scientist reads it: subject and text (its JSON details left out)."""
+    console.print("[bold]The scientist receives (SNS, filtered to their email):[/bold]")
+    console.print(f"  Subject: {message['Subject']}")
+    body = message["Message"].split("\n--- details (JSON) ---", 1)[0]
+    console.print("  " + body.replace("\n", "\n  "), markup=False, highlight=False)

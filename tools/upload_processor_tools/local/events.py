@@ -80,45 +80,9 @@ def sample_events() -> dict[str, dict[str, Any]]:
     job = _resolved_job(folder)
     asset = "750101_2025-06-12_15-03-00"
     plan = batches(build_plan(SAMPLE_PREFIX, _entries(folder), asset, job))
-    s3_event = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": "2025-06-12T22:30:00.000Z",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "upload-job",
-                    "bucket": {"name": STAGING, "arn": f"arn:aws:s3:::{STAGING}"},
-                    "object": {"key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}"},
-                },
-            }
-        ]
-    }
     base = {"job_id": SAMPLE_JOB_ID, "job": job, "bucket": STAGING, "prefix": SAMPLE_PREFIX}
     return {
-        "ingest_sqs.json": {
-            "Records": [
-                {
-                    "messageId": "4f8c1f9e-0000-4000-8000-000000000001",
-                    "receiptHandle": "sample-receipt-handle",
-                    "body": json.dumps(s3_event),
-                    "attributes": {
-                        "ApproximateReceiveCount": "1",
-                        "SentTimestamp": "1749767400000",
-                        "SenderId": "s3.amazonaws.com",
-                        "ApproximateFirstReceiveTimestamp": "1749767400000",
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": "",
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:upload-local-IngestQueue",
-                    "awsRegion": REGION,
-                }
-            ]
-        },
+        "ingest_sqs.json": _ingest_sqs_event(),
         "gather_metadata.json": {
             **base,
             "job_key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}",
@@ -151,6 +115,48 @@ def sample_events() -> dict[str, dict[str, Any]]:
                 ),
             },
         },
+    }
+
+
+def _ingest_sqs_event() -> dict[str, Any]:
+    """What ingest receives: the staging bucket's S3 notification of the sample's job file,
+    delivered through the ingest queue."""
+    s3_event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": REGION,
+                "eventTime": "2025-06-12T22:30:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "upload-job",
+                    "bucket": {"name": STAGING, "arn": f"arn:aws:s3:::{STAGING}"},
+                    "object": {"key": f"{SAMPLE_PREFIX}/{JOB_FILENAME}"},
+                },
+            }
+        ]
+    }
+    return {
+        "Records": [
+            {
+                "messageId": "4f8c1f9e-0000-4000-8000-000000000001",
+                "receiptHandle": "sample-receipt-handle",
+                "body": json.dumps(s3_event),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1749767400000",
+                    "SenderId": "s3.amazonaws.com",
+                    "ApproximateFirstReceiveTimestamp": "1749767400000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:upload-local-IngestQueue",
+                "awsRegion": REGION,
+            }
+        ]
     }
 
 

@@ -93,9 +93,6 @@ def serve(
     ),
 ) -> None:
     """Run the stack from template.yaml on a moto server and print where it is, until Ctrl-C."""
-    from upload_processor.errors import LocalModeError
-    from upload_processor_tools.local.server import LocalServer, banner, exposure_warning
-
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = threading.Event()
 
@@ -107,38 +104,54 @@ def serve(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        server = _started(port, host, log_level=log_level, verbose=verbose)
         try:
-            server = LocalServer(port, host, log_level=log_level, verbose=verbose)
-            warning = exposure_warning(host)
-            if warning:
-                err.print(f"[bold red]{warning}[/bold red]", markup=True)
-            err.print(f"deploying template.yaml from {server.root} into a moto server ...")
-            server.start()
-        except LocalModeError as exc:
-            err.print(str(exc))
-            raise typer.Exit(2) from exc
-        try:
-            for line in banner(server):
-                typer.echo(line)
-            typer.echo(f"{READY} local cloud at {server.endpoint_url} (Ctrl-C stops it)")
-            sys.stdout.flush()
-            feed = _show_alerts(server, stop) if alerts else None
-            while not stop.wait(0.5):
-                pass
-            if feed is not None:
-                feed.join(5)
-            running = server.running_executions()
-            if running and grace:
-                err.print(
-                    f"stopping: letting {len(running)} running execution(s) finish "
-                    f"(up to {grace:.0f}s; Ctrl-C again to stop now)"
-                )
+            _serve_until_stopped(server, stop, alerts=alerts, grace=grace)
         finally:
             server.stop(grace=grace)
         err.print("stopped")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _started(port: int, host: str, *, log_level: str, verbose: bool) -> Any:
+    """The LocalServer, deployed and listening (warned about when exposed); exit 2 if not."""
+    from upload_processor.errors import LocalModeError
+    from upload_processor_tools.local.server import LocalServer, exposure_warning
+
+    try:
+        server = LocalServer(port, host, log_level=log_level, verbose=verbose)
+        warning = exposure_warning(host)
+        if warning:
+            err.print(f"[bold red]{warning}[/bold red]", markup=True)
+        err.print(f"deploying template.yaml from {server.root} into a moto server ...")
+        server.start()
+    except LocalModeError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    return server
+
+
+def _serve_until_stopped(server: Any, stop: threading.Event, *, alerts: bool, grace: float) -> None:
+    """Print where everything is (the READY line last), show alerts, wait for Ctrl-C."""
+    from upload_processor_tools.local.server import banner
+
+    for line in banner(server):
+        typer.echo(line)
+    typer.echo(f"{READY} local cloud at {server.endpoint_url} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    feed = _show_alerts(server, stop) if alerts else None
+    while not stop.wait(0.5):
+        pass
+    if feed is not None:
+        feed.join(5)
+    running = server.running_executions()
+    if running and grace:
+        err.print(
+            f"stopping: letting {len(running)} running execution(s) finish "
+            f"(up to {grace:.0f}s; Ctrl-C again to stop now)"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m upload_processor_tools.local.serve_cli`
