@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import ROOT
 from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "layers" / "core" / "upload_processor"
 TOOLS = ROOT / "tools" / "upload_processor_tools"
 

@@ -14,12 +14,12 @@ import json
 import types
 import typing
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from tests.paths import ROOT
 from upload_processor import errors
 from upload_processor.domain.contracts import (
     CompleteInput,
@@ -32,7 +32,6 @@ from upload_processor.domain.contracts import (
     TransferBatchResult,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 ASL: dict[str, Any] = json.loads(
     (ROOT / "statemachine/upload.asl.json").read_text().replace("${MapMaxConcurrency}", "20")
 )

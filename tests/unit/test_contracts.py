@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from tests.paths import ROOT
 from upload_processor.domain.contracts import (
     CompleteInput,
     ExecutionInput,
@@ -33,7 +33,6 @@ from upload_processor.domain.contracts import (
 from upload_processor.settings import ENV_VARS, FUNCTION_ENV, Settings
 from upload_processor_tools.local.seam import LambdaContext
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
 

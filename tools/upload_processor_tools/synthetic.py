@@ -2,8 +2,8 @@
 
 Built so that a general-purpose compressor sees the entropy real NP1 recordings have (zstd -3
 compresses real NP1 AP-band files about 2.5-2.9x; this generator gives 2.74x, checked by
-tests/unit/test_synthetic.py), because every throughput figure the benchmarks report depends
-on it: a compressor's speed depends on the entropy it is fed. What sets that entropy, as
+tests/unit/tools/test_synthetic.py), because every throughput figure the benchmarks report
+depends on it: a compressor's speed depends on the entropy it is fed. What sets that entropy, as
 modelled here:
 
 - the ADC: NP1 digitises at 10 bits, 2.34 uV per step at the AP gain of 500, and Open Ephys

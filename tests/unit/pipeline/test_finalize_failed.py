@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from tests.paths import ROOT
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.domain.contracts import FailedInput, StateError
 from upload_processor.pipeline import finalize
 from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "archive-test"
 MAP_ERROR = {
     "Error": "States.ExceedToleratedFailureThreshold",

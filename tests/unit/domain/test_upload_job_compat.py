@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from tests.paths import FIXTURES
 from upload_processor.domain.job_types import resolve_job
 from upload_processor.domain.naming import asset_name
 from upload_processor.domain.upload_job import UploadJob, parse_upload_job
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "upload_job_configs_v2.json"
+FIXTURE = FIXTURES / "upload_job_configs_v2.json"
 
 
 def test_the_packages_own_dump_parses_with_ignored_fields_reported() -> None:

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
+
 if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.cli import main  # noqa: E402
+from benchmarks.cli import main
 
 
 def positive(value: Any) -> bool:

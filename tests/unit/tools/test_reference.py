@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import jsonschema
 from typer.testing import CliRunner
 
+from tests.paths import ROOT
 from upload_processor.domain.upload_job import parse_upload_job
 from upload_processor_tools import reference
 from upload_processor_tools.cli import app
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_page_is_the_generated_reference() -> None:

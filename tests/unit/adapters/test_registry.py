@@ -16,11 +16,11 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from tests.paths import ROOT
 from upload_processor.adapters.registry import RegistryStore
 from upload_processor_tools.commands.registry import registry_app
 from upload_processor_tools.sample import build_session
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLE = "registry-test"
 INSTRUMENT_ID = "447-EPHYS-1"
 SUBJECT_ID = "750101"

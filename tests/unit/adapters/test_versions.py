@@ -6,7 +6,6 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,6 +13,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from tests.paths import ROOT
 from upload_processor import __version__
 from upload_processor.adapters.versions import (
     ALIAS,
@@ -30,7 +30,6 @@ from upload_processor.errors import PinError
 from upload_processor.settings import FUNCTION_ENV
 from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"gather": "gather-fn", "transfer": "transfer-fn", "finalize": "finalize-fn"}
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
+from tests.paths import ROOT
 from upload_processor.adapters.jobs import JobStatus, JobStore, iso
 from upload_processor.errors import InvalidQueryError, JobStateConflictError
 from upload_processor.operations.status import execution_steps, list_page, parse_since
 from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLE = "jobs-test"
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from tests.paths import ROOT
 from upload_processor.adapters.jobs import ACTIVE, TRANSITIONS, JobStatus, JobStore, may_become
 from upload_processor.errors import (
     AssetLockedError,
@@ -33,7 +33,6 @@ from upload_processor.pipeline.archive_guard import (
 )
 from upload_processor_tools.local.template import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLE = "jobs-transitions"
 ARCHIVE = "archive-transitions"
 _IDS = itertools.count()

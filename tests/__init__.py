@@ -1,0 +1,1 @@
+"""The test suite: a package so `tests.paths` is importable from every test, at any depth."""
