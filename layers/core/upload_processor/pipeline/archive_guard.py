@@ -94,6 +94,17 @@ def _lock_body(asset_name: str, job_id: str) -> bytes:
     return json.dumps({"asset_name": asset_name, "job_id": job_id, "acquired_at": stamp}).encode()
 
 
+def _put_lock(s3: Any, archive: str, asset_name: str, job_id: str, **condition: str) -> None:
+    """Write the lease with a condition (IfNoneMatch: create; IfMatch: take over a stale one)."""
+    s3.put_object(
+        Bucket=archive,
+        Key=lock_key(asset_name),
+        Body=_lock_body(asset_name, job_id),
+        ContentType="application/json",
+        **condition,
+    )
+
+
 def acquire_asset_lock(
     s3: Any,
     archive: str,
@@ -111,13 +122,7 @@ def acquire_asset_lock(
     key = lock_key(asset_name)
     for _ in range(5):
         try:
-            s3.put_object(
-                Bucket=archive,
-                Key=key,
-                Body=_lock_body(asset_name, job_id),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
+            _put_lock(s3, archive, asset_name, job_id, IfNoneMatch="*")
             return "acquired"
         except ClientError as exc:
             if not is_conflict(exc):
@@ -132,13 +137,7 @@ def acquire_asset_lock(
         status = job_status(other) if (job_status and other) else None
         if status is not None and status not in LIVE_STATUSES:
             try:
-                s3.put_object(
-                    Bucket=archive,
-                    Key=key,
-                    Body=_lock_body(asset_name, job_id),
-                    ContentType="application/json",
-                    IfMatch=etag,
-                )
+                _put_lock(s3, archive, asset_name, job_id, IfMatch=etag)
                 return "taken over"
             except ClientError as exc:
                 if not is_conflict(exc) and not is_not_found(exc):
