@@ -110,8 +110,10 @@ def seal_transfers(
     if missing:
         # the transfers' own recorded failures first: they say which object and what to do
         failures = recorded_failures(s3, archive, job_id)
-        causes = "".join(f"{c}; " for c in failures[:SHOWN_BATCH_FAILURES])
-        raise _headline_class(failures, VerificationError)(
+        headline = _headline_class(failures, VerificationError)
+        distinct = _distinct(failures, headline.__name__)
+        causes = "".join(f"{c}; " for c in distinct[:SHOWN_BATCH_FAILURES])
+        raise headline(
             f"{causes}{len(missing)} planned object(s) have no transfer result: "
             f"{', '.join(missing[:10])}",
             source=f"s3://{archive}/{work_key(job_id, 'plan.json')}",
@@ -145,6 +147,12 @@ def _headline_class(
     if any(f.error == SourceChangedError.__name__ for f in failures):
         return SourceChangedError
     return default
+
+
+def _distinct(failures: list[RecordedFailure], headline: str = "") -> list[str]:
+    """The failures as quoted, each once (the ranges of one changed file fail alike); those
+    of the `headline` class (the error that quotes them) without their class name."""
+    return list(dict.fromkeys(f.message if f.error == headline else str(f) for f in failures))
 
 
 def check_stored(s3: Any, result: TransferResult, *, dest_bucket: str) -> None:
@@ -495,13 +503,14 @@ def _with_batch_failures(
         return error
     if not failures:
         return error
-    shown = "; ".join(str(f) for f in failures[:SHOWN_BATCH_FAILURES])
-    more = len(failures) - SHOWN_BATCH_FAILURES
-    cause = notify.cause_text(str(error.get("Cause") or error.get("cause") or ""))
-    quoted = f"{shown}" + (f"; and {more} more" if more > 0 else "")
     changed = _headline_class(failures, TransferError) is SourceChangedError
     # a changed staged file names the failure: the fail message's retry advice is its own
     named = {"Error": SourceChangedError.__name__} if changed else {}
+    distinct = _distinct(failures, named.get("Error", ""))
+    shown = "; ".join(distinct[:SHOWN_BATCH_FAILURES])
+    more = len(distinct) - SHOWN_BATCH_FAILURES
+    cause = notify.cause_text(str(error.get("Cause") or error.get("cause") or ""))
+    quoted = f"{shown}" + (f"; and {more} more" if more > 0 else "")
     return {
         **error,
         **named,
