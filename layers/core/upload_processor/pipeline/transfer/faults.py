@@ -70,7 +70,7 @@ def refuse_own_source(
 def changed(item: PlanItem, actual: object, *, source: str, dest: str) -> SourceChangedError:
     """The source is not the size it was planned with: it changed after the plan was made."""
     return source_changed(
-        f"it has {actual} bytes, planned with {item.size}", source=source, dest=dest
+        f"it has {actual} bytes but was planned with {item.size}", source=source, dest=dest
     )
 
 
