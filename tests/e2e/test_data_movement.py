@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import random
+import threading
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -15,7 +16,9 @@ from pathlib import Path
 import boto3
 import pytest
 import zstandard
+from e2e_support import Staged, keys
 
+from upload_processor.adapters.notify import subscription_filter
 from upload_processor.domain.units import MiB
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session
@@ -230,3 +233,75 @@ def test_a_plan_of_ten_thousand_objects_runs_through_the_map(
     assert keys == count
     # the state carried no plan: the execution input/output stays small
     assert len(execution.get("output", "")) < 64 * 1024
+
+
+def test_a_file_overwritten_between_its_ranges_fails_the_job_quoting_the_change(
+    small_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """A user overwrites a chunked file (a new version of the staged object) after
+    GatherMetadata planned it, while its ranges are being transferred: nothing is sealed, and
+    the job's error and its `fail` message quote the recorded cause (which file, that it
+    changed during the transfer, what to do), not the completion's "missing parts"."""
+    cloud = small_cloud
+    operator = cloud.subscribe_queue("ops", subscription_filter(None))
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05, write_job=True
+    )
+    (session / "ecephys" / "big.dat").write_bytes(_semi_compressible(12 * MiB, seed=4))
+    staged = Staged(cloud, session, "rig-7/overwritten")
+    big = "rig-7/overwritten/ecephys/big.dat"
+    s3 = cloud.client("s3")
+    overwrites: list[str] = []
+    first_range_read = threading.Event()
+
+    def first_part_sent(params: dict, **_: object) -> None:
+        if params.get("Key") == f"{ASSET}/ecephys/big.dat.zst" and params.get("PartNumber") == 1:
+            first_range_read.set()
+
+    def overwrite_before_the_second_range(params: dict, **_: object) -> None:
+        """Once range 1 is read, the GetObject of range 2 finds a new version of the file."""
+        if params.get("Key") != big or str(params.get("Range", "bytes=0-")).startswith("bytes=0-"):
+            return
+        first_range_read.wait(timeout=30)  # ranges run in parallel: range 1 is archived first
+        if not overwrites:
+            out = s3.put_object(Bucket=cloud.staging_bucket, Key=big, Body=b"x" * (12 * MiB))
+            overwrites.append(out["VersionId"])
+            staged.before[big] = sorted([*staged.before[big], (out["VersionId"], out["ETag"])])
+
+    hooks = {
+        "before-parameter-build.s3.UploadPart": first_part_sent,
+        "before-parameter-build.s3.GetObject": overwrite_before_the_second_range,
+    }
+    events = boto3._get_default_session().events
+    for event, hook in hooks.items():
+        events.register(event, hook)
+    try:
+        record = staged.run()
+    finally:
+        for event, hook in hooks.items():
+            events.unregister(event, hook)
+
+    assert overwrites, "the second range was never read"
+    assert record["status"] == "FAILED", record
+    error = record["error"]
+    assert error.startswith("SourceChangedError: "), error
+    assert f"s3://{cloud.staging_bucket}/{big}" in error  # which file
+    assert "changed while this job was transferring it" in error
+    assert "expected parts" not in error
+    (fail,) = cloud.messages(operator)
+    assert fail["MessageAttributes"]["event"]["Value"] == "fail"
+    details = json.loads(fail["Message"].split("--- details (JSON) ---", 1)[1])
+    assert details["error"] == "SourceChangedError"
+    assert "changed while this job was transferring it" in details["cause"]
+    assert f"s3://{cloud.staging_bucket}/{big}" in fail["Message"]
+    assert "staged data was not changed" not in fail["Message"]
+    assert (
+        "Is a retry safe? yes, once the upload of the changed file is complete" in (fail["Message"])
+    )
+    assert "a retry archives its new version" in fail["Message"]
+    # nothing sealed, nothing partial; staging holds only what the user (and the report) wrote
+    archive = cloud.archive_bucket
+    assert f"{ASSET}/manifest.json" not in keys(cloud, archive, "")
+    assert f"{ASSET}/ecephys/big.dat.zst" not in keys(cloud, archive, "")
+    assert s3.list_multipart_uploads(Bucket=archive).get("Uploads", []) == []
+    staged.assert_untouched()

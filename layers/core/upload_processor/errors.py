@@ -149,6 +149,13 @@ class VerificationError(TransferError):
     """The object in the archive is not what was transferred (size, checksum or format)."""
 
 
+class SourceChangedError(TransferError):
+    """The staged object changed (a new version, another size) after GatherMetadata planned
+    it, while this job was transferring it: nothing of it is archived. Unlike other transfer
+    faults the cause is not the pipeline's and needs no fix: a retry once the upload is
+    complete plans, and archives, the new version."""
+
+
 class FilesMissingError(UploadProcessorError):
     """Files that upload_job.json lists never arrived in staging within the wait."""
 

@@ -19,7 +19,11 @@ from tests.paths import ROOT
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.domain.contracts import FailedInput, StateError
+from upload_processor.domain.plan import PlanItem
+from upload_processor.errors import SourceChangedError
 from upload_processor.pipeline import finalize
+from upload_processor.pipeline.transfer import TransferResult
+from upload_processor.pipeline.transfer.batch import _record_failure
 from upload_processor_tools.local.template import load_template
 
 ARCHIVE = "archive-test"
@@ -125,6 +129,71 @@ def test_other_steps_keep_their_own_cause(aws: dict[str, Any]) -> None:
     error = {"Error": "AssetExistsError", "Cause": json.dumps({"errorMessage": "exists"})}
     record, _ = _fail(aws, "GatherMetadata", error)
     assert record["error"] == "AssetExistsError: exists"
+
+
+def _record_changed(s3: Any, batch: str, dest_key: str) -> None:
+    error = SourceChangedError(
+        "the staged file changed while this job was transferring it (it no longer has the "
+        "planned ETag abc-2): nothing of it was archived",
+        source="s3://staging/rig-7/s/ecephys/big.dat",
+        dest=f"s3://{ARCHIVE}/{dest_key}",
+    )
+    item = PlanItem(
+        source_key="rig-7/s/ecephys/big.dat",
+        dest_key=dest_key,
+        size=1,
+        etag="abc-2",
+        action="compress",
+    )
+    _record_failure(s3, ARCHIVE, failure_key("job-1", batch), error, item)
+
+
+def test_a_changed_staged_file_names_the_failed_map_with_its_own_retry_advice(
+    aws: dict[str, Any],
+) -> None:
+    """Both ranges of one overwritten file failed alike: quoted once, as SourceChangedError,
+    and the fail message does not claim the staged data was not changed."""
+    for batch in ("b1", "b2"):
+        _record_changed(aws["s3"], batch, "asset/ecephys/big.dat.zst")
+    record, (body,) = _fail(aws, "TransferFiles", MAP_ERROR)
+    assert record["error"].startswith("SourceChangedError: s3://staging/rig-7/s/ecephys/big.dat")
+    assert record["error"].count("changed while this job was transferring it") == 1
+    assert "staged data was not changed" not in body
+    assert "Is a retry safe? yes, once the upload of the changed file is complete" in body
+    assert "upload-processor retry job-1" in body
+
+
+def test_a_chunked_completion_after_a_range_failed_raises_the_recorded_cause(
+    aws: dict[str, Any],
+) -> None:
+    """moto's Map carries on past a failed range: completing the file then finds a part
+    missing, and Finalize raises what the range recorded instead."""
+    s3, dest_key = aws["s3"], "asset/ecephys/big.dat.zst"
+    upload = s3.create_multipart_upload(Bucket=ARCHIVE, Key=dest_key)["UploadId"]
+    part = TransferResult(
+        source_key="rig-7/s/ecephys/big.dat",
+        dest_key=dest_key,
+        action="compress_range",
+        codec="zstd",
+        bytes_in=5,
+        bytes_out=5,
+        source_sha256="0" * 64,
+        part_number=1,
+        etag="e",
+        part_checksum="c",
+        upload_id=upload,
+        range_start=0,
+        range_end=5,
+        part_count=2,
+    )
+    s3.put_object(Bucket=ARCHIVE, Key=results_key("job-1", "b1"), Body=json.dumps([part.to_dict()]))
+    _record_changed(s3, "b2", dest_key)
+    plan = [[{"dest_key": dest_key}]]
+    with pytest.raises(SourceChangedError) as raised:
+        finalize.seal_transfers(s3, archive=ARCHIVE, job_id="job-1", plan=plan, verify_mode="quick")
+    assert "changed while this job was transferring it" in str(raised.value)
+    assert "expected parts" not in str(raised.value)
+    assert s3.list_multipart_uploads(Bucket=ARCHIVE).get("Uploads", []) == []
 
 
 class _ThrottledSns:

@@ -135,6 +135,9 @@ RETRY_ADVICE = {
     "AssetExistsError": "not until the conflict is resolved: the archive already holds this asset",
     "FilesMissingError": "yes, once the missing files are uploaded: upload upload_job.json again",
     "ConfigurationError": "not until an operator fixes the deployment's configuration",
+    # the staged data changed, so the generic "staged data was not changed" would be wrong
+    "SourceChangedError": "yes, once the upload of the changed file is complete: nothing of "
+    "it was archived, and a retry archives its new version (upload-processor retry JOB_ID)",
 }
 
 
@@ -155,7 +158,7 @@ def failure(
         ("Lambda.", "States.Timeout")
     )
     if err_name in RETRY_ADVICE:
-        advice = RETRY_ADVICE[err_name]
+        advice = RETRY_ADVICE[err_name].replace("JOB_ID", job_id)
     elif transient:
         advice = f"yes: the fault looks transient; run `upload-processor retry {job_id}`"
     else:

@@ -26,6 +26,7 @@ from upload_processor.domain.contracts import TransferBatchInput
 from upload_processor.domain.plan import PlanItem, plan_item
 from upload_processor.domain.units import MiB
 from upload_processor.errors import (
+    SourceChangedError,
     TransferError,
     TransientError,
     VerificationError,
@@ -392,7 +393,7 @@ def test_stream_longer_than_planned_aborts_the_upload(s3: Any) -> None:
     item = stage(s3, "ecephys/probe_c.dat", data)
     parts = record_calls(s3, "UploadPart")
 
-    with pytest.raises(TransferError, match="changed after the plan"):
+    with pytest.raises(SourceChangedError, match="changed while this job was transferring it"):
         transfer(
             _GrowingSource(s3, b"late bytes"),
             item,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,7 +34,13 @@ from upload_processor.domain.archive import (
 )
 from upload_processor.domain.contracts import TransferBatchInput, TransferBatchResult
 from upload_processor.domain.plan import PlanItem
-from upload_processor.errors import TransferError, TransientError, UploadProcessorError
+from upload_processor.errors import (
+    SourceChangedError,
+    TransferError,
+    TransientError,
+    UploadProcessorError,
+    VerificationError,
+)
 from upload_processor.pipeline.archive_guard import reuse_verified
 from upload_processor.pipeline.transfer.faults import refused, transient_surfaced, url
 from upload_processor.pipeline.transfer.result import TransferResult
@@ -139,34 +146,76 @@ def _record_failure(
 ) -> None:
     """Keep the failure's message beside the results (best effort: the error itself is what
     the state machine sees). The project's errors name their objects; a ClientError is given
-    them."""
+    them. A TransferError keeps its parts, so that Finalize can raise it again
+    (`RecordedFailure.as_error`) when the completion it made impossible fails."""
     named = isinstance(exc, UploadProcessorError) or item is None
     message = str(exc) if named else f"{item.dest_key}: {exc}"
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": message}
+    if item is not None:
+        body["dest_key"] = item.dest_key
+    if isinstance(exc, TransferError):
+        body.update(reason=exc.reason, source=exc.source, dest=exc.dest)
     with contextlib.suppress(ClientError):
         s3.put_object(
             Bucket=bucket,
             Key=key,
-            Body=json.dumps({"error": type(exc).__name__, "message": message}).encode(),
+            Body=json.dumps(body).encode(),
             ContentType="application/json",
         )
 
 
-def collect_failures(s3: Any, bucket: str, job_id: str) -> list[str]:
-    """The recorded permanent failures of the job's batches ("<error>: <message>"), in key order."""
-    out: list[str] = []
+# The recorded errors Finalize can raise again, by name.
+_TRANSFER_ERRORS = {
+    cls.__name__: cls for cls in (TransferError, VerificationError, SourceChangedError)
+}
+
+
+@dataclass(frozen=True)
+class RecordedFailure:
+    """One batch's recorded failure: the error's class name and message, the planned object
+    it concerns, and (for a TransferError) its reason, source and destination."""
+
+    error: str
+    message: str
+    dest_key: str | None = None
+    reason: str | None = None
+    source: str | None = None
+    dest: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.error}: {self.message}"
+
+    def as_error(self) -> TransferError | None:
+        """The recorded TransferError (of its own class) again; None for any other fault."""
+        cls = _TRANSFER_ERRORS.get(self.error)
+        if cls is None or self.reason is None or self.source is None or self.dest is None:
+            return None
+        return cls(self.reason, source=self.source, dest=self.dest)
+
+
+def recorded_failures(s3: Any, bucket: str, job_id: str) -> list[RecordedFailure]:
+    """The recorded permanent failures of the job's batches, in key order."""
+    out: list[RecordedFailure] = []
     paginator = s3.get_paginator("list_objects_v2")
     done = {
         obj["Key"].rsplit("/", 1)[1]
         for page in paginator.paginate(Bucket=bucket, Prefix=work_key(job_id, f"{RESULTS}/"))
         for obj in page.get("Contents", [])
     }
+    fields = ("dest_key", "reason", "source", "dest")
     for page in paginator.paginate(Bucket=bucket, Prefix=work_key(job_id, f"{FAILURES}/")):
         for obj in page.get("Contents", []):
             if obj["Key"].rsplit("/", 1)[1] in done:  # a later attempt of the batch succeeded
                 continue
             body = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            out.append(f"{body.get('error')}: {body.get('message')}")
+            known = {name: str(body[name]) for name in fields if body.get(name) is not None}
+            out.append(RecordedFailure(str(body.get("error")), str(body.get("message")), **known))
     return out
+
+
+def collect_failures(s3: Any, bucket: str, job_id: str) -> list[str]:
+    """The recorded permanent failures of the job's batches ("<error>: <message>"), in key order."""
+    return [str(failure) for failure in recorded_failures(s3, bucket, job_id)]
 
 
 def collect_results(s3: Any, bucket: str, job_id: str) -> list[TransferResult]:

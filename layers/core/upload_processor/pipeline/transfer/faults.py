@@ -1,12 +1,13 @@
 """What S3's answers mean for a transfer: permanent faults become `TransferError`, transient
 ones `TransientError`.
 
-Step Functions tells errors apart by name. `TransferError` (and its `VerificationError`) is a
-permanent fault that retrying will not fix (the source is gone or changed since it was
-planned, the output is wrong), and it names both objects. A transient fault (throttling, a
-5xx, a dropped connection or a timeout: `errors.is_transient`) leaves the package as
-`TransientError`, the one application error the state machine retries. Any other AWS error
-(AccessDenied, NoSuchBucket, ...) is permanent and propagates as it is.
+Step Functions tells errors apart by name. `TransferError` (and its `VerificationError` and
+`SourceChangedError`) is a permanent fault that retrying the same plan will not fix (the
+source is gone, or changed since it was planned; the output is wrong), and it names both
+objects. A transient fault (throttling, a 5xx, a dropped connection or a timeout:
+`errors.is_transient`) leaves the package as `TransientError`, the one application error the
+state machine retries. Any other AWS error (AccessDenied, NoSuchBucket, ...) is permanent and
+propagates as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeAlias
 from upload_processor.adapters.s3 import NOT_FOUND_CODES
 from upload_processor.domain.plan import PlanItem
 from upload_processor.errors import (
+    SourceChangedError,
     TransferError,
     UploadProcessorError,
     as_transient,
@@ -65,11 +67,18 @@ def refuse_own_source(
         )
 
 
-def changed(item: PlanItem, actual: object, *, source: str, dest: str) -> TransferError:
+def changed(item: PlanItem, actual: object, *, source: str, dest: str) -> SourceChangedError:
     """The source is not the size it was planned with: it changed after the plan was made."""
-    return TransferError(
-        f"the source has {actual} bytes but was planned with {item.size}: it changed after "
-        "the plan was made; upload the session again",
+    return source_changed(
+        f"it has {actual} bytes but was planned with {item.size}", source=source, dest=dest
+    )
+
+
+def source_changed(detail: str, *, source: str, dest: str) -> SourceChangedError:
+    """The staged object is no longer the one planned (`detail` says how it differs)."""
+    return SourceChangedError(
+        f"the staged file changed while this job was transferring it ({detail}): nothing of it "
+        "was archived; retry the job once its upload is complete, or upload the session again",
         source=source,
         dest=dest,
     )
@@ -83,11 +92,8 @@ def source_fault(exc: Exception, item: PlanItem, *, source: str, dest: str) -> T
     if code in NOT_FOUND_CODES:
         return TransferError("the source object does not exist", source=source, dest=dest)
     if code in ("PreconditionFailed", "412"):
-        return TransferError(
-            f"the source no longer has the planned ETag {item.etag}: it changed after the "
-            "plan was made; upload the session again",
-            source=source,
-            dest=dest,
+        return source_changed(
+            f"it no longer has the planned ETag {item.etag}", source=source, dest=dest
         )
     raise exc
 
