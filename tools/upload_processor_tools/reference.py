@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from upload_processor.domain.job_settings import AIND_SETTINGS
 from upload_processor.domain.job_types import AIND_TASKS_NOT_RUN, DEFAULT_JOB_TYPES, TASK_IDS
 from upload_processor.domain.upload_job import IGNORED_JOB_FIELDS, IGNORED_TASK_FIELDS, UploadJob
 
@@ -96,6 +97,24 @@ def schema() -> dict[str, Any]:
     return out
 
 
+def _aind_settings() -> list[str]:
+    """The section on the settings AIND's own tasks carry: accepted, each ignored for a reason."""
+    lines = [
+        "## AIND's task settings",
+        "",
+        "A job file written for aind-data-transfer-service keeps the `job_settings` AIND's "
+        "own tasks read (aind-metadata-mapper, aind-data-transformation). Each is removed "
+        "before the settings are checked and reported as a `job.setting_ignored` warning "
+        "with its reason; any other unknown setting is an error.",
+        "",
+        "| task | setting | why it is ignored |",
+        "|---|---|---|",
+    ]
+    for task_id, known in AIND_SETTINGS.items():
+        lines += [f"| `{task_id}` | `{name}` | {reason} |" for name, reason in known.items()]
+    return [*lines, ""]
+
+
 def markdown() -> str:
     """The reference page."""
     model = schema()
@@ -158,6 +177,7 @@ def markdown() -> str:
         "aind-data-transfer-service task ids this pipeline does not run (accepted, reported as "
         f"ignored): {', '.join(f'`{t}`' for t in AIND_TASKS_NOT_RUN)}.",
         "",
+        *_aind_settings(),
         "## The shipped job types",
         "",
         "```json",

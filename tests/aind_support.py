@@ -1,0 +1,26 @@
+"""AIND material for the tests: the transfer-service example job files
+(tests/fixtures/aind/transfer_service, see the README there) and a session's job written as
+AIND writes one."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "aind" / "transfer_service"
+
+
+def aind_job(session: Path) -> bytes:
+    """The session's job as AIND writes it: the aind_data_schema_v2 example's tasks (AIND
+    settings, v2 task ids), modalities as objects, a naive acq_datetime and its s3_prefix."""
+    job = json.loads((session / "upload_job.json").read_text())
+    example = json.loads((EXAMPLES / "aind_data_schema_v2.json").read_text())
+    naive = datetime.fromisoformat(job["acq_datetime"]).replace(tzinfo=None)
+    job.update(
+        tasks=example["tasks"],
+        modalities=[{"name": m, "abbreviation": m} for m in job["modalities"]],
+        acq_datetime=naive.isoformat(),
+        s3_prefix=f"{job['subject_id']}_{naive:%Y-%m-%d_%H-%M-%S}",
+    )
+    return json.dumps(job).encode()

@@ -1,0 +1,33 @@
+"""Real AIND material through the local cloud (issue 12): a job file as AIND's
+`UploadJobConfigsV2` writes it (AIND settings, v2 task ids, a naive acq_datetime) runs to
+COMPLETE, the deployment's DefaultTimeZone read into its time and the report saying so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aind_support import aind_job
+from e2e_support import Staged, body
+
+from upload_processor.domain.report import REPORT_FILENAME
+from upload_processor_tools.sample import build_session
+
+
+def test_an_aind_job_file_runs_unchanged_in_the_deployments_zone(
+    quick_cloud, tmp_path: Path
+) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    staged = Staged(quick_cloud, session, "rig-7/aind")
+    record = staged.run(aind_job(session))
+    assert record["status"] == "COMPLETE", record.get("error")
+    assert record["asset_name"] == "750101_2025-06-12_15-03-00"  # LA in June: -07:00
+    report = json.loads(
+        body(quick_cloud, quick_cloud.staging_bucket, f"rig-7/aind/{REPORT_FILENAME}")
+    )
+    notes = {(i["rule"], i["field"]): i["message"] for i in report["issues"]}
+    assert "America/Los_Angeles" in notes[("job.naive_datetime", "acq_datetime")]
+    setting = "tasks.gather_preliminary_metadata.job_settings.metadata_dir"
+    assert "staged session" in notes[("job.setting_ignored", setting)]
+    assert ("job.task_ignored", "tasks.register_data_asset") in notes
+    staged.assert_untouched()
