@@ -31,3 +31,18 @@ def test_an_aind_job_file_runs_unchanged_in_the_deployments_zone(
     assert "staged session" in notes[("job.setting_ignored", setting)]
     assert ("job.task_ignored", "tasks.register_data_asset") in notes
     staged.assert_untouched()
+
+
+def test_an_older_minor_schema_version_is_archived_with_a_note(quick_cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    subject = json.loads((session / "subject.json").read_text())
+    major = subject["schema_version"].split(".")[0]
+    (session / "subject.json").write_text(json.dumps({**subject, "schema_version": f"{major}.0.0"}))
+    staged = Staged(quick_cloud, session, "rig-7/older")
+    record = staged.run()
+    assert record["status"] == "COMPLETE", record.get("error")
+    report = json.loads(
+        body(quick_cloud, quick_cloud.staging_bucket, f"rig-7/older/{REPORT_FILENAME}")
+    )
+    (note,) = [i for i in report["issues"] if i["rule"] == "schema.version_older"]
+    assert (note["severity"], note["file"]) == ("warning", "subject.json")

@@ -9,7 +9,8 @@ each hold one step, and every report issue carries a stable rule id:
 - parse: strict JSON (``json.empty``, ``json.malformed``, ``json.duplicate_key``,
   ``json.not_object``);
 - validate: one file against its model, and the whole as ``Metadata`` (``json.wrong_type``,
-  ``schema.invalid``, ``schema.version_mismatch``, ``metadata.invalid``);
+  ``schema.invalid``, ``schema.version_mismatch`` and the warnings ``schema.version_older`` /
+  ``schema.version_newer``, ``metadata.invalid``);
 - fold: the library's ``+`` per core type and the combined instrument id (``merge.failed``);
 - rules.devices: shared devices and the one Harp clock (``merge.shared_device``,
   ``merge.clock_mismatch``);
