@@ -1,6 +1,6 @@
 """AIND material for the tests: the transfer-service example job files
-(tests/fixtures/aind/transfer_service, see the README there) and a session's job written as
-AIND writes one."""
+(tests/fixtures/aind/transfer_service, see the README there), a session's job written as
+AIND writes one, and acquisition times as real rigs write them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+# every start and end time an acquisition file carries
+TIMES = {
+    f"{kind}_{end}_time"
+    for kind in ("acquisition", "stream", "stimulus")
+    for end in ("start", "end")
+}
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "aind" / "transfer_service"
 
 
@@ -24,3 +30,20 @@ def aind_job(session: Path) -> bytes:
         s3_prefix=f"{job['subject_id']}_{naive:%Y-%m-%d_%H-%M-%S}",
     )
     return json.dumps(job).encode()
+
+
+def retimed(raw: bytes, change, tz=None) -> bytes:
+    """The acquisition with every start/end time changed, and acquisition_start_tz set."""
+
+    def visit(value):
+        if isinstance(value, dict):
+            return {
+                k: change(datetime.fromisoformat(v)).isoformat() if k in TIMES else visit(v)
+                for k, v in value.items()
+            }
+        return [visit(v) for v in value] if isinstance(value, list) else value
+
+    doc = visit(json.loads(raw))
+    if tz is not None:
+        doc["acquisition_start_tz"] = tz
+    return json.dumps(doc).encode()

@@ -5,9 +5,10 @@ COMPLETE, the deployment's DefaultTimeZone read into its time and the report say
 from __future__ import annotations
 
 import json
+from datetime import UTC, timedelta
 from pathlib import Path
 
-from aind_support import aind_job
+from aind_support import aind_job, retimed
 from e2e_support import Staged, body
 
 from upload_processor.domain.report import REPORT_FILENAME
@@ -46,3 +47,22 @@ def test_an_older_minor_schema_version_is_archived_with_a_note(quick_cloud, tmp_
     )
     (note,) = [i for i in report["issues"] if i["rule"] == "schema.version_older"]
     assert (note["severity"], note["file"]) == ("warning", "subject.json")
+
+
+def test_microsecond_starts_in_utc_and_a_named_zone_are_archived(
+    quick_cloud, tmp_path: Path
+) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    later = timedelta(microseconds=474680)
+    behavior, ecephys = session / "acquisition_behavior.json", session / "acquisition_ecephys.json"
+    behavior.write_bytes(retimed(behavior.read_bytes(), lambda t: t + later, "America/Los_Angeles"))
+    ecephys.write_bytes(retimed(ecephys.read_bytes(), lambda t: (t + later).astimezone(UTC), 0))
+    staged = Staged(quick_cloud, session, "rig-7/utc")
+    record = staged.run()
+    assert record["status"] == "COMPLETE", record.get("error")
+    report = json.loads(
+        body(quick_cloud, quick_cloud.staging_bucket, f"rig-7/utc/{REPORT_FILENAME}")
+    )
+    assert [i["file"] for i in report["issues"] if i["rule"] == "merge.fixed_offset"] == [
+        "acquisition_ecephys.json"
+    ]

@@ -17,7 +17,8 @@ each hold one step, and every report issue carries a stable rule id:
 - rules.identity: subject and instrument ids (``merge.subject_id_mismatch``,
   ``merge.acquisition_instrument_id``);
 - rules.modalities: ``merge.modalities_mismatch``;
-- rules.time: ``merge.acq_datetime_outside``, ``merge.time_zone_lost``;
+- rules.time: ``merge.acq_datetime_outside`` (at one-second resolution), ``merge.time_zone_lost``,
+  the note ``merge.fixed_offset``;
 - rules.procedures: staged and fetched procedures merged (``procedures.duplicate``);
 - rules.completeness: ``metadata.missing_file``, ``data_description.name_mismatch``;
 - library_log: what the library logs or warns (``library.warning``);

@@ -1,0 +1,74 @@
+"""Time as real rigs write it (issue 12, points 2 and 3): a start with microseconds does not put
+the job's one-second acq_datetime "before the acquisition", and an acquisition written in UTC
+merges with one in a named zone when their instants agree (the named zone is kept, the fixed
+offset noted), as the library's `+` merges them."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+from aind_support import retimed
+from typer.testing import CliRunner
+
+from upload_processor.metadata import JobFacts, assemble, metadata_type_of
+from upload_processor_tools import sample
+from upload_processor_tools.cli import app
+from upload_processor_tools.sample import build_session
+
+ASSET = "750101_2025-06-12_15-03-00"
+START = sample.DEFAULT_ACQ_DATETIME
+JOB = JobFacts(subject_id="750101", modalities=("behavior", "ecephys"), acq_datetime=START)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_session(tmp_path_factory.mktemp("time") / "s", data_mb_per_modality=0)
+
+
+def _files(session: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
+
+
+def _microseconds(raw: bytes) -> bytes:
+    return retimed(raw, lambda t: t + timedelta(microseconds=474680))
+
+
+def test_a_start_with_microseconds_holds_the_one_second_acq_datetime(session: Path) -> None:
+    files = {
+        name: _microseconds(raw) if name.startswith("acquisition_") else raw
+        for name, raw in _files(session).items()
+    }
+    result = assemble(files, asset_name=ASSET, job=JOB)
+    assert result.errors == []
+    early = JobFacts(
+        subject_id="750101", modalities=JOB.modalities, acq_datetime=START - timedelta(seconds=1)
+    )
+    (error,) = assemble(files, asset_name=ASSET, job=early).errors
+    assert error.rule == "merge.acq_datetime_outside"
+
+
+def test_utc_and_a_named_zone_merge_keeping_the_zone(session: Path) -> None:
+    files = _files(session)
+    files["acquisition_behavior.json"] = retimed(
+        files["acquisition_behavior.json"], lambda t: t, "America/Los_Angeles"
+    )
+    files["acquisition_ecephys.json"] = retimed(
+        files["acquisition_ecephys.json"], lambda t: t.astimezone(UTC), 0
+    )
+    result = assemble(files, asset_name=ASSET, job=JOB)
+    assert result.errors == []
+    (note,) = [i for i in result.issues if i.rule == "merge.fixed_offset"]
+    assert (note.severity, note.file) == ("warning", "acquisition_ecephys.json")
+    assert result.core["acquisition"]["acquisition_start_tz"] == "America/Los_Angeles"
+    assert result.metadata is not None
+
+
+def test_validate_accepts_microsecond_starts(session: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(session, tmp_path / "s"))
+    for path in folder.glob("acquisition_*.json"):
+        path.write_bytes(_microseconds(path.read_bytes()))
+    run = CliRunner().invoke(app, ["validate", str(folder), "--offline", "--json"])
+    assert run.exit_code == 0, run.output
