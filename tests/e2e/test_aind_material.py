@@ -66,3 +66,17 @@ def test_microsecond_starts_in_utc_and_a_named_zone_are_archived(
     assert [i["file"] for i in report["issues"] if i["rule"] == "merge.fixed_offset"] == [
         "acquisition_ecephys.json"
     ]
+
+
+def test_naive_metadata_times_are_read_in_the_deployments_zone(quick_cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    for path in session.glob("acquisition_*.json"):
+        path.write_bytes(retimed(path.read_bytes(), lambda t: t.replace(tzinfo=None)))
+    staged = Staged(quick_cloud, session, "rig-7/naive")
+    record = staged.run()
+    assert record["status"] == "COMPLETE", record.get("error")
+    report = json.loads(
+        body(quick_cloud, quick_cloud.staging_bucket, f"rig-7/naive/{REPORT_FILENAME}")
+    )
+    notes = [i for i in report["issues"] if i["rule"] == "metadata.naive_datetime"]
+    assert len(notes) == 2 and all("America/Los_Angeles" in i["message"] for i in notes)

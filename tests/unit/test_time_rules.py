@@ -5,7 +5,9 @@ offset noted), as the library's `+` merges them."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -72,3 +74,53 @@ def test_validate_accepts_microsecond_starts(session: Path, tmp_path: Path) -> N
         path.write_bytes(_microseconds(path.read_bytes()))
     run = CliRunner().invoke(app, ["validate", str(folder), "--offline", "--json"])
     assert run.exit_code == 0, run.output
+
+
+def _naive_copy(session: Path, tmp_path: Path) -> Path:
+    """The session with every acquisition time written without its offset (local rig time)."""
+    folder = Path(shutil.copytree(session, tmp_path / "naive"))
+    for path in folder.glob("acquisition_*.json"):
+        path.write_bytes(retimed(path.read_bytes(), lambda t: t.replace(tzinfo=None)))
+    return folder
+
+
+@pytest.fixture
+def host_zone(monkeypatch: pytest.MonkeyPatch):
+    """Set the validating machine's zone (TZ) for the test; the previous one is restored."""
+
+    def set_zone(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_naive_times_get_the_same_verdict_under_any_host_zone(
+    session: Path, tmp_path: Path, host_zone
+) -> None:
+    folder = _naive_copy(session, tmp_path)
+    verdicts = []
+    for zone in ("UTC", "America/Los_Angeles", "Asia/Tokyo"):
+        host_zone(zone)
+        run = CliRunner().invoke(
+            app,
+            ["validate", str(folder), "--offline", "--json", "--default-tz", "America/Los_Angeles"],
+        )
+        report = json.loads(run.stdout)
+        verdicts.append((run.exit_code, sorted((i["rule"], i["file"]) for i in report["issues"])))
+    assert verdicts[0][0] == 0, verdicts
+    assert verdicts[1:] == verdicts[:-1]
+    assert ("metadata.naive_datetime", "acquisition_ecephys.json") in verdicts[0][1]
+
+
+def test_naive_times_without_a_default_zone_are_an_error(session: Path, tmp_path: Path) -> None:
+    folder = _naive_copy(session, tmp_path)
+    run = CliRunner().invoke(app, ["validate", str(folder), "--offline", "--json"])
+    assert run.exit_code == 1
+    errors = [i for i in json.loads(run.stdout)["issues"] if i["severity"] == "error"]
+    assert {(i["rule"], i["file"]) for i in errors} >= {
+        ("metadata.naive_datetime", "acquisition_behavior.json"),
+        ("metadata.naive_datetime", "acquisition_ecephys.json"),
+    }

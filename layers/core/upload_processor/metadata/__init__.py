@@ -8,6 +8,7 @@ each hold one step, and every report issue carries a stable rule id:
   ``merge.multiple_files``);
 - parse: strict JSON (``json.empty``, ``json.malformed``, ``json.duplicate_key``,
   ``json.not_object``);
+- local_time: naive timestamps read in the deployment's default zone (``metadata.naive_datetime``);
 - validate: one file against its model, and the whole as ``Metadata`` (``json.wrong_type``,
   ``schema.invalid``, ``schema.version_mismatch`` and the warnings ``schema.version_older`` /
   ``schema.version_newer``, ``metadata.invalid``);

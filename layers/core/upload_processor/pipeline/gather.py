@@ -279,8 +279,10 @@ def gather_session(
     job_notes: list[dict[str, Any]] | None = None,
     service: MetadataService | None = None,
     location: str | None = None,
+    default_tz: str | None = None,
 ) -> Gathered:
-    """Assemble and validate a session's metadata into a report (no side effects)."""
+    """Assemble and validate a session's metadata into a report (no side effects); naive
+    timestamps in the metadata files are read in ``default_tz``, the deployment's zone."""
     acq = datetime.fromisoformat(job["acq_datetime"])
     name = build_asset_name(job["subject_id"], acq, job.get("platform"))
     settings = gather_settings(job)
@@ -329,7 +331,10 @@ def gather_session(
                 )
             )
     facts = JobFacts(
-        subject_id=job["subject_id"], modalities=tuple(job["modalities"]), acq_datetime=acq
+        subject_id=job["subject_id"],
+        modalities=tuple(job["modalities"]),
+        acq_datetime=acq,
+        default_tz=default_tz,
     )
     assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
     issues += assembly.issues

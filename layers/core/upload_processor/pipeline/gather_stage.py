@@ -59,6 +59,7 @@ class GatherContext:
     chunk_threshold: int | None = None
     range_size: int | None = None
     store: JobStore | None = None
+    default_tz: str | None = None  # naive timestamps in metadata files are read in it
 
 
 def run(
@@ -79,6 +80,7 @@ def run(
         chunk_threshold=settings.chunk_threshold,
         range_size=settings.range_size,
         store=store,
+        default_tz=settings.default_time_zone,
     )
     result = gather(request, context)
     store.update(
@@ -174,6 +176,7 @@ def _gather_leased(request: ExecutionInput, context: GatherContext, name: str) -
         job_notes=notes,
         service=context.service,
         location=f"s3://{archive}/{name}",
+        default_tz=context.default_tz,
     )
     report_key = _save_report(s3, request, gathered.report)
     if gathered.reject:
