@@ -47,3 +47,17 @@ def retimed(raw: bytes, change, tz=None) -> bytes:
     if tz is not None:
         doc["acquisition_start_tz"] = tz
     return json.dumps(doc).encode()
+
+
+def external_streams(raw: bytes) -> bytes:
+    """The acquisition with every data stream an `ExternalDataStream` (no instrument devices):
+    aind-data-schema 2.9.2's Metadata check then raises AttributeError on `active_devices`."""
+    doc = json.loads(raw)
+    doc["data_streams"] = [
+        {
+            "object_type": "External data stream",
+            **{k: stream[k] for k in ("stream_start_time", "stream_end_time", "modalities")},
+        }
+        for stream in doc["data_streams"]
+    ]
+    return json.dumps(doc).encode()

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, timedelta
 from pathlib import Path
 
-from aind_support import aind_job, retimed
+from aind_support import aind_job, external_streams, retimed
 from e2e_support import Staged, body
 
 from upload_processor.domain.report import REPORT_FILENAME
@@ -80,3 +80,17 @@ def test_naive_metadata_times_are_read_in_the_deployments_zone(quick_cloud, tmp_
     )
     notes = [i for i in report["issues"] if i["rule"] == "metadata.naive_datetime"]
     assert len(notes) == 2 and all("America/Los_Angeles" in i["message"] for i in notes)
+
+
+def test_a_library_crash_rejects_the_job_with_a_report(quick_cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    for path in session.glob("acquisition_*.json"):
+        path.write_bytes(external_streams(path.read_bytes()))
+    staged = Staged(quick_cloud, session, "rig-7/crash")
+    record = staged.run()
+    assert record["status"] == "REJECTED", record.get("error")
+    report = json.loads(
+        body(quick_cloud, quick_cloud.staging_bucket, f"rig-7/crash/{REPORT_FILENAME}")
+    )
+    assert "library.crash" in [i["rule"] for i in report["issues"] if i["severity"] == "error"]
+    staged.assert_untouched()

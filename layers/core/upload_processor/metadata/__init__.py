@@ -13,6 +13,8 @@ each hold one step, and every report issue carries a stable rule id:
   ``schema.invalid``, ``schema.version_mismatch`` and the warnings ``schema.version_older`` /
   ``schema.version_newer``, ``metadata.invalid``);
 - fold: the library's ``+`` per core type and the combined instrument id (``merge.failed``);
+- library_log: what the library logs and warns (``library.warning``), and an exception it raises
+  (``library.crash``, naming the files);
 - rules.devices: shared devices and the one Harp clock (``merge.shared_device``,
   ``merge.clock_mismatch``);
 - rules.identity: subject and instrument ids (``merge.subject_id_mismatch``,

@@ -124,7 +124,11 @@ def assemble(
 
     if not result.errors:
         result.metadata = validate_metadata(
-            models, asset_name, location or f"pending://{asset_name}", issues
+            models,
+            asset_name,
+            location or f"pending://{asset_name}",
+            issues,
+            files=sorted(label for validated in sources.values() for label in validated),
         )
     return result
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.files import EXTRA_SEPARATOR
-from upload_processor.metadata.library_log import library_issues, library_output
+from upload_processor.metadata.library_log import library_crash, library_issues, library_output
 from upload_processor.metadata.wording import SCHEMA, preview, sentence
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -50,11 +50,11 @@ def validate_file(label: str, data: dict, core_type: str, issues: list[Issue]) -
         return None
     model = MODELS[core_type]
     version_ok = check_schema_version(label, data, model, issues)
-    with library_output() as said:
+    validated = None
+    with library_output() as said, library_crash([label], f"reading {label}", issues):
         try:
             validated = model.model_validate(data)
         except ValidationError as exc:
-            validated = None
             issues.extend(validation_issues(exc, label, model.__name__))
     issues.extend(library_issues(said, label, None))
     return validated if version_ok else None
@@ -224,15 +224,22 @@ def _check_detail(err: Any, msg: str) -> str:
 
 
 def validate_metadata(
-    models: dict[str, BaseModel], asset_name: str, location: str, issues: list[Issue]
+    models: dict[str, BaseModel],
+    asset_name: str,
+    location: str,
+    issues: list[Issue],
+    files: list[str] | None = None,
 ) -> dict | None:
     """Merge rule 4: the merged result, with every other file, must validate as one Metadata.
 
     Built from the validated models, never from dicts: given dicts, Metadata only *warns*
     about an invalid core file and constructs it unvalidated. Its errors are
-    ``metadata.invalid``; the result is the JSON dump, or None.
+    ``metadata.invalid``; the result is the JSON dump, or None. ``files`` (the sources) are
+    named if the library crashes.
     """
-    with library_output() as said:
+    dumped = None
+    doing = "validating the whole asset as Metadata"
+    with library_output() as said, library_crash(files or [], doing, issues):
         try:
             metadata = Metadata(name=asset_name, location=location, **models)
         except ValidationError as exc:
