@@ -5,7 +5,7 @@ AIND writes one, and acquisition times as real rigs write them."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 # every start and end time an acquisition file carries
@@ -14,6 +14,7 @@ TIMES = {
     for kind in ("acquisition", "stream", "stimulus")
     for end in ("start", "end")
 }
+QC_TIME = datetime(2025, 6, 12, 23, 0, tzinfo=UTC)
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "aind" / "transfer_service"
 
 
@@ -61,3 +62,31 @@ def external_streams(raw: bytes) -> bytes:
         for stream in doc["data_streams"]
     ]
     return json.dumps(doc).encode()
+
+
+def quality_control(metric: str, modality: str) -> bytes:
+    """A quality_control document of one passing metric, as the installed library writes it."""
+    from aind_data_schema.core.quality_control import (
+        QCMetric,
+        QCStatus,
+        QualityControl,
+        Stage,
+        Status,
+    )
+    from aind_data_schema_models.modalities import Modality
+
+    status = QCStatus(evaluator="Automated", status=Status.PASS, timestamp=QC_TIME)
+    document = QualityControl(
+        metrics=[
+            QCMetric(
+                name=metric,
+                modality=Modality.from_abbreviation(modality),
+                stage=Stage.RAW,
+                value=1,
+                status_history=[status],
+                tags={"probe": "A"},
+            )
+        ],
+        default_grouping=[("probe",)],
+    )
+    return document.model_dump_json().encode()

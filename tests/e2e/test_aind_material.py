@@ -8,7 +8,7 @@ import json
 from datetime import UTC, timedelta
 from pathlib import Path
 
-from aind_support import aind_job, external_streams, retimed
+from aind_support import aind_job, external_streams, quality_control, retimed
 from e2e_support import Staged, body
 
 from upload_processor.domain.report import REPORT_FILENAME
@@ -94,3 +94,17 @@ def test_a_library_crash_rejects_the_job_with_a_report(quick_cloud, tmp_path: Pa
     )
     assert "library.crash" in [i["rule"] for i in report["issues"] if i["severity"] == "error"]
     staged.assert_untouched()
+
+
+def test_several_quality_control_files_are_merged_into_the_asset(
+    quick_cloud, tmp_path: Path
+) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    (session / "quality_control_ecephys.json").write_bytes(quality_control("drift", "ecephys"))
+    (session / "quality_control_behavior.json").write_bytes(quality_control("frames", "behavior"))
+    record = Staged(quick_cloud, session, "rig-7/qc").run()
+    assert record["status"] == "COMPLETE", record.get("error")
+    metadata = json.loads(
+        body(quick_cloud, quick_cloud.archive_bucket, f"{record['asset_name']}/metadata.nd.json")
+    )
+    assert [m["name"] for m in metadata["quality_control"]["metrics"]] == ["frames", "drift"]

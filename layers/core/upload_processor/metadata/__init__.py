@@ -4,7 +4,8 @@ The only room that imports aind-data-schema's core models to validate and merge;
 bytes and returns a report, and calls no AWS service. ``assemble`` runs it all; the modules
 each hold one step, and every report issue carries a stable rule id:
 
-- files: which files are metadata, of which type, which take part (``merge.exact_name_wins``,
+- files: which files are metadata, of which type, which take part (several instrument,
+  acquisition and quality_control files are folded; ``merge.exact_name_wins``,
   ``merge.multiple_files``);
 - parse: strict JSON (``json.empty``, ``json.malformed``, ``json.duplicate_key``,
   ``json.not_object``);

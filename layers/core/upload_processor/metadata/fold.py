@@ -36,6 +36,8 @@ def merge_sources(
         return merge_acquisitions(validated, issues)
     if core_type == "procedures":
         return merge_procedures(validated, staged, issues)
+    if core_type == "quality_control":
+        return fold(core_type, validated, issues)
     raise AssertionError(
         f"several {core_type} sources reached the merge"
     )  # select_sources prevents it

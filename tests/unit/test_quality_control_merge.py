@@ -1,0 +1,50 @@
+"""Several quality_control*.json merge with the library's `+` (issue 12, point 8), as AIND's
+GatherMetadataJob combines them (what `+` refuses would be `merge.failed`, as for instruments)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from aind_support import quality_control
+from typer.testing import CliRunner
+
+from upload_processor.metadata import JobFacts, assemble, metadata_type_of
+from upload_processor_tools import sample
+from upload_processor_tools.cli import app
+from upload_processor_tools.sample import build_session
+
+ASSET = "750101_2025-06-12_15-03-00"
+JOB = JobFacts(
+    subject_id="750101",
+    modalities=("behavior", "ecephys"),
+    acq_datetime=sample.DEFAULT_ACQ_DATETIME,
+)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = build_session(tmp_path_factory.mktemp("qc") / "s", data_mb_per_modality=0)
+    (folder / "quality_control_ecephys.json").write_bytes(quality_control("drift", "ecephys"))
+    (folder / "quality_control_behavior.json").write_bytes(quality_control("frames", "behavior"))
+    return folder
+
+
+def _files(session: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
+
+
+def test_several_quality_control_files_merge(session: Path) -> None:
+    result = assemble(_files(session), asset_name=ASSET, job=JOB)
+    assert result.errors == []
+    names = [m["name"] for m in result.core["quality_control"]["metrics"]]
+    assert names == ["frames", "drift"]  # in sorted file order: behavior, then ecephys
+    assert result.metadata is not None
+    assert len(result.metadata["quality_control"]["metrics"]) == 2
+
+
+def test_validate_accepts_them(session: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(session, tmp_path / "s"))
+    run = CliRunner().invoke(app, ["validate", str(folder), "--offline", "--json"])
+    assert run.exit_code == 0, run.output
