@@ -14,6 +14,7 @@ TIMES = {
     for kind in ("acquisition", "stream", "stimulus")
     for end in ("start", "end")
 }
+SAMPLE_ASSET = "750101_2025-06-12_15-03-00"  # the sample session's asset name
 QC_TIME = datetime(2025, 6, 12, 23, 0, tzinfo=UTC)
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "aind" / "transfer_service"
 
@@ -90,3 +91,22 @@ def quality_control(metric: str, modality: str) -> bytes:
         default_grouping=[("probe",)],
     )
     return document.model_dump_json().encode()
+
+
+def metadata_files(session: Path) -> dict[str, bytes]:
+    """A session folder's metadata files by name, as GatherMetadata hands them to assemble."""
+    from upload_processor.metadata import metadata_type_of
+
+    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
+
+
+def sample_job():
+    """The sample session's job facts (upload_processor_tools.sample)."""
+    from upload_processor.metadata import JobFacts
+    from upload_processor_tools import sample
+
+    return JobFacts(
+        subject_id="750101",
+        modalities=("behavior", "ecephys"),
+        acq_datetime=sample.DEFAULT_ACQ_DATETIME,
+    )

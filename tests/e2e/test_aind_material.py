@@ -108,3 +108,40 @@ def test_several_quality_control_files_are_merged_into_the_asset(
         body(quick_cloud, quick_cloud.archive_bucket, f"{record['asset_name']}/metadata.nd.json")
     )
     assert [m["name"] for m in metadata["quality_control"]["metrics"]] == ["frames", "drift"]
+
+
+def test_validation_comes_before_the_archive_decision(quick_cloud, tmp_path: Path) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    assert Staged(quick_cloud, session, "rig-7/first").run()["status"] == "COMPLETE"
+
+    # an invalid session whose asset name exists: rejected for what is wrong with it
+    (session / "behavior" / "extra.csv").write_text("a,b\n")
+    subject = json.loads((session / "subject.json").read_text())
+    (session / "subject.json").write_text(json.dumps({**subject, "subject_id": "750999"}))
+    invalid = Staged(quick_cloud, session, "rig-7/invalid").run()
+    assert invalid["status"] == "REJECTED", invalid.get("error")
+    report = json.loads(body(quick_cloud, quick_cloud.staging_bucket, invalid["report_key"]))
+    assert "merge.subject_id_mismatch" in [i["rule"] for i in report["issues"]]
+
+    # a valid but different session: fails on the existing asset, and still shows its report
+    (session / "subject.json").write_text(json.dumps(subject))
+    different = Staged(quick_cloud, session, "rig-7/different").run()
+    assert different["status"] == "FAILED"
+    assert different["error"].startswith("AssetExistsError")
+    report = json.loads(body(quick_cloud, quick_cloud.staging_bucket, different["report_key"]))
+    assert report["status"] == "valid"
+
+
+def test_a_declared_modality_without_a_stream_is_archived_with_a_warning(
+    quick_cloud, tmp_path: Path
+) -> None:
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    job = json.loads((session / "upload_job.json").read_text())
+    job["modalities"] = [*job["modalities"], "behavior-videos"]
+    (session / "upload_job.json").write_text(json.dumps(job))
+    (session / "behavior-videos").mkdir()
+    (session / "behavior-videos" / "face_camera.avi").write_bytes(b"frames")
+    record = Staged(quick_cloud, session, "rig-7/videos").run()
+    assert record["status"] == "COMPLETE", record.get("error")
+    report = json.loads(body(quick_cloud, quick_cloud.staging_bucket, record["report_key"]))
+    assert "merge.modality_without_stream" in [i["rule"] for i in report["issues"]]

@@ -10,21 +10,17 @@ from pathlib import Path
 
 import pytest
 from aind_data_schema.core.metadata import Metadata
-from aind_support import external_streams
+from aind_support import SAMPLE_ASSET, external_streams, metadata_files, sample_job
 from typer.testing import CliRunner
 
-from upload_processor.metadata import JobFacts, assemble, metadata_type_of
+from upload_processor.metadata import assemble
+from upload_processor.metadata.library_log import library_issues
 from upload_processor.metadata.validate import MODELS
-from upload_processor_tools import sample
 from upload_processor_tools.cli import app
 from upload_processor_tools.sample import build_session
 
-ASSET = "750101_2025-06-12_15-03-00"
-JOB = JobFacts(
-    subject_id="750101",
-    modalities=("behavior", "ecephys"),
-    acq_datetime=sample.DEFAULT_ACQ_DATETIME,
-)
+ASSET = SAMPLE_ASSET
+JOB = sample_job()
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +31,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _files(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
-
-
 def test_the_library_itself_raises(session: Path) -> None:
-    files = _files(session)
+    files = metadata_files(session)
     models = {
         kind: MODELS[kind].model_validate_json(files[f"{kind}.json"])
         for kind in ("subject", "procedures", "data_description")
@@ -56,7 +48,7 @@ def test_the_library_itself_raises(session: Path) -> None:
 
 
 def test_a_library_crash_is_a_report_entry_naming_the_files(session: Path) -> None:
-    result = assemble(_files(session), asset_name=ASSET, job=JOB)
+    result = assemble(metadata_files(session), asset_name=ASSET, job=JOB)
     crashes = [i for i in result.errors if i.rule == "library.crash"]
     assert len(crashes) == 1, result.issues
     assert "AttributeError" in crashes[0].message
@@ -71,3 +63,10 @@ def test_validate_exits_1_with_the_crash_in_the_report(session: Path, tmp_path: 
     assert run.exit_code == 1, run.output
     rules = [i["rule"] for i in json.loads(run.stdout)["issues"]]
     assert "library.crash" in rules
+
+
+def test_a_library_warning_never_says_the_session_is_accepted() -> None:
+    """Issue 12, point 9 (in part): a warning may sit inside a rejection."""
+    (issue,) = library_issues(["Duplicate active devices were removed."], "acquisition.json", None)
+    assert issue.severity == "warning" and "accepted" not in issue.message
+    assert issue.file == "acquisition.json"

@@ -7,20 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aind_support import quality_control
+from aind_support import SAMPLE_ASSET, metadata_files, quality_control, sample_job
 from typer.testing import CliRunner
 
-from upload_processor.metadata import JobFacts, assemble, metadata_type_of
-from upload_processor_tools import sample
+from upload_processor.metadata import assemble
 from upload_processor_tools.cli import app
 from upload_processor_tools.sample import build_session
 
-ASSET = "750101_2025-06-12_15-03-00"
-JOB = JobFacts(
-    subject_id="750101",
-    modalities=("behavior", "ecephys"),
-    acq_datetime=sample.DEFAULT_ACQ_DATETIME,
-)
+ASSET = SAMPLE_ASSET
+JOB = sample_job()
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +26,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _files(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
-
-
 def test_several_quality_control_files_merge(session: Path) -> None:
-    result = assemble(_files(session), asset_name=ASSET, job=JOB)
+    result = assemble(metadata_files(session), asset_name=ASSET, job=JOB)
     assert result.errors == []
     names = [m["name"] for m in result.core["quality_control"]["metrics"]]
     assert names == ["frames", "drift"]  # in sorted file order: behavior, then ecephys

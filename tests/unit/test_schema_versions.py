@@ -11,19 +11,15 @@ from pathlib import Path
 
 import pytest
 from aind_data_schema.core.subject import Subject
+from aind_support import SAMPLE_ASSET, metadata_files, sample_job
 from typer.testing import CliRunner
 
-from upload_processor.metadata import JobFacts, assemble, metadata_type_of
-from upload_processor_tools import sample
+from upload_processor.metadata import assemble
 from upload_processor_tools.cli import app
 from upload_processor_tools.sample import build_session
 
-ASSET = "750101_2025-06-12_15-03-00"
-JOB = JobFacts(
-    subject_id="750101",
-    modalities=("behavior", "ecephys"),
-    acq_datetime=sample.DEFAULT_ACQ_DATETIME,
-)
+ASSET = SAMPLE_ASSET
+JOB = sample_job()
 OURS = Subject.model_fields["schema_version"].default
 MAJOR, MINOR, PATCH = (int(p) for p in OURS.split("."))
 
@@ -34,7 +30,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _files(session: Path, subject_version: str) -> dict[str, bytes]:
-    files = {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
+    files = metadata_files(session)
     subject = json.loads(files["subject.json"])
     files["subject.json"] = json.dumps({**subject, "schema_version": subject_version}).encode()
     return files

@@ -12,26 +12,22 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from aind_support import retimed
+from aind_support import SAMPLE_ASSET, metadata_files, retimed, sample_job
 from typer.testing import CliRunner
 
-from upload_processor.metadata import JobFacts, assemble, metadata_type_of
+from upload_processor.metadata import JobFacts, assemble
 from upload_processor_tools import sample
 from upload_processor_tools.cli import app
 from upload_processor_tools.sample import build_session
 
-ASSET = "750101_2025-06-12_15-03-00"
+ASSET = SAMPLE_ASSET
 START = sample.DEFAULT_ACQ_DATETIME
-JOB = JobFacts(subject_id="750101", modalities=("behavior", "ecephys"), acq_datetime=START)
+JOB = sample_job()
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_session(tmp_path_factory.mktemp("time") / "s", data_mb_per_modality=0)
-
-
-def _files(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in session.iterdir() if metadata_type_of(p.name)}
 
 
 def _microseconds(raw: bytes) -> bytes:
@@ -41,7 +37,7 @@ def _microseconds(raw: bytes) -> bytes:
 def test_a_start_with_microseconds_holds_the_one_second_acq_datetime(session: Path) -> None:
     files = {
         name: _microseconds(raw) if name.startswith("acquisition_") else raw
-        for name, raw in _files(session).items()
+        for name, raw in metadata_files(session).items()
     }
     result = assemble(files, asset_name=ASSET, job=JOB)
     assert result.errors == []
@@ -53,7 +49,7 @@ def test_a_start_with_microseconds_holds_the_one_second_acq_datetime(session: Pa
 
 
 def test_utc_and_a_named_zone_merge_keeping_the_zone(session: Path) -> None:
-    files = _files(session)
+    files = metadata_files(session)
     files["acquisition_behavior.json"] = retimed(
         files["acquisition_behavior.json"], lambda t: t, "America/Los_Angeles"
     )

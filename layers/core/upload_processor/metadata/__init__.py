@@ -20,7 +20,8 @@ each hold one step, and every report issue carries a stable rule id:
   ``merge.clock_mismatch``);
 - rules.identity: subject and instrument ids (``merge.subject_id_mismatch``,
   ``merge.acquisition_instrument_id``);
-- rules.modalities: ``merge.modalities_mismatch``;
+- rules.modalities: ``merge.modalities_mismatch`` and the warnings ``merge.modality_without_stream``,
+  ``merge.instrument_without_modalities``;
 - rules.time: ``merge.acq_datetime_outside`` (at one-second resolution), ``merge.time_zone_lost``,
   the note ``merge.fixed_offset``;
 - rules.procedures: staged and fetched procedures merged (``procedures.duplicate``);

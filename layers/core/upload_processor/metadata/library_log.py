@@ -99,8 +99,9 @@ def library_output() -> Iterator[list[str]]:
 def library_issues(said: list[str], file: str | None, context: str | None) -> list[Issue]:
     """Each distinct captured message as a ``library.warning`` issue.
 
-    A warning, not an error: the library accepted the value, so the session is too, but the
-    scientist should check what it names.
+    A warning, not an error: the library accepted the value, but the scientist should check
+    what it names. The message never says the session is accepted: it may be rejected for
+    another reason.
     """
     issues = []
     for text in dict.fromkeys(" ".join(t.split()) for t in said):
@@ -111,8 +112,8 @@ def library_issues(said: list[str], file: str | None, context: str | None) -> li
                 file=file,
                 rule="library.warning",
                 message=(
-                    f"{SCHEMA} warned{where}: {sentence(text)} The session is accepted, "
-                    "but check the value(s) it names."
+                    f"{SCHEMA} warned{where}: {sentence(text)} A warning, not an error: "
+                    "check the value(s) it names."
                 ),
             )
         )
