@@ -28,6 +28,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.aind_support import aind_job
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.domain.units import MiB
 from upload_processor_tools.commands import submit as submit_cli
@@ -523,6 +524,20 @@ def test_submit_checks_with_the_deployments_registry_and_job_types(
     assert record["status"] == "REJECTED" and record["asset_name"]
     shown = _cli("status", record["asset_name"], "--json", *endpoint)
     assert shown.exit_code == 0 and json.loads(shown.stdout)["job"]["status"] == "REJECTED"
+
+
+def test_validate_reads_a_naive_aind_time_in_the_deployments_zone(
+    served: Served, tmp_path: Path
+) -> None:
+    session = build_session(
+        tmp_path / "s", acq_datetime=ACQ2 + timedelta(days=9), data_mb_per_modality=0.01
+    )
+    (session / "upload_job.json").write_bytes(aind_job(session))
+    checked = _cli("validate", str(session), "--json", "--endpoint-url", served.endpoint)
+    assert checked.exit_code == 0, checked.output  # no --default-tz: the deployment's zone
+    assert "default time zone America/Los_Angeles" in checked.stderr
+    naive = [i for i in json.loads(checked.stdout)["issues"] if i["rule"] == "job.naive_datetime"]
+    assert "America/Los_Angeles" in naive[0]["message"]
 
 
 def test_serve_stops_cleanly_on_sigint(served: Served) -> None:

@@ -117,7 +117,10 @@ def validate(
         False, "--json", help="Print the report as JSON, and only it, on stdout."
     ),
     default_tz: str | None = typer.Option(
-        None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
+        None,
+        "--default-tz",
+        metavar="TZ",
+        help="Time zone for a naive acq_datetime (default: the deployment's DefaultTimeZone).",
     ),
     deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:

@@ -37,6 +37,8 @@ class Checks:
     service: MetadataService | None
     job_types: dict[str, dict[str, Any]]
     where: str
+    # the Ingest function's DEFAULT_TIME_ZONE: what a naive acq_datetime is read in
+    default_tz: str | None = None
 
 
 def job_types_prefix(where: Locator, prefix: str | None) -> str:
@@ -70,10 +72,13 @@ def pipeline_checks(where: Locator, *, registry: str | None, offline: bool) -> C
     own = Settings.from_env(where.function_environment("GatherMetadataFunction"))
     spec = registry or own.metadata_service_spec()
     deployment = where.stack or where.endpoint_url
+    default_tz = where.function_environment("IngestFunction").get("DEFAULT_TIME_ZONE") or None
     return Checks(
         service_from_spec(
             spec, dynamodb=dynamodb, sign=True if registry else None, deployment_spec=spec
         ),
         job_types(where, None),
-        f"as deployment {deployment} checks: metadata service {spec or 'none'}",
+        f"as deployment {deployment} checks: metadata service {spec or 'none'}, default time "
+        f"zone {default_tz or 'none'}",
+        default_tz,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from upload_processor.domain.job_settings import AIND_SETTINGS
 from upload_processor.domain.job_types import AIND_TASKS_NOT_RUN, DEFAULT_JOB_TYPES, TASK_IDS
 from upload_processor.domain.upload_job import IGNORED_JOB_FIELDS, IGNORED_TASK_FIELDS, UploadJob
 
@@ -115,10 +116,28 @@ def schema() -> dict[str, Any]:
     return out
 
 
+def _aind_settings() -> list[str]:
+    """The section on the settings AIND's own tasks carry: accepted, each ignored for a reason."""
+    lines = [
+        "## AIND's task settings",
+        "",
+        "A job file written for aind-data-transfer-service keeps the `job_settings` AIND's "
+        "own tasks read (aind-metadata-mapper, aind-data-transformation). Each is removed "
+        "before the settings are checked and reported as a `job.setting_ignored` warning "
+        "with its reason; any other unknown setting is an error.",
+        "",
+        "| task | setting | why it is ignored |",
+        "|---|---|---|",
+    ]
+    for task_id, known in AIND_SETTINGS.items():
+        lines += [f"| `{task_id}` | `{name}` | {reason} |" for name, reason in known.items()]
+    return [*lines, ""]
+
+
 def markdown() -> str:
     """The reference page: the fields, the tasks, the shipped job types, examples."""
-    lines = _field_table(schema()) + _task_list()
-    lines += ["", "## The shipped job types", "", *_json_block(DEFAULT_JOB_TYPES)]
+    lines = _field_table(schema()) + _task_list() + ["", *_aind_settings()]
+    lines += ["## The shipped job types", "", *_json_block(DEFAULT_JOB_TYPES)]
     lines += _examples()
     return "\n".join(lines)
 

@@ -66,5 +66,6 @@ def validate_directory(
         resolution.resolved,
         job_notes=[n.model_dump(mode="json") for n in notes + resolution.notes],
         service=service,
+        default_tz=default_tz,
     )
     return gathered.report

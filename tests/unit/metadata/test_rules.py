@@ -479,24 +479,33 @@ def test_subject_id_agrees_everywhere(files: dict[str, bytes]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("modalities", "text"),
+    ("modalities", "undeclared", "unrecorded"),
     [
-        (("behavior",), "the data streams also record 'ecephys'"),
-        (("behavior", "ecephys", "fib"), "no data stream records 'fib'"),
-        (("ecephys", "pophys"), "no data stream records 'pophys'"),
+        (("behavior",), "'ecephys'", None),
+        (("behavior", "ecephys", "fib"), None, "'fib'"),
+        (("ecephys", "pophys"), "'behavior'", "'pophys'"),
     ],
 )
-def test_job_modalities_must_match_the_streams(
-    files: dict[str, bytes], modalities: tuple[str, ...], text: str
+def test_job_modalities_against_the_streams(
+    files: dict[str, bytes], modalities: tuple[str, ...], undeclared, unrecorded
 ) -> None:
+    """A recorded modality the job does not declare is an error; a declared one that no
+    stream records is a warning (issue 12: AIND's own records list such modalities)."""
     job = JobFacts(subject_id="750101", modalities=modalities, acq_datetime=START)
-    (error,) = _errors(assemble(files, asset_name=ASSET, job=job))
-    assert (error.rule, error.file, error.field) == (
-        "merge.modalities_mismatch",
-        "upload_job.json",
-        "modalities",
-    )
-    assert text in error.message
+    result = assemble(files, asset_name=ASSET, job=job)
+    errors = [(e.rule, e.file, e.field) for e in _errors(result)]
+    warnings = [i for i in result.issues if i.rule == "merge.modality_without_stream"]
+    if undeclared:
+        assert errors == [("merge.modalities_mismatch", "upload_job.json", "modalities")]
+        assert f"also record {undeclared}" in _errors(result)[0].message
+    else:
+        assert errors == []
+    if unrecorded:
+        (warning,) = warnings
+        assert (warning.severity, warning.file) == ("warning", "upload_job.json")
+        assert f"declares {unrecorded}, but no data stream" in warning.message
+    else:
+        assert warnings == []
 
 
 def test_job_modalities_in_any_order_pass(files: dict[str, bytes]) -> None:

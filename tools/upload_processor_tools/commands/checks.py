@@ -40,7 +40,7 @@ def validate_with_deployment(
             directory,
             job_path=job,
             service=checks.service,
-            default_tz=default_tz,
+            default_tz=default_tz or checks.default_tz,
             job_types=checks.job_types,
         )
     except (UsageError, ConfigurationError) as exc:

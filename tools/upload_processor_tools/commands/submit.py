@@ -245,7 +245,10 @@ def submit(
         False, "--offline", help="Validate without the metadata service or the deployment."
     ),
     default_tz: str | None = typer.Option(
-        None, "--default-tz", metavar="TZ", help="Time zone for a naive acq_datetime."
+        None,
+        "--default-tz",
+        metavar="TZ",
+        help="Time zone for a naive acq_datetime (default: the deployment's DefaultTimeZone).",
     ),
     part_size_mib: int = typer.Option(
         DEFAULT_PART_SIZE_MIB,

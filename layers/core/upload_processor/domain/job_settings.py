@@ -30,6 +30,48 @@ DATA_DESCRIPTION_SETTINGS = (
 )
 
 
+_MAPPER = (
+    "an aind-metadata-mapper setting: this pipeline runs no mapper, it reads the metadata "
+    "files staged with the session (write the acquisition file yourself)"
+)
+_SLURM = "a Slurm setting of AIND's cluster: the pipeline sizes its own Step Functions workers"
+
+# Settings AIND's own tasks carry in `job_settings` (aind-metadata-mapper's GatherMetadataJob
+# and aind-data-transformation's job settings, as aind-data-transfer-service's examples write
+# them), each with why this pipeline does not need it. A job file written for AIND keeps them:
+# they are removed before the settings are checked and reported as ignored, never an error.
+AIND_SETTINGS: dict[str, dict[str, str]] = {
+    "gather_preliminary_metadata": {
+        "metadata_dir": "the metadata files are read from the top folder of the staged session, "
+        "which is what this path names on AIND's shared drive; put them there",
+        "metadata_dir_force": "the staged metadata files are always used as they are",
+        "directory_to_write_to": "the metadata is written into the asset itself",
+        "metadata_service_domain": "the deployment's MetadataService parameter names the "
+        "metadata service; an upload may not choose it",
+        "location_map": "the files' places in the asset are fixed by their names",
+        "job_settings_name": "a tag of aind-metadata-mapper's settings classes",
+        "subject_settings": _MAPPER,
+        "session_settings": _MAPPER,
+        "acquisition_settings": _MAPPER,
+        "procedures_settings": _MAPPER,
+        "raw_data_description_settings": _MAPPER,
+        "processing_settings": _MAPPER,
+        "rig_settings": _MAPPER,
+        "metadata_settings": _MAPPER,
+    },
+    "modality_transformation_settings": {
+        "input_source": "the modality's data are the staged session's folder named for it; a "
+        "path on AIND's shared drive means nothing here",
+        "output_directory": "the output is the asset's prefix in the archive bucket",
+        "compression_requested": "compression is chosen with `codec` and `level`",
+        "s3_location": "the output is the asset's prefix in the archive bucket",
+        "num_of_partitions": _SLURM,
+        "job_settings_name": "a tag of aind-data-transformation's settings classes",
+        "log_level": "the functions log at the deployment's level",
+    },
+}
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

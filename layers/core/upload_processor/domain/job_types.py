@@ -31,18 +31,25 @@ MODALITY_TASKS = ("modality_transformation_settings",)
 # is sealed and verified (upload_processor.pipeline.staging_cleanup).
 OPT_IN_TASKS: dict[str, dict[str, Any]] = {"remove_source_folders": {"skip_task": True}}
 
-# Task ids of aind-data-transfer-service that this pipeline does not run (its own steps do the
-# work, or the task is about Code Ocean / VAST): accepted in a job file and reported as ignored.
+# Task ids of aind-data-transfer-service (its v1 DAG and UploadJobConfigsV2 2.x) that this
+# pipeline does not run (its own steps do the work, or the task is about Code Ocean, DocDB or
+# Slurm): accepted in a job file and reported as ignored.
 AIND_TASKS_NOT_RUN = (
+    "send_job_start_email",
     "check_source_folders_exist",
+    "create_folder",
     "create_staging_folder",
+    "make_modality_list",
     "compress_data",
     "check_metadata_files",
     "upload_data_to_s3",
+    "register_data_asset",
     "register_data_asset_to_codeocean",
+    "get_codeocean_asset_id",
     "update_docdb_record",
     "codeocean_pipeline_settings",
     "run_codeocean_pipeline",
+    "remove_folder",
     "remove_staging_folder",
     "send_job_end_email",
     "final_check_s3_folder_exist",

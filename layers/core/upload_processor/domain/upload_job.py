@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from upload_processor.domain.job_settings import AIND_SETTINGS
 from upload_processor.domain.naming import name_part_problem
 from upload_processor.domain.report import Issue
 from upload_processor.domain.strict_json import loads_strict
@@ -326,6 +327,31 @@ def _strip_ignored(data: dict[str, Any], file: str) -> list[Issue]:
                                 severity="warning",
                             )
                         )
+                notes += _strip_aind_settings(AIND_SETTINGS.get(task_id, {}), entry, path, file)
+    return notes
+
+
+def _strip_aind_settings(
+    known: dict[str, str], entry: dict[str, Any], path: str, file: str
+) -> list[Issue]:
+    """Remove from one task's job_settings the AIND settings it carries, each with its reason."""
+    settings = entry.get("job_settings")
+    if not isinstance(settings, dict):
+        return []
+    notes = []
+    for name in [n for n in settings if n in known]:
+        value = repr(settings.pop(name))
+        value = value if len(value) <= 80 else value[:77] + "..."
+        notes.append(
+            _issue(
+                file,
+                f"{path}.job_settings.{name}",
+                "job.setting_ignored",
+                f"'{name}' ({value}) is a setting of AIND's own task; it is ignored here: "
+                f"{known[name]}",
+                severity="warning",
+            )
+        )
     return notes
 
 

@@ -27,6 +27,7 @@ from upload_processor.metadata.files import (
 from upload_processor.metadata.fold import merge_sources
 from upload_processor.metadata.job_facts import JobFacts
 from upload_processor.metadata.library_log import library_issues, library_output
+from upload_processor.metadata.local_time import localize_naive
 from upload_processor.metadata.parse import extra_object, parse_file
 from upload_processor.metadata.rules.completeness import (
     check_data_description_name,
@@ -98,7 +99,8 @@ def assemble(
     issues = result.issues
     staged = group_files(files)
     extra_labels = group_extra(extra, files)
-    sources = _validated_sources(files, extra, staged, extra_labels, result)
+    zone = job.default_tz if job is not None else None
+    sources = _validated_sources(files, extra, staged, extra_labels, result, zone)
 
     acquisitions_disagree = check_subject_ids(sources, job, issues)
     models: dict[str, BaseModel] = {}
@@ -122,7 +124,11 @@ def assemble(
 
     if not result.errors:
         result.metadata = validate_metadata(
-            models, asset_name, location or f"pending://{asset_name}", issues
+            models,
+            asset_name,
+            location or f"pending://{asset_name}",
+            issues,
+            files=sorted(label for validated in sources.values() for label in validated),
         )
     return result
 
@@ -133,11 +139,12 @@ def _validated_sources(
     staged: dict[str, list[str]],
     extra_labels: dict[str, list[str]],
     result: Assembly,
+    default_tz: str | None,
 ) -> dict[str, dict[str, BaseModel]]:
     """Each core type's sources, parsed and validated on their own, by label.
 
     A core type with any broken source is left out: merging the rest would report a
-    misleading whole. Records ``merged_from`` for the mergeable types on the way.
+    misleading whole. Naive timestamps are read in ``default_tz`` (local_time). Records ``merged_from`` for the mergeable types on the way.
     """
     issues = result.issues
     sources: dict[str, dict[str, BaseModel]] = {}
@@ -154,6 +161,8 @@ def _validated_sources(
                 if label in files
                 else extra_object(label, extra[label], issues)
             )
+            if data is not None:
+                data = localize_naive(label, data, default_tz, issues)
             model = validate_file(label, data, core_type, issues) if data is not None else None
             if model is not None:
                 validated[label] = model

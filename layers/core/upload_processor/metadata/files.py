@@ -30,6 +30,9 @@ CORE_TYPES: tuple[str, ...] = (
 # Types whose several files are combined with the library's "+" (merge rule 1). The others
 # must come as one file: the report's merged_from only records these two.
 MERGEABLE_TYPES: tuple[str, ...] = ("instrument", "acquisition")
+# Every type whose several files are folded with "+": also quality control, as AIND's
+# GatherMetadataJob combines several quality_control*.json.
+FOLDED_TYPES: tuple[str, ...] = (*MERGEABLE_TYPES, "quality_control")
 
 NEVER_METADATA: frozenset[str] = frozenset({JOB_FILENAME, REPORT_FILENAME})
 
@@ -99,13 +102,14 @@ def select_sources(
 ) -> list[str]:
     """The sources of one core type that take part (see assemble for the extra rules).
 
-    Instruments and acquisitions: every file (after merge rule 1) and every extra label.
+    Instruments, acquisitions and quality control: every file (after merge rule 1) and every
+    extra label.
     Procedures: the one staged file and the extra ones (they are merged). Any other type:
     the one staged file, else the one extra; several are ``merge.multiple_files``.
     """
     if names:
         names = pick_exact_name(core_type, names, issues)
-    if core_type in MERGEABLE_TYPES:
+    if core_type in FOLDED_TYPES:
         return [*names, *labels]
     if len(names) > 1:
         issues.append(_multiple_files_issue(core_type, names))
@@ -146,7 +150,8 @@ def pick_exact_name(core_type: str, names: list[str], issues: list[Issue]) -> li
 
 
 def _multiple_files_issue(core_type: str, names: list[str]) -> Issue:
-    """Only instrument and acquisition files are merged; other types must be one file."""
+    """Only instrument, acquisition and quality control files are merged; other types must be
+    one file."""
     listed = ", ".join(names)
     return Issue(
         severity="error",
@@ -154,7 +159,8 @@ def _multiple_files_issue(core_type: str, names: list[str]) -> Issue:
         rule="merge.multiple_files",
         message=(
             f"Found several {core_type} files ({listed}) and no {core_type}.json. Only "
-            f"instrument and acquisition files are merged; combine these into a single "
+            f"instrument, acquisition and quality_control files are merged; combine these into a "
+            "single "
             f"{core_type}.json (an exact {core_type}.json wins over the others)."
         ),
     )

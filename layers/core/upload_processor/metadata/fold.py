@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from upload_processor.domain.report import Issue
-from upload_processor.metadata.library_log import library_issues, library_output
+from upload_processor.metadata.library_log import library_crash, library_issues, library_output
 from upload_processor.metadata.rules.devices import check_shared_devices
 from upload_processor.metadata.rules.procedures import merge_procedures
 from upload_processor.metadata.rules.time import named_time_zone
@@ -36,6 +36,8 @@ def merge_sources(
         return merge_acquisitions(validated, issues)
     if core_type == "procedures":
         return merge_procedures(validated, staged, issues)
+    if core_type == "quality_control":
+        return fold(core_type, validated, issues)
     raise AssertionError(
         f"several {core_type} sources reached the merge"
     )  # select_sources prevents it
@@ -50,13 +52,16 @@ def fold(core_type: str, validated: dict[str, BaseModel], issues: list[Issue]) -
     order = sorted(validated)
     merged: Any = validated[order[0]]
     for done, label in enumerate(order[1:], start=1):
-        with library_output() as said:
-            try:
-                merged = merged + validated[label]
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                merged = None
-                issues.append(_merge_failed(core_type, order[:done], label, exc))
         sources = " + ".join(order[: done + 1])
+        previous, merged = merged, None
+        with (
+            library_output() as said,
+            library_crash(order[: done + 1], f"merging {sources}", issues),
+        ):
+            try:
+                merged = previous + validated[label]
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+                issues.append(_merge_failed(core_type, order[:done], label, exc))
         issues.extend(library_issues(said, None, f"while merging {sources}"))
         if merged is None:
             return None

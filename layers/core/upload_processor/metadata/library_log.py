@@ -2,7 +2,10 @@
 
 The library only logs some problems (a duplicated device) and only warns about others (a
 name/time mismatch); captured while we call it, each becomes a ``library.warning`` issue, so
-nothing it says is lost in CloudWatch noise.
+nothing it says is lost in CloudWatch noise. An exception the library raises instead of a
+validation error (a bug of its own, say an ``AttributeError`` on an ``ExternalDataStream``)
+becomes a ``library.crash`` error naming the files it was reading (``library_crash``), never
+a stage fault.
 
 Not thread-safe: ``warnings.catch_warnings`` and the temporary logger changes are process-wide.
 Lambda runs one invocation per process at a time, and local mode serialises invocations.
@@ -16,12 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.wording import SCHEMA, sentence
 
 _LIBRARY_LOGGER = "aind_data_schema"
+logger = logging.getLogger(__name__)
 
 
 class _ListHandler(logging.Handler):
@@ -95,8 +99,9 @@ def library_output() -> Iterator[list[str]]:
 def library_issues(said: list[str], file: str | None, context: str | None) -> list[Issue]:
     """Each distinct captured message as a ``library.warning`` issue.
 
-    A warning, not an error: the library accepted the value, so the session is too, but the
-    scientist should check what it names.
+    A warning, not an error: the library accepted the value, but the scientist should check
+    what it names. The message never says the session is accepted: it may be rejected for
+    another reason.
     """
     issues = []
     for text in dict.fromkeys(" ".join(t.split()) for t in said):
@@ -107,9 +112,41 @@ def library_issues(said: list[str], file: str | None, context: str | None) -> li
                 file=file,
                 rule="library.warning",
                 message=(
-                    f"{SCHEMA} warned{where}: {sentence(text)} The session is accepted, "
-                    "but check the value(s) it names."
+                    f"{SCHEMA} warned{where}: {sentence(text)} A warning, not an error: "
+                    "check the value(s) it names."
                 ),
             )
         )
     return issues
+
+
+@contextmanager
+def library_crash(files: list[str], doing: str, issues: list[Issue]) -> Iterator[None]:
+    """Turn an exception the library raises inside the block into a ``library.crash`` error.
+
+    A ``ValidationError`` (the library's verdict) passes through, for the caller to report
+    field by field. Anything else is the library failing on these files: the report names
+    them and what was being done, the traceback goes to the log for the operator, and the
+    block is left (the caller's result stays unset).
+    """
+    try:
+        yield
+    except ValidationError:
+        raise
+    except Exception as exc:
+        logger.exception("aind-data-schema raised while %s (%s)", doing, ", ".join(files))
+        named = ", ".join(files) or "the metadata"
+        issues.append(
+            Issue(
+                severity="error",
+                file=files[0] if len(files) == 1 else None,
+                rule="library.crash",
+                message=(
+                    f"{SCHEMA} failed while {doing} ({named}): {type(exc).__name__}: "
+                    f"{sentence(' '.join(str(exc).split()))} This is a fault of the library on "
+                    "content it should accept or refuse: check these files for an unusual "
+                    "construct (e.g. an acquisition whose streams are all external), and tell "
+                    "the operator, who can report it to aind-data-schema."
+                ),
+            )
+        )

@@ -7,7 +7,8 @@ Rules: ``json.wrong_type``: a document of another core type (its ``object_type``
 Subject saved as ``acquisition_x.json``): one error naming the file to rename, instead of
 every field of the wrong model. ``schema.invalid``: the file does not validate on its own (an
 unknown field is one of these: every aind-data-schema model forbids extra fields).
-``schema.version_mismatch``: the file declares another ``schema_version`` than the model's.
+``schema.version_mismatch``: the file declares a ``schema_version`` of another major version
+than the model's (``schema.version_older`` / ``schema.version_newer``: same major, a warning).
 ``metadata.invalid``: the whole does not validate as ``Metadata`` (merge rule 4).
 """
 
@@ -27,7 +28,8 @@ from aind_data_schema.core.subject import Subject
 from pydantic import BaseModel, ValidationError
 
 from upload_processor.domain.report import Issue
-from upload_processor.metadata.library_log import library_issues, library_output
+from upload_processor.metadata.files import EXTRA_SEPARATOR
+from upload_processor.metadata.library_log import library_crash, library_issues, library_output
 from upload_processor.metadata.wording import SCHEMA, preview, sentence
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -48,11 +50,11 @@ def validate_file(label: str, data: dict, core_type: str, issues: list[Issue]) -
         return None
     model = MODELS[core_type]
     version_ok = check_schema_version(label, data, model, issues)
-    with library_output() as said:
+    validated = None
+    with library_output() as said, library_crash([label], f"reading {label}", issues):
         try:
             validated = model.model_validate(data)
         except ValidationError as exc:
-            validated = None
             issues.extend(validation_issues(exc, label, model.__name__))
     issues.extend(library_issues(said, label, None))
     return validated if version_ok else None
@@ -95,35 +97,75 @@ def check_object_type(label: str, data: dict, core_type: str, issues: list[Issue
     return False
 
 
+def _version(value: Any) -> tuple[int, ...] | None:
+    parts = value.split(".") if isinstance(value, str) else []
+    return (
+        tuple(int(p) for p in parts)
+        if len(parts) == 3 and all(p.isdigit() for p in parts)
+        else None
+    )
+
+
 def check_schema_version(
     label: str, data: dict, model: type[BaseModel], issues: list[Issue]
 ) -> bool:
-    """A declared ``schema_version`` must be the model's: the library overwrites any other.
+    """The version policy: the library reads every file of its own major version.
 
-    A missing schema_version is accepted (the library fills it in), as the library does. A
-    different one is ``schema.version_mismatch``: the library would silently relabel the file.
+    aind-data-schema validates older 2.x documents on purpose (and relabels them with its own
+    version), so a file of the same major version is accepted: an older minor/patch with a
+    note (``schema.version_older``), a newer one with a warning (``schema.version_newer``: a
+    field it adds would be refused as unknown). Another major version, or no version at all, is
+    ``schema.version_mismatch``, whose fix names the upgrade path. A missing schema_version is
+    accepted (the library fills it in). A document the metadata service returned is never the
+    user's to fix: its entries say where it came from and what the operator can do.
     """
     if "schema_version" not in data:
         return True
     expected = model.model_fields["schema_version"].default
     declared = data["schema_version"]
-    if declared == expected:
+    theirs, ours = _version(declared), _version(expected)
+    if declared == expected or ours is None:
         return True
-    issues.append(
-        Issue(
-            severity="error",
-            file=label,
-            field="schema_version",
-            rule="schema.version_mismatch",
-            message=(
-                f"{label} declares schema_version {preview(declared)}, but {SCHEMA} reads "
-                f"{model.__name__} files of schema version {expected} (and would silently "
-                f"relabel this one as {expected}). Regenerate the file with {SCHEMA}, or set "
-                f'schema_version to "{expected}" if its content already follows that version.'
-            ),
+    name = model.__name__
+    from_service = EXTRA_SEPARATOR in label
+    same_major = theirs is not None and theirs[0] == ours[0]
+    if same_major and theirs < ours:
+        rule, severity = "schema.version_older", "warning"
+        message = (
+            f"Note: {label} is a {name} of schema version {declared}, older than {SCHEMA}'s "
+            f"{expected}; the library reads it (same major version) and the asset records it "
+            f"as {expected}."
         )
+    elif same_major:
+        rule, severity = "schema.version_newer", "warning"
+        message = (
+            f"{label} is a {name} of schema version {declared}, newer than {SCHEMA}'s "
+            f"{expected}: it was checked with the older rules, and a field the newer version "
+            "adds would be refused as unknown. Upgrade the deployment's aind-data-schema to read "
+            "it as written."
+        )
+    else:
+        rule, severity = "schema.version_mismatch", "error"
+        message = (
+            f"{label} declares schema_version {preview(declared)}, but {SCHEMA} reads {name} "
+            f"files of major version {ours[0]} ({expected}) only. "
+            + (
+                f"Upgrade the file to {expected} (AIND's aind-metadata-upgrader converts 1.x "
+                f"documents), or write it again with {SCHEMA}."
+                if theirs is None or theirs[0] < ours[0]
+                else f"It was written by a newer aind-data-schema: the deployment must be "
+                f"upgraded to read it, or write the file with {SCHEMA}."
+            )
+        )
+    if from_service:
+        message += (
+            " This document came from the metadata service, not from the session: the "
+            "operator updates the service's record or the deployment's aind-data-schema."
+        )
+    issues.append(
+        Issue(severity=severity, file=label, field="schema_version", rule=rule, message=message)
     )
-    return False
+    return severity != "error"
 
 
 def validation_issues(
@@ -182,15 +224,22 @@ def _check_detail(err: Any, msg: str) -> str:
 
 
 def validate_metadata(
-    models: dict[str, BaseModel], asset_name: str, location: str, issues: list[Issue]
+    models: dict[str, BaseModel],
+    asset_name: str,
+    location: str,
+    issues: list[Issue],
+    files: list[str] | None = None,
 ) -> dict | None:
     """Merge rule 4: the merged result, with every other file, must validate as one Metadata.
 
     Built from the validated models, never from dicts: given dicts, Metadata only *warns*
     about an invalid core file and constructs it unvalidated. Its errors are
-    ``metadata.invalid``; the result is the JSON dump, or None.
+    ``metadata.invalid``; the result is the JSON dump, or None. ``files`` (the sources) are
+    named if the library crashes.
     """
-    with library_output() as said:
+    dumped = None
+    doing = "validating the whole asset as Metadata"
+    with library_output() as said, library_crash(files or [], doing, issues):
         try:
             metadata = Metadata(name=asset_name, location=location, **models)
         except ValidationError as exc:

@@ -47,7 +47,6 @@ from upload_processor.domain.report import REPORT_FILENAME, Report
 from upload_processor.errors import (
     AssetExistsError,
     AssetLockedError,
-    SourceChangedError,
     TransferError,
     VerificationError,
     error_code,
@@ -61,6 +60,11 @@ from upload_processor.pipeline.archive_guard import (
     read_manifest,
     release_quietly,
 )
+from upload_processor.pipeline.failures import (
+    missing_objects_error,
+    recorded_cause,
+    with_batch_failures,
+)
 from upload_processor.pipeline.transfer import (
     TransferResult,
     abort_chunked,
@@ -68,16 +72,11 @@ from upload_processor.pipeline.transfer import (
     verify,
 )
 from upload_processor.pipeline.transfer.batch import (
-    RecordedFailure,
     collect_results,
-    recorded_failures,
 )
 from upload_processor.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# How many recorded batch failures a failure's cause quotes.
-SHOWN_BATCH_FAILURES = 5
 
 
 def seal_transfers(
@@ -101,58 +100,17 @@ def seal_transfers(
             completed = complete_chunked(s3, upload_parts, dest_bucket=archive)
         except TransferError as exc:
             dest_key = upload_parts[0].dest_key
-            raise _recorded_cause(s3, archive, job_id, exc, dest_key) from exc
+            raise recorded_cause(s3, archive, job_id, exc, dest_key) from exc
         if verify_mode == "full":
             verify(s3, completed, dest_bucket=archive)
         whole.append(completed)
     done = {r.dest_key for r in whole}
     missing = sorted(planned - done)
     if missing:
-        # the transfers' own recorded failures first: they say which object and what to do
-        failures = recorded_failures(s3, archive, job_id)
-        headline = _headline_class(failures, VerificationError)
-        distinct = _distinct(failures, headline.__name__)
-        causes = "".join(f"{c}; " for c in distinct[:SHOWN_BATCH_FAILURES])
-        raise headline(
-            f"{causes}{len(missing)} planned object(s) have no transfer result: "
-            f"{', '.join(missing[:10])}",
-            source=f"s3://{archive}/{work_key(job_id, 'plan.json')}",
-            dest=f"s3://{archive}/",
-        )
+        raise missing_objects_error(s3, archive, job_id, missing)
     for result in whole:
         check_stored(s3, result, dest_bucket=archive)
     return sorted(whole, key=lambda r: r.dest_key)
-
-
-def _recorded_cause(
-    s3: Any, archive: str, job_id: str, exc: TransferError, dest_key: str
-) -> TransferError:
-    """Why a chunked upload could not be completed: the failure a range recorded for that
-    file, raised again as it was (a SourceChangedError says the staged file changed, where
-    the completion only sees a missing part); `exc` itself when no range recorded one."""
-    for failure in recorded_failures(s3, archive, job_id):
-        recorded = failure.as_error() if failure.dest_key == dest_key else None
-        if recorded is not None:
-            logger.warning("completing %s failed after a range failed: %s", exc.dest, exc)
-            return recorded
-    return exc
-
-
-def _headline_class(
-    failures: list[RecordedFailure], default: type[TransferError]
-) -> type[TransferError]:
-    """The error class a failure quoting `failures` is raised as: SourceChangedError if a
-    staged file changed (its own retry advice: the cause is not the pipeline's), else
-    `default`."""
-    if any(f.error == SourceChangedError.__name__ for f in failures):
-        return SourceChangedError
-    return default
-
-
-def _distinct(failures: list[RecordedFailure], headline: str = "") -> list[str]:
-    """The failures as quoted, each once (the ranges of one changed file fail alike); those
-    of the `headline` class (the error that quotes them) without their class name."""
-    return list(dict.fromkeys(f.message if f.error == headline else str(f) for f in failures))
 
 
 def check_stored(s3: Any, result: TransferResult, *, dest_bucket: str) -> None:
@@ -523,33 +481,6 @@ def rejected(
     }
 
 
-def _with_batch_failures(
-    s3: Any, archive: str, job_id: str, error: dict[str, Any]
-) -> dict[str, Any]:
-    """A failed Map reports its own generic cause (States.ExceedToleratedFailureThreshold):
-    the batches' recorded failures say which object failed and why; quote them."""
-    try:
-        failures = recorded_failures(s3, archive, job_id)
-    except ClientError:
-        logger.exception("could not read the recorded transfer failures of %s", job_id)
-        return error
-    if not failures:
-        return error
-    changed = _headline_class(failures, TransferError) is SourceChangedError
-    # a changed staged file names the failure: the fail message's retry advice is its own
-    named = {"Error": SourceChangedError.__name__} if changed else {}
-    distinct = _distinct(failures, named.get("Error", ""))
-    shown = "; ".join(distinct[:SHOWN_BATCH_FAILURES])
-    more = len(distinct) - SHOWN_BATCH_FAILURES
-    cause = notify.cause_text(str(error.get("Cause") or error.get("cause") or ""))
-    quoted = f"{shown}" + (f"; and {more} more" if more > 0 else "")
-    return {
-        **error,
-        **named,
-        "Cause": f"{quoted} (the Map: {cause})" if cause else quoted,
-    }
-
-
 def failed(
     *, sns: Any, store: JobStore, topic_arn: str, event: FailedInput, s3: Any = None
 ) -> dict[str, Any]:
@@ -571,7 +502,7 @@ def _failed(
     asset = record.get("asset_name")
     if record.get("archive_bucket") and s3 is not None:
         if event.step == "TransferFiles":
-            error = _with_batch_failures(s3, record["archive_bucket"], event.job_id, error)
+            error = with_batch_failures(s3, record["archive_bucket"], event.job_id, error)
         abort_job_uploads(s3, archive=record["archive_bucket"], job_id=event.job_id)
         release_quietly(s3, record["archive_bucket"], asset, event.job_id)
     message = notify.failure(

@@ -295,8 +295,10 @@ def gather_session(
     job_notes: list[dict[str, Any]] | None = None,
     service: MetadataService | None = None,
     location: str | None = None,
+    default_tz: str | None = None,
 ) -> Gathered:
-    """Assemble and validate a session's metadata into a report (no side effects)."""
+    """Assemble and validate a session's metadata into a report (no side effects); naive
+    timestamps in the metadata files are read in ``default_tz``, the deployment's zone."""
     name = job_asset_name(job)
     settings = gather_settings(job)
     issues = [Issue.model_validate(n) for n in (job_notes or [])]
@@ -319,6 +321,7 @@ def gather_session(
         subject_id=job["subject_id"],
         modalities=tuple(job["modalities"]),
         acq_datetime=datetime.fromisoformat(job["acq_datetime"]),
+        default_tz=default_tz,
     )
     assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
     issues += assembly.issues

@@ -4,9 +4,10 @@
 `metadata_service` setting, else the deployment's), `gather`, record the asset on the job, and
 publish `begin` when the session goes on to be archived.
 
-`gather` guards the archive (upload_processor.pipeline.archive_guard): it takes the asset's
-lease first (a job racing for the same asset fails with AssetLockedError before writing
-anything), then a complete asset (with its manifest.json) is either the staged session byte for
+`gather` validates first (the report is saved, its key recorded on the job, and an invalid
+session rejected, before the archive is looked at), then guards the archive
+(upload_processor.pipeline.archive_guard): it takes the asset's lease (a job racing for the
+same asset fails with AssetLockedError before writing into the archive), then a complete asset (with its manifest.json) is either the staged session byte for
 byte (the job completes as a no-op: `noop: true`, an empty plan) or AssetExistsError listing
 what differs; an incomplete asset (a failed job's remains) is resumed: plan items whose
 destination exists are marked `resume` and Transfer keeps what it verifies. Transient S3 faults
@@ -58,6 +59,7 @@ class GatherContext:
     chunk_threshold: int | None = None
     range_size: int | None = None
     store: JobStore | None = None
+    default_tz: str | None = None  # naive timestamps in metadata files are read in it
 
 
 def run(
@@ -78,6 +80,7 @@ def run(
         chunk_threshold=settings.chunk_threshold,
         range_size=settings.range_size,
         store=store,
+        default_tz=settings.default_time_zone,
     )
     result = gather(request, context)
     store.update(
@@ -115,34 +118,67 @@ def _job_status_lookup(store: JobStore | None) -> Callable[[str], str | None] | 
 def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
     """The GatherMetadata stage; returns the (small) result the state machine routes.
 
+    Validate first, then decide about the archive: the report is made and saved (and its key
+    recorded on the job) before the asset-exists and lease checks, so an invalid session is
+    rejected for what is wrong with it, and a job that then fails on an existing asset or a
+    held lease still shows its report. A rejected job never takes the lease.
+
     The plan goes to the archive's work area (`_jobs/<job_id>/plan.json`, a JSON array of
     batches) for the Map's ItemReader, so the state payload stays small whatever the file count.
     Files over `chunk_threshold` get their multipart upload here and one plan item per range.
 
-    The asset's lease is taken first (AssetLockedError if another live job holds it) and kept
-    for the transfer unless the job is rejected, a no-op, or fails here.
+    The asset's lease (AssetLockedError if another live job holds it) is kept for the transfer
+    unless the job is a no-op or fails here.
     """
     s3, archive = context.s3, context.archive_bucket
     job, job_id = request.job, request.job_id
     name = job_asset_name(job)
     with transient_as_retryable(f"gathering {name}"):
+        source = S3Session(s3, request.bucket, request.prefix)
+        listed = session.listed_files(s3, request.bucket, request.job_key, request.job_version_id)
+        if listed:
+            session.wait_for_files(source, listed, wait_seconds=context.files_wait_seconds)
+        gathered = session.gather_session(
+            source,
+            job,
+            job_notes=list(request.job_notes),
+            service=context.service,
+            location=f"s3://{archive}/{name}",
+            default_tz=context.default_tz,
+        )
+        report_key = _save_report(s3, request, gathered.report)
+        if context.store is not None:
+            context.store.update(job_id, asset_name=name, report_key=report_key)
+        if gathered.reject:
+            return _result(
+                request,
+                context,
+                gathered.report,
+                report_key,
+                reject=True,
+                metadata_versions=gathered.versions,
+            )
         acquire_asset_lock(s3, archive, name, job_id, job_status=_job_status_lookup(context.store))
         try:
-            result = _gather_leased(request, context, name)
+            result = _gather_leased(request, context, name, gathered, report_key)
         except BaseException:
             release_quietly(s3, archive, name, job_id)
             raise
-        if result.reject or result.noop:
+        if result.noop:
             release_asset_lock(s3, archive, name, job_id)
         return result
 
 
-def _gather_leased(request: ExecutionInput, context: GatherContext, name: str) -> GatherResult:
+def _gather_leased(
+    request: ExecutionInput,
+    context: GatherContext,
+    name: str,
+    gathered: session.Gathered,
+    report_key: str,
+) -> GatherResult:
+    """Under the lease: the archive's state of the asset decides, then the plan is written."""
     s3, archive = context.s3, context.archive_bucket
     source = S3Session(s3, request.bucket, request.prefix)
-    listed = session.listed_files(s3, request.bucket, request.job_key, request.job_version_id)
-    if listed:
-        session.wait_for_files(source, listed, wait_seconds=context.files_wait_seconds)
     manifest = read_manifest(s3, archive, name)
     if manifest is not None:
         differences = compare_with_asset(s3, source, manifest, archive=archive, asset_name=name)
@@ -155,33 +191,16 @@ def _gather_leased(request: ExecutionInput, context: GatherContext, name: str) -
             )
         return _noop(request, context, name, manifest)
     existing = asset_objects(s3, archive, name)
-    notes = list(request.job_notes)
     if existing:
-        notes.append(
+        gathered.report.issues.append(
             _warning(
                 "asset.resumed",
                 f"the archive holds {len(existing)} object(s) of the unfinished asset {name} "
                 "(no manifest.json: left by a job that did not complete); objects verified to hold "
                 "this session's files are kept, everything else is transferred again",
-            ).model_dump(mode="json")
+            )
         )
-    gathered = session.gather_session(
-        source,
-        request.job,
-        job_notes=notes,
-        service=context.service,
-        location=f"s3://{archive}/{name}",
-    )
-    report_key = _save_report(s3, request, gathered.report)
-    if gathered.reject:
-        return _result(
-            request,
-            context,
-            gathered.report,
-            report_key,
-            reject=True,
-            metadata_versions=gathered.versions,
-        )
+        report_key = _save_report(s3, request, gathered.report)
     plan = session.build_plan(request.prefix, gathered.data, name, request.job)
     plan_key = _write_plan(request, context, plan, existing)
     assembly = gathered.assembly
@@ -248,7 +267,7 @@ def _noop(
         "manifest, so nothing was copied or rewritten"
     )
     report = Report.from_issues(
-        [_warning("asset.identical", note + "; the metadata was not validated again")],
+        [_warning("asset.identical", note + "; the session's metadata validated")],
         asset_name=name,
     )
     report_key = _save_report(context.s3, request, report)

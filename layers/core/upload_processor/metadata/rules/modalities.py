@@ -1,7 +1,11 @@
 """The modalities the data streams record are the asset's: the job, the instrument and the
-data description must agree with them.
+data description must declare them.
 
-Rule: ``merge.modalities_mismatch``.
+The policy, as AIND applies it (its real records list modalities whose data has no stream of
+its own, e.g. behavior videos, and instruments with no modalities): a data stream recording a
+modality that is not declared is an error (``merge.modalities_mismatch``); a declared modality
+no stream records (``merge.modality_without_stream``) and an instrument that declares no
+modalities (``merge.instrument_without_modalities``) are warnings.
 """
 
 from __future__ import annotations
@@ -58,29 +62,52 @@ def check_modalities(
 def check_job_modalities(
     job: JobFacts, recorded: set[str], acquisition_labels: list[str], issues: list[Issue]
 ) -> None:
-    """The job's ``modalities`` must be exactly those the acquisition's data streams record.
+    """The job's ``modalities`` must declare every modality the data streams record.
 
-    The error, on the job file, says which declared modality no stream records and which
-    recorded one the job does not declare.
+    A recorded modality the job does not declare is an error on the job file; a declared one
+    no stream records is a warning (see the module's policy).
     """
-    declared = set(job.modalities)
-    if declared == recorded:
-        return
-    gaps = []
-    if declared - recorded:
-        gaps.append(f"no data stream records {quoted(declared - recorded)}")
-    if recorded - declared:
-        gaps.append(f"the data streams also record {quoted(recorded - declared)}")
-    issues.append(
-        _mismatch(
-            job.file,
-            "modalities",
-            f"{job.file} declares modalities {quoted(declared)}, but the acquisition "
-            f"({join(acquisition_labels)}) records {quoted(recorded)}: {'; '.join(gaps)}. List "
-            f"in {job.file} exactly the modalities the data streams record, or correct the "
-            "streams' modalities.",
-        )
+    _declared_against_streams(
+        job.file, set(job.modalities), recorded, acquisition_labels, issues, job.file
     )
+
+
+def _declared_against_streams(
+    label: str,
+    declared: set[str],
+    recorded: set[str],
+    acquisition_labels: list[str],
+    issues: list[Issue],
+    fix_in: str,
+) -> None:
+    acquisition = f"the acquisition ({join(acquisition_labels)})"
+    undeclared = recorded - declared
+    if undeclared:
+        issues.append(
+            _mismatch(
+                label,
+                "modalities",
+                f"{label} declares modalities {quoted(declared)}, but the data streams of "
+                f"{acquisition} also record {quoted(undeclared)}. Every modality the data holds "
+                f"must be declared: add it to modalities in {fix_in}, or correct the streams' "
+                "modalities.",
+            )
+        )
+    unrecorded = declared - recorded
+    if unrecorded:
+        issues.append(
+            Issue(
+                severity="warning",
+                file=label,
+                field="modalities",
+                rule="merge.modality_without_stream",
+                message=(
+                    f"{label} declares {quoted(unrecorded)}, but no data stream of {acquisition} "
+                    "records it. Accepted (a modality's files may have no stream of their own, "
+                    "as behavior videos often do): check that its data is staged."
+                ),
+            )
+        )
 
 
 def check_stream_modalities(
@@ -93,6 +120,21 @@ def check_stream_modalities(
     """
     capable = abbreviations(instrument.modalities)
     instrument_labels = join(sorted(sources["instrument"]))
+    if not capable:
+        issues.append(
+            Issue(
+                severity="warning",
+                file=sorted(sources["instrument"])[0],
+                field="modalities",
+                rule="merge.instrument_without_modalities",
+                message=(
+                    f"The instrument ({instrument_labels}) declares no modalities, so the data "
+                    "streams' modalities were not checked against it. Accepted; list the "
+                    "modalities the instrument records in its modalities."
+                ),
+            )
+        )
+        return
     for label in sorted(sources["acquisition"]):
         for index, stream in enumerate(sources["acquisition"][label].data_streams):
             if isinstance(stream, ExternalDataStream):
@@ -118,7 +160,8 @@ def check_description_modalities(
     job: JobFacts | None,
     issues: list[Issue],
 ) -> None:
-    """``data_description.modalities`` must list the modalities the data streams record.
+    """``data_description.modalities`` must list the modalities the data streams record (one
+    it lists that no stream records is a warning).
 
     A description that repeats the job's modalities (e.g. built from the job) is covered by
     the job's error instead, so one mistake is reported once.
@@ -128,14 +171,6 @@ def check_description_modalities(
     if described == recorded or follows_job:
         return
     (label,) = sources["data_description"]
-    acquisition_labels = sorted(sources["acquisition"])
-    issues.append(
-        _mismatch(
-            label,
-            "modalities",
-            f"{label} lists modalities {quoted(described)}, but the acquisition "
-            f"({join(acquisition_labels)}) records {quoted(recorded)}. "
-            "data_description.modalities must list the modalities of the asset's data: "
-            "correct it (or the data streams' modalities).",
-        )
+    _declared_against_streams(
+        label, described, recorded, sorted(sources["acquisition"]), issues, label
     )

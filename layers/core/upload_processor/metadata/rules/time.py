@@ -1,11 +1,13 @@
 """Time: the job's acq_datetime lies within the acquisition, and a named time zone survives
 the merge.
 
-Rules: ``merge.acq_datetime_outside``, ``merge.time_zone_lost``.
+Rules: ``merge.acq_datetime_outside``, ``merge.time_zone_lost``, and the note
+``merge.fixed_offset``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,7 +35,8 @@ def check_acq_datetime(
         return
     start, end = acquisition.acquisition_start_time, acquisition.acquisition_end_time
     when = job.acq_datetime
-    if start <= when <= end:
+    # acq_datetime and the asset name have one-second resolution, rigs write microseconds
+    if _second(start) <= _second(when) <= end:
         return
     side = "before the acquisition starts" if when < start else "after the acquisition ends"
     issues.append(
@@ -51,6 +54,10 @@ def check_acq_datetime(
             ),
         )
     )
+
+
+def _second(when: datetime) -> datetime:
+    return when.replace(microsecond=0)
 
 
 def _time_zone_lost(label: str, message: str) -> Issue:
@@ -93,27 +100,47 @@ def named_time_zone(validated: dict[str, BaseModel], issues: list[Issue]) -> Any
         tz = ZoneInfo(str(zone))
     except (ZoneInfoNotFoundError, ValueError):  # the library validated it: not expected
         return zone
-    contradict = [
+    found = [
         issue
         for label in labels
         if (issue := _offset_contradiction(label, validated[label], reference, zone, tz))
     ]
-    issues.extend(contradict)
-    return None if contradict else zone
+    issues.extend(found)
+    return None if any(i.severity == "error" for i in found) else zone
+
+
+def _hours(offset: Any) -> int:
+    return int(offset.total_seconds() // 3600) if offset is not None else 0
 
 
 def _offset_contradiction(
     label: str, acquisition: Any, reference: str, zone: str, tz: ZoneInfo
 ) -> Issue | None:
-    """An error when this file's fixed UTC offset is not the named zone's at its start."""
+    """An error when this file's fixed UTC offset is not the named zone's at its start.
+
+    A file written in another fixed offset (say UTC) whose times carry that same offset gives
+    the same instants in other words: the merge keeps the named zone, and a note
+    (``merge.fixed_offset``) says so. Only an offset its own times contradict is an error.
+    """
     offset = acquisition.acquisition_start_tz
     if not isinstance(offset, int):
         return None
     start = acquisition.acquisition_start_time
-    utc_offset = start.astimezone(tz).utcoffset()
-    zone_hours = int(utc_offset.total_seconds() // 3600) if utc_offset is not None else 0
+    zone_hours = _hours(start.astimezone(tz).utcoffset())
     if offset == zone_hours:
         return None
+    if offset == _hours(start.utcoffset()):
+        return Issue(
+            severity="warning",
+            file=label,
+            field="acquisition_start_tz",
+            rule="merge.fixed_offset",
+            message=(
+                f"Note: {label} gives its times in the fixed offset UTC{offset:+d} h, "
+                f"{reference} in the time zone '{zone}'; the instants agree, so they were "
+                f"merged and the acquisition keeps '{zone}'."
+            ),
+        )
     return _time_zone_lost(
         label,
         f"{label} gives the fixed UTC offset {offset:+d} h, but {reference} "
