@@ -55,38 +55,28 @@ AIND_TASKS_NOT_RUN = (
     "final_check_s3_folder_exist",
 )
 
-_GATHER = {"job_settings": {"raise_if_invalid": True}}
-_COMPRESS = {"job_settings": {"codec": "zstd", "level": 3}}
 _CLEANUP = {"skip_task": True}  # opt-in: a job asks for it with {"skip_task": false}
 
+
+def _preset(zstd_level: int) -> dict[str, Any]:
+    """A shipped job type: every task on, the staging cleanup opt-in, zstd at `zstd_level`."""
+    return {
+        "tasks": {
+            "gather_preliminary_metadata": {"job_settings": {"raise_if_invalid": True}},
+            "check_s3_folder_exists": {},
+            "modality_transformation_settings": {
+                "job_settings": {"codec": "zstd", "level": zstd_level}
+            },
+            "gather_final_metadata": {},
+            "remove_source_folders": dict(_CLEANUP),
+        }
+    }
+
+
 DEFAULT_JOB_TYPES: dict[str, dict[str, Any]] = {
-    "default": {
-        "tasks": {
-            "gather_preliminary_metadata": _GATHER,
-            "check_s3_folder_exists": {},
-            "modality_transformation_settings": _COMPRESS,
-            "gather_final_metadata": {},
-            "remove_source_folders": _CLEANUP,
-        }
-    },
-    "ecephys": {
-        "tasks": {
-            "gather_preliminary_metadata": _GATHER,
-            "check_s3_folder_exists": {},
-            "modality_transformation_settings": {"job_settings": {"codec": "zstd", "level": 5}},
-            "gather_final_metadata": {},
-            "remove_source_folders": _CLEANUP,
-        }
-    },
-    "behavior": {
-        "tasks": {
-            "gather_preliminary_metadata": _GATHER,
-            "check_s3_folder_exists": {},
-            "modality_transformation_settings": _COMPRESS,
-            "gather_final_metadata": {},
-            "remove_source_folders": _CLEANUP,
-        }
-    },
+    "default": _preset(3),
+    "ecephys": _preset(5),  # most of the bytes: worth the slower level
+    "behavior": _preset(3),
 }
 
 
