@@ -25,6 +25,18 @@ class Issue(BaseModel):
     message: str = Field(description="What is wrong and how to fix it")
 
 
+def sorted_issues(issues: list[Issue]) -> list[Issue]:
+    """Errors first, then warnings; within each, session-wide issues, then by file name.
+
+    What rejects the session comes first (the summary of a rejection may be cut short), and
+    one file's problems sit together, so a scientist fixes a file in one go. The sort is
+    stable: within one file the rules keep the order they ran in.
+    """
+    return sorted(
+        issues, key=lambda i: (i.severity != "error", i.file is not None, i.file or "")
+    )
+
+
 class MergedFrom(BaseModel):
     """Which staged files went into each merged core file."""
 
@@ -44,13 +56,17 @@ class Report(BaseModel):
     def from_issues(
         cls, issues: list[Issue], *, asset_name: str | None, merged_from: MergedFrom | None = None
     ) -> Report:
-        """Build a report whose status follows from its issues (any error makes it invalid)."""
+        """Build a report whose status follows from its issues (any error makes it invalid).
+
+        The issues are put in reading order (``sorted_issues``): every view of the report (its
+        JSON, ``validate``'s table, the SNS rejection's summary) lists them the same way.
+        """
         status = "invalid" if any(i.severity == "error" for i in issues) else "valid"
         return cls(
             status=status,
             asset_name=asset_name,
             merged_from=merged_from or MergedFrom(),
-            issues=issues,
+            issues=sorted_issues(issues),
         )
 
     @property

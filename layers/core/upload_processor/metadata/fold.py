@@ -7,7 +7,8 @@ not for their members nor for the merged ``instrument_id``: that is the sorted u
 joined with "_", because the library's pairwise join depends on merge order for three or more
 files.
 
-Rule: ``merge.failed``: the library's ``+`` refused.
+Rules: ``merge.key_field_conflict`` (rules.key_fields): the library's ``+`` refused two files
+whose key fields differ; ``merge.failed``: it refused for another reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.library_log import library_crash, library_issues, library_output
 from upload_processor.metadata.rules.devices import check_shared_devices
+from upload_processor.metadata.rules.key_fields import key_field_conflicts
 from upload_processor.metadata.rules.procedures import merge_procedures
 from upload_processor.metadata.rules.time import named_time_zone
 
@@ -61,7 +63,10 @@ def fold(core_type: str, validated: dict[str, BaseModel], issues: list[Issue]) -
             try:
                 merged = previous + validated[label]
             except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                issues.append(_merge_failed(core_type, order[:done], label, exc))
+                conflicts = key_field_conflicts(
+                    core_type, previous, order[:done], validated, label
+                )
+                issues.extend(conflicts or [_merge_failed(core_type, order[:done], label, exc)])
         issues.extend(library_issues(said, None, f"while merging {sources}"))
         if merged is None:
             return None

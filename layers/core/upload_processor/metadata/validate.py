@@ -5,7 +5,9 @@ can act on, instead of pydantic's wording.
 
 Rules: ``json.wrong_type``: a document of another core type (its ``object_type``, e.g. a
 Subject saved as ``acquisition_x.json``): one error naming the file to rename, instead of
-every field of the wrong model. ``schema.invalid``: the file does not validate on its own (an
+every field of the wrong model. ``json.not_metadata``: a file named like a core type that is
+not metadata at all (an object_type of no core type, or no object_type, no schema_version and
+few of the model's required fields): one error saying to rename it. ``schema.invalid``: the file does not validate on its own (an
 unknown field is one of these: every aind-data-schema model forbids extra fields).
 ``schema.version_mismatch``: the file declares a ``schema_version`` of another major version
 than the model's (``schema.version_older`` / ``schema.version_newer``: same major, a warning).
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.files import EXTRA_SEPARATOR
 from upload_processor.metadata.library_log import library_crash, library_issues, library_output
-from upload_processor.metadata.wording import SCHEMA, preview, sentence
+from upload_processor.metadata.wording import SCHEMA, join, preview, sentence
 
 MODELS: dict[str, type[BaseModel]] = {
     "instrument": Instrument,
@@ -75,11 +77,14 @@ def check_object_type(label: str, data: dict, core_type: str, issues: list[Issue
     """
     declared = data.get("object_type")
     expected = _object_type(MODELS[core_type])
-    if not isinstance(declared, str) or expected is None or declared == expected:
+    if expected is None or declared == expected:
         return True
+    if not isinstance(declared, str):
+        return _looks_like(label, data, core_type, issues)
     actual = next((t for t, m in MODELS.items() if _object_type(m) == declared), None)
     if actual is None:
-        return True  # not a core type's: the model's own validation reports the value
+        issues.append(_not_metadata(label, core_type, f"its object_type is {preview(declared)}"))
+        return False
     issues.append(
         Issue(
             severity="error",
@@ -95,6 +100,47 @@ def check_object_type(label: str, data: dict, core_type: str, issues: list[Issue
         )
     )
     return False
+
+
+def _looks_like(label: str, data: dict, core_type: str, issues: list[Issue]) -> bool:
+    """A document without ``object_type`` is read as the file's type unless it is plainly not
+    one: no ``schema_version`` and at most half of the model's required fields. Such a file is
+    data whose name happens to start with a core type (``instrument_calibration_notes.json``):
+    one ``json.not_metadata`` error, instead of one "required field" error per field.
+    """
+    model = MODELS[core_type]
+    required = [name for name, info in model.model_fields.items() if info.is_required()]
+    present = [name for name in required if name in data]
+    if "schema_version" in data or not required or len(present) * 2 > len(required):
+        return True
+    has = f"only {join(present)}" if present else "none"
+    issues.append(
+        _not_metadata(
+            label,
+            core_type,
+            f"it has no object_type nor schema_version, and {has} of the {model.__name__}'s "
+            f"required fields ({join(required)})",
+        )
+    )
+    return False
+
+
+def _not_metadata(label: str, core_type: str, why: str) -> Issue:
+    name = MODELS[core_type].__name__
+    article = "an" if name[0] in "AEIOU" else "a"
+    return Issue(
+        severity="error",
+        file=label,
+        field=None,
+        rule="json.not_metadata",
+        message=(
+            f"{label} is not {article} {name}: {why}. A JSON file at the session's top level "
+            f"whose name starts with '{core_type}' is read as {name} metadata. If it is data "
+            f"(notes, settings, a calibration), rename it so that its name does not start with "
+            f"a core type (e.g. notes_{label}) or move it into a folder; if it is the session's "
+            f"{name}, write it with {SCHEMA} (object_type {_object_type(MODELS[core_type])!r})."
+        ),
+    )
 
 
 def _version(value: Any) -> tuple[int, ...] | None:
