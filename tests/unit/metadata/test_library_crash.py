@@ -67,6 +67,13 @@ def test_validate_exits_1_with_the_crash_in_the_report(session: Path, tmp_path: 
 
 def test_a_library_warning_never_says_the_session_is_accepted() -> None:
     """Issue 12, point 9 (in part): a warning may sit inside a rejection."""
-    (issue,) = library_issues(["Duplicate active devices were removed."], "acquisition.json", None)
+    said = ["Processing objects have repeated processes: ['x']. Renaming duplicates."]
+    (issue,) = library_issues(said, "processing.json", None)
     assert issue.severity == "warning" and "accepted" not in issue.message
-    assert issue.file == "acquisition.json"
+    assert issue.file == "processing.json"
+
+
+def test_a_warning_a_rule_explains_with_file_and_value_is_dropped() -> None:
+    """The line "Duplicate active devices were removed" names no file nor device: rules.streams reports
+    the devices with both (tests/unit/metadata/test_messages.py)."""
+    assert library_issues(["Duplicate active devices were removed."], None, "merging") == []

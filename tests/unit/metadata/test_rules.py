@@ -300,13 +300,13 @@ def test_two_shared_clocks_are_an_error(files: dict[str, bytes]) -> None:
 
     staged = _edited(files, "instrument_behavior.json", second_clock)
     staged = _edited(staged, "instrument_ecephys.json", second_clock)
-    errors = _errors(assemble(staged, asset_name=ASSET))
-    assert {(e.rule, e.file) for e in errors} == {
-        ("merge.shared_device", "instrument_ecephys.json")
-    }
-    assert len(errors) == 2
-    for error in errors:
-        assert "share 2 clock generators ('Harp Behavior', 'Harp Sound Card')" in error.message
+    # issue 12 point 9: only the second clock is blamed, not the rig's clock listed first
+    (error,) = _errors(assemble(staged, asset_name=ASSET))
+    assert (error.rule, error.file) == ("merge.shared_device", "instrument_ecephys.json")
+    assert "device 'Harp Sound Card'" in error.message
+    assert "'Harp Behavior'" in error.message  # named as the one shared clock, not blamed
+    assert "already share the clock generator 'Harp Behavior'" in error.message
+    assert error.field == "components.4"
 
 
 # --------------------------------------------------------------------------- rule 3: the clock

@@ -32,9 +32,7 @@ def sorted_issues(issues: list[Issue]) -> list[Issue]:
     one file's problems sit together, so a scientist fixes a file in one go. The sort is
     stable: within one file the rules keep the order they ran in.
     """
-    return sorted(
-        issues, key=lambda i: (i.severity != "error", i.file is not None, i.file or "")
-    )
+    return sorted(issues, key=lambda i: (i.severity != "error", i.file is not None, i.file or ""))
 
 
 class MergedFrom(BaseModel):

@@ -35,6 +35,7 @@ from upload_processor.metadata.rules.completeness import (
 )
 from upload_processor.metadata.rules.identity import check_instrument_ids, check_subject_ids
 from upload_processor.metadata.rules.modalities import check_modalities
+from upload_processor.metadata.rules.streams import check_shared_active_devices
 from upload_processor.metadata.rules.time import check_acq_datetime
 from upload_processor.metadata.validate import validate_file, validate_metadata
 
@@ -114,6 +115,7 @@ def assemble(
     check_instrument_ids(sources, models, issues)
     check_modalities(sources, models, job, issues)
     check_acq_datetime(sources, models, job, issues)
+    check_shared_active_devices(sources, models, issues)
     check_data_description_name(sources, asset_name, issues)
     check_required(set(staged) | set(extra_labels), models, issues)
 

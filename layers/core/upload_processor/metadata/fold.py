@@ -63,9 +63,7 @@ def fold(core_type: str, validated: dict[str, BaseModel], issues: list[Issue]) -
             try:
                 merged = previous + validated[label]
             except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                conflicts = key_field_conflicts(
-                    core_type, previous, order[:done], validated, label
-                )
+                conflicts = key_field_conflicts(core_type, previous, order[:done], validated, label)
                 issues.extend(conflicts or [_merge_failed(core_type, order[:done], label, exc)])
         issues.extend(library_issues(said, None, f"while merging {sources}"))
         if merged is None:
@@ -80,17 +78,24 @@ def combined_id(ids: Iterable[str | None]) -> str | None:
 
 
 def _merge_failed(core_type: str, merged: list[str], name: str, exc: Exception) -> Issue:
+    """The library's ``+`` refused: both sides named, and the field when it says one."""
+    field = None
     if isinstance(exc, ValidationError):
+        locs = [".".join(map(str, e["loc"])) for e in exc.errors(include_url=False)]
+        field = next((loc for loc in locs if loc), None)
         detail = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or core_type}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
     else:
         detail = " ".join(str(exc).split())
+        if "different schema versions" in detail:
+            field = "schema_version"
     detail = detail.rstrip(".")
     return Issue(
         severity="error",
         file=name,
+        field=field,
         rule="merge.failed",
         message=(
             f"Cannot merge {name} into {' + '.join(merged)}: {detail}. Make the {core_type} "

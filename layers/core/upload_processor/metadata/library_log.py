@@ -25,6 +25,9 @@ from upload_processor.domain.report import Issue
 from upload_processor.metadata.wording import SCHEMA, sentence
 
 _LIBRARY_LOGGER = "aind_data_schema"
+# What the library says without naming a file or a value, and a rule of ours reports with
+# both (or drops where it is not actionable): rules.streams for the active devices.
+EXPLAINED_ELSEWHERE: tuple[str, ...] = ("Duplicate active devices were removed",)
 logger = logging.getLogger(__name__)
 
 
@@ -100,11 +103,14 @@ def library_issues(said: list[str], file: str | None, context: str | None) -> li
     """Each distinct captured message as a ``library.warning`` issue.
 
     A warning, not an error: the library accepted the value, but the scientist should check
-    what it names. The message never says the session is accepted: it may be rejected for
+    what it names. A message in ``EXPLAINED_ELSEWHERE`` is left to the rule that reports it
+    with its file and value. The message never says the session is accepted: it may be rejected for
     another reason.
     """
     issues = []
     for text in dict.fromkeys(" ".join(t.split()) for t in said):
+        if text.startswith(EXPLAINED_ELSEWHERE):
+            continue
         where = f" ({context})" if context else ""
         issues.append(
             Issue(

@@ -42,7 +42,7 @@ def _is_clock(device: Any) -> bool:
     return isinstance(device, HarpDevice) and device.is_clock_generator is True
 
 
-def _devices(label: str, instrument: Any) -> list[_Occurrence]:
+def devices_of(label: str, instrument: Any) -> list[_Occurrence]:
     """Every device of an instrument, nested ones included, with its dotted path."""
     found: list[_Occurrence] = []
 
@@ -68,14 +68,15 @@ def check_shared_devices(validated: dict[str, BaseModel], issues: list[Issue]) -
 
     Devices are compared by name at any depth (assemblies included). The exception is a
     top-level ``HarpDevice`` with ``is_clock_generator=True``, once in every file that has it,
-    and only when the instruments share exactly one such clock; its copies must be identical
+    and only one such clock: when the instruments share several, the first listed is the
+    rig's clock and only the others are errors; its copies must be identical
     (``merge.clock_mismatch``). Any other shared name is ``merge.shared_device``, on the
     last file in name order, saying why the clock exception does not cover it. Returns
     whether the instruments may be merged.
     """
     where: dict[str, dict[str, list[_Occurrence]]] = {}
     for label in sorted(validated):
-        for occurrence in _devices(label, validated[label]):
+        for occurrence in devices_of(label, validated[label]):
             where.setdefault(occurrence.device.name, {}).setdefault(label, []).append(occurrence)
     shared = {name: per for name, per in where.items() if len(per) > 1}
     clocks = sorted(
@@ -86,23 +87,45 @@ def check_shared_devices(validated: dict[str, BaseModel], issues: list[Issue]) -
             for found in per.values()
         )
     )
+    kept = _kept_clock(clocks, where)
     ok = True
     for name in sorted(shared):
         per = shared[name]
-        if name in clocks and len(clocks) == 1:
+        if name == kept:
             if not check_same_clock(name, per, issues):
                 ok = False
             continue
         ok = False
         if name in clocks:
+            holder = sorted(where[str(kept)])[0]
             why = (
-                f", but these instruments share {len(clocks)} clock generators "
-                f"({', '.join(repr(c) for c in clocks)})"
+                f", and these instruments already share the clock generator '{kept}' (listed "
+                f"first in {holder}); '{name}' is a second shared clock"
             )
         else:
             why = _why_not_a_shared_clock(per)
         issues.append(_shared_device_issue(name, per, why))
     return ok
+
+
+def _kept_clock(clocks: list[str], where: dict[str, dict[str, list[_Occurrence]]]) -> str | None:
+    """Of the shared clock generators, the one merge rule 3 allows: the first listed.
+
+    Files are scanned in name order, each file's components in its order; the first shared
+    clock met is the rig's synchronising clock, and only the others are blamed (a rig lists
+    its clock first, and blaming every clock would send the scientist after the right one).
+    """
+    if not clocks:
+        return None
+    for label in sorted({label for name in clocks for label in where[name]}):
+        listed = [
+            (int(where[name][label][0].path.split(".")[1]), name)
+            for name in clocks
+            if label in where[name]
+        ]
+        if listed:
+            return min(listed)[1]
+    return None
 
 
 def _why_not_a_shared_clock(per: dict[str, list[_Occurrence]]) -> str:
