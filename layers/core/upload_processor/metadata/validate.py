@@ -176,19 +176,20 @@ def check_schema_version(
     if declared == expected or ours is None:
         return True
     name = model.__name__
+    a_name = f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
     from_service = EXTRA_SEPARATOR in label
     same_major = theirs is not None and theirs[0] == ours[0]
     if same_major and theirs < ours:
         rule, severity = "schema.version_older", "warning"
         message = (
-            f"Note: {label} is a {name} of schema version {declared}, older than {SCHEMA}'s "
+            f"Note: {label} is {a_name} of schema version {declared}, older than {SCHEMA}'s "
             f"{expected}; the library reads it (same major version) and the asset records it "
             f"as {expected}."
         )
     elif same_major:
         rule, severity = "schema.version_newer", "warning"
         message = (
-            f"{label} is a {name} of schema version {declared}, newer than {SCHEMA}'s "
+            f"{label} is {a_name} of schema version {declared}, newer than {SCHEMA}'s "
             f"{expected}: it was checked with the older rules, and a field the newer version "
             "adds would be refused as unknown. Upgrade the deployment's aind-data-schema to read "
             "it as written."
