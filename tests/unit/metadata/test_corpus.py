@@ -40,7 +40,9 @@ CORPUS = sorted(
 )
 TYPE_OF = {model.model_fields["object_type"].default: name for name, model in MODELS.items()}
 
-# case -> (AIND's verdict, ours, why they differ: the rule AIND states that the library misses)
+# case -> (AIND's verdict, ours, why they differ: the rule AIND states that the library misses).
+# Empty: every file of the corpus gets the library's verdict (the session-level disagreements
+# are in SESSIONS; both tables are in tests/fixtures/aind/README.md).
 DISAGREEMENTS: dict[str, tuple[str, str, str]] = {}
 
 
