@@ -145,3 +145,50 @@ def test_a_declared_modality_without_a_stream_is_archived_with_a_warning(
     assert record["status"] == "COMPLETE", record.get("error")
     report = json.loads(body(quick_cloud, quick_cloud.staging_bucket, record["report_key"]))
     assert "merge.modality_without_stream" in [i["rule"] for i in report["issues"]]
+
+
+def test_a_rejection_message_a_scientist_can_act_on(quick_cloud, tmp_path: Path) -> None:
+    """Issue 12 point 9 through the local cloud: the SNS rejection lists the errors sorted by
+    file, a key-field conflict as its leaf path and two values, a misnamed notes file as one
+    entry, and never says "accepted"."""
+    session = build_session(tmp_path / "s", data_mb_per_modality=0.01)
+    instrument = json.loads((session / "instrument_ecephys.json").read_text())
+    instrument["global_coordinate_system"]["axes"][1]["direction"] = "Right_to_left"
+    (session / "instrument_ecephys.json").write_text(json.dumps(instrument))
+    (session / "instrument_calibration_notes.json").write_text(json.dumps({"notes": "3 mW"}))
+    queue = quick_cloud.subscribe_queue("point9", {"event": ["rejected"]})
+    record = Staged(quick_cloud, session, "rig-7/point9").run()
+    assert record["status"] == "REJECTED", record.get("error")
+    report = json.loads(body(quick_cloud, quick_cloud.staging_bucket, record["report_key"]))
+    errors = [
+        (i["file"], i["rule"], i["field"]) for i in report["issues"] if i["severity"] == "error"
+    ]
+    assert errors == [
+        ("instrument_calibration_notes.json", "json.not_metadata", None),
+    ], "a broken instrument file leaves the others unmerged: one entry, nothing else blamed"
+    (message,) = quick_cloud.messages(queue)
+    assert "instrument_calibration_notes.json is not an Instrument" in message["Message"]
+
+    # the notes file renamed (now data), the conflict remains: named leaf by leaf, and the
+    # errors of several files listed in file order
+    (session / "instrument_calibration_notes.json").rename(session / "calibration_notes.json")
+    subject = json.loads((session / "subject.json").read_text())
+    (session / "subject.json").write_text(json.dumps({**subject, "subject_id": "750999"}))
+    queue = quick_cloud.subscribe_queue("point9b", {"event": ["rejected"]})
+    record = Staged(quick_cloud, session, "rig-7/point9b").run()
+    assert record["status"] == "REJECTED", record.get("error")
+    (message,) = quick_cloud.messages(queue)
+    text = message["Message"].split("--- details (JSON) ---", 1)[0]
+    assert (
+        "instrument_ecephys.json, field global_coordinate_system.axes.1.direction: "
+        "instrument_ecephys.json and instrument_behavior.json disagree on "
+        'global_coordinate_system.axes.1.direction: "Right_to_left" here, "Left_to_right"'
+    ) in text
+    assert "object_type=" not in text and "accepted" not in text.lower()
+    problems = text.split("Problems to fix:", 1)[1].split("\n\n", 1)[0]
+    files = [
+        line.split("* ", 1)[1].split(":", 1)[0].split(",", 1)[0]
+        for line in problems.splitlines()
+        if "* " in line
+    ]
+    assert len(set(files)) >= 2 and files == sorted(files), files
