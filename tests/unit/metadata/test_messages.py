@@ -258,3 +258,24 @@ def test_quality_control_files_that_disagree_still_merge(session: Path) -> None:
     assert code == 0, report.errors
     result = assemble(metadata_files(session), asset_name=SAMPLE_ASSET, job=sample_job())
     assert [m["name"] for m in result.core["quality_control"]["metrics"]] == ["drift", "drift"]
+
+
+def test_two_overlapping_streams_of_one_file_are_named_too(session: Path) -> None:
+    """The library's "+" merges overlapping streams of one file as well (once several
+    acquisitions are merged), with the same bare log line."""
+
+    def second_stream(doc: dict) -> None:  # the same probe recorded twice, say
+        doc["data_streams"].append(doc["data_streams"][0])
+
+    _edit(session, "acquisition_ecephys.json", second_stream)
+    code, report = _report(session)
+    assert code == 0, report.errors
+    (warning,) = _metadata_issues(report)
+    assert (warning.rule, warning.file, warning.field) == (
+        "acquisition.duplicate_active_device",
+        "acquisition_ecephys.json",
+        "data_streams.1.active_devices",
+    )
+    assert warning.message.startswith(
+        "acquisition_ecephys.json (data_streams.0 and data_streams.1) both list 'Ephys assembly A'"
+    )

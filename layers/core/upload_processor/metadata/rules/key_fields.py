@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from upload_processor.domain.report import Issue
 from upload_processor.metadata.library_log import library_output
@@ -33,15 +34,9 @@ _ABSENT = object()
 
 
 def _dumped(model: BaseModel, name: str) -> Any:
+    """A field's value as JSON data (models, enums and dates as they are written)."""
     with library_output():  # reading a deprecated field warns; nothing the user did
-        value = getattr(model, name, None)
-        return value.model_dump(mode="json") if isinstance(value, BaseModel) else _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [v.model_dump(mode="json") if isinstance(v, BaseModel) else _plain(v) for v in value]
-    return getattr(value, "value", value) if not isinstance(value, str | int | float) else value
+        return to_jsonable_python(getattr(model, name, None))
 
 
 def first_difference(ours: Any, theirs: Any, path: str) -> tuple[str, Any, Any] | None:

@@ -5,7 +5,7 @@ ends within 120 s) become one stream, and a device listed active in both is kept
 library only logs "Duplicate active devices were removed. Only DAQ devices should be shared",
 with no file, stream or device (library_log drops that line). A DAQ device (a Harp clock
 included) may record for several streams, so sharing it says nothing; any other device listed
-by two overlapping streams is a ``acquisition.duplicate_active_device`` warning naming both
+by two overlapping streams is an ``acquisition.duplicate_active_device`` warning naming the
 files, both streams and the device, for the scientist to check the streams' device lists.
 
 Rule: ``acquisition.duplicate_active_device`` (warning).
@@ -32,8 +32,11 @@ def check_shared_active_devices(
     models: dict[str, BaseModel],
     issues: list[Issue],
 ) -> None:
-    """Warn, per pair of overlapping streams of different files, about the non-DAQ devices
-    both list active (within one file the library does not merge streams)."""
+    """Warn, per pair of overlapping streams, about the non-DAQ devices both list active.
+
+    The library's "+" merges overlapping streams of all the files, two of one file
+    included, so every pair is checked once several acquisitions are merged.
+    """
     acquisitions = sources.get("acquisition", {})
     if len(acquisitions) < 2 or "acquisition" not in models:
         return
@@ -45,7 +48,7 @@ def check_shared_active_devices(
         if isinstance(stream, DataStream)
     ]
     for (first, i, a), (second, j, b) in combinations(streams, 2):
-        if first == second or not DataStream.overlapping(a, b, overlap_s=OVERLAP_S):
+        if not DataStream.overlapping(a, b, overlap_s=OVERLAP_S):
             continue
         shared = (set(a.active_devices) & set(b.active_devices)) - daq
         if not shared:
@@ -57,7 +60,7 @@ def check_shared_active_devices(
                 field=f"data_streams.{j}.active_devices",
                 rule="acquisition.duplicate_active_device",
                 message=(
-                    f"{second} (data_streams.{j}) and {first} (data_streams.{i}) both list "
+                    f"{_where(second, j, first, i)} both list "
                     f"{quoted(shared)} among active_devices, and the streams overlap in time, "
                     "so the merged acquisition records them as one stream that lists "
                     f"{'it' if len(shared) == 1 else 'them'} once. Only a DAQ device (a Harp "
@@ -66,6 +69,12 @@ def check_shared_active_devices(
                 ),
             )
         )
+
+
+def _where(second: str, j: int, first: str, i: int) -> str:
+    if first == second:
+        return f"{second} (data_streams.{i} and data_streams.{j})"
+    return f"{second} (data_streams.{j}) and {first} (data_streams.{i})"
 
 
 def _daq_names(instrument: BaseModel | None) -> set[str]:
