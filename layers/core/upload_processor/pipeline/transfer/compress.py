@@ -43,10 +43,13 @@ logger = logging.getLogger(__name__)
 ZSTD_WORKERS = 1
 
 
-def compressor(level: int, *, source: str, dest: str) -> zstandard.ZstdCompressor:
-    """The compressor of every transfer: `level`, a content checksum, `ZSTD_WORKERS` threads."""
+def compressor(
+    level: int, *, source: str, dest: str, threads: int = ZSTD_WORKERS
+) -> zstandard.ZstdCompressor:
+    """The compressor of every transfer: `level`, a content checksum, `threads` zstd workers
+    (`ZSTD_WORKERS`; 0: on the calling thread)."""
     try:
-        return zstandard.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_WORKERS)
+        return zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
     except (ValueError, zstandard.ZstdError) as exc:
         raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
 
