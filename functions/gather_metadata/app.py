@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
 from upload_processor.domain.contracts import ExecutionInput
-from upload_processor.entrypoints.observability import log_keys, record_stage
+from upload_processor.entrypoints.observability import handler_tracer, log_keys, record_stage
 from upload_processor.pipeline import gather_stage
 from upload_processor.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 

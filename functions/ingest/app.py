@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -19,11 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
 from upload_processor.adapters.jobs import JobStore
+from upload_processor.entrypoints.observability import handler_tracer
 from upload_processor.pipeline.ingest import Ingest
 from upload_processor.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 INGEST_METRICS = {

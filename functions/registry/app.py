@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,11 +21,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from upload_processor.adapters.aws import client
 from upload_processor.adapters.registry import RegistryStore, kind_spec
 from upload_processor.entrypoints.api import install_error_routes, json_response
+from upload_processor.entrypoints.observability import handler_tracer
 from upload_processor.errors import RegistryConflictError, RegistryValidationError
 from upload_processor.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 app = APIGatewayRestResolver()
 
 _TRUE = {"1", "true", "yes", "on"}

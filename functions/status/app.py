@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,12 +20,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from upload_processor.adapters.aws import client
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.entrypoints.api import install_error_routes, json_response
+from upload_processor.entrypoints.observability import handler_tracer
 from upload_processor.errors import InvalidQueryError
 from upload_processor.operations.status import job_detail, list_page
 from upload_processor.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 app = APIGatewayRestResolver()
 
 DEFAULT_LIMIT = 50

@@ -19,16 +19,23 @@ sys.path[:0] = [{layer!r}]
 spec = importlib.util.spec_from_file_location("app", {app!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "aind_data_schema")))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == {top!r})))
 """
 
 
-def _loaded(function: str) -> list[str]:
-    """The aind_data_schema modules a fresh interpreter holds after importing the handler."""
+def _loaded(function: str, top: str = "aind_data_schema", **env_vars: str) -> list[str]:
+    """The `top` modules a fresh interpreter holds after importing the handler."""
     code = PROBE.format(
-        layer=str(ROOT / "layers" / "core"), app=str(ROOT / "functions" / function / "app.py")
+        layer=str(ROOT / "layers" / "core"),
+        app=str(ROOT / "functions" / function / "app.py"),
+        top=top,
     )
-    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "probe", "POWERTOOLS_TRACE_DISABLED": "1"}
+    env = {
+        **os.environ,
+        "POWERTOOLS_SERVICE_NAME": "probe",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        **env_vars,
+    }
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
@@ -43,3 +50,16 @@ def test_handler_import_does_not_load_aind_data_schema(function: str) -> None:
 def test_the_probe_sees_the_library_where_it_is_loaded() -> None:
     """The same probe on GatherMetadata, which validates with the library, does see it."""
     assert "aind_data_schema" in _loaded("gather_metadata")
+
+
+@pytest.mark.parametrize("function", ["ingest", "transfer", "finalize"])
+def test_handler_import_with_tracing_off_does_not_load_the_xray_sdk(function: str) -> None:
+    """Powertools' Tracer imports aws_xray_sdk (~100 ms) even when disabled: a handler gets
+    it only when tracing is on (issue 17)."""
+    assert _loaded(function, "aws_xray_sdk", LAMBDA_TASK_ROOT="/var/task") == []
+
+
+def test_handler_import_with_tracing_on_loads_the_xray_sdk() -> None:
+    """In Lambda with tracing on, the handler does trace (the probe can see the SDK)."""
+    env = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
+    assert "aws_xray_sdk" in _loaded("ingest", "aws_xray_sdk", **env)

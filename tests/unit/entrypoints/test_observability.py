@@ -7,7 +7,14 @@ import json
 import pytest
 from aws_lambda_powertools import Metrics
 
-from upload_processor.entrypoints.observability import log_keys, record_outcome, record_stage
+from upload_processor.entrypoints.observability import (
+    Untraced,
+    handler_tracer,
+    log_keys,
+    record_outcome,
+    record_stage,
+    tracing_enabled,
+)
 
 
 @pytest.fixture
@@ -54,3 +61,33 @@ def test_every_log_line_carries_the_job_and_execution() -> None:
         "job_id": "lab-s1-abc",
         "execution_name": "lab-s1-abc",
     }
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled"),
+    [
+        ({"LAMBDA_TASK_ROOT": "/var/task"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, False),
+        ({}, False),
+    ],
+)
+def test_tracing_is_on_only_in_lambda_and_not_disabled(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], enabled: bool
+) -> None:
+    for name in ("LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert tracing_enabled() is enabled
+    if not enabled:  # (an enabled Tracer patches botocore process-wide: see test_cold_import)
+        assert isinstance(handler_tracer(), Untraced)
+
+
+def test_untraced_decorators_return_the_function_itself() -> None:
+    def handler(event: dict, context: object) -> int:
+        return 7
+
+    tracer = Untraced()
+    assert tracer.capture_lambda_handler(handler) is handler
+    assert tracer.capture_method(handler) is handler

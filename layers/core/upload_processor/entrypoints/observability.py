@@ -1,15 +1,23 @@
-"""Metrics the handlers publish (CloudWatch EMF through Powertools Metrics).
+"""Metrics the handlers publish (CloudWatch EMF through Powertools Metrics), and their tracer.
 
 Names are stable: dashboards and alarms use them. Each handler keeps its own Metrics object
 (module level, as Powertools expects); this module only says what to record for an outcome.
+
+`handler_tracer` gives a handler Powertools' Tracer only when tracing is on: Powertools imports
+the X-Ray SDK (about 100 ms of every cold start) even for a disabled Tracer.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OUTCOME_METRICS = {
     "COMPLETE": "UploadsCompleted",
@@ -43,3 +51,30 @@ def record_outcome(metrics: Metrics, result: dict[str, Any]) -> None:
 def record_stage(metrics: Metrics, stage: str, seconds: float) -> None:
     """How long a stage's invocation took."""
     metrics.add_metric(name=f"{stage}Duration", unit=MetricUnit.Milliseconds, value=seconds * 1000)
+
+
+class Untraced:
+    """What a handler uses of Powertools' Tracer when tracing is off: decorators that return
+    the function unchanged, and no X-Ray SDK import."""
+
+    disabled = True
+
+    def capture_lambda_handler(self, function: F) -> F:
+        return function
+
+    def capture_method(self, function: F) -> F:
+        return function
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: off when POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda
+    (no LAMBDA_TASK_ROOT) and under `sam local`."""
+    if resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false")):
+        return False
+    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL")
+
+
+def handler_tracer() -> Tracer | Untraced:
+    """The handler's tracer: Powertools' Tracer (which loads the X-Ray SDK) when tracing is
+    on, else `Untraced`, which costs nothing at import."""
+    return Tracer() if tracing_enabled() else Untraced()

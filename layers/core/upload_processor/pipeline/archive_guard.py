@@ -359,7 +359,9 @@ def reuse_verified(
         )
         if not sha:
             return None
-        return TransferResult.of_item(item, bytes_out=size_out, source_sha256=sha)
+        return TransferResult.of_item(
+            item, bytes_out=size_out, source_sha256=sha, etag=head.get("ETag")
+        )
     if size_out != item.size:
         return None
     dest_sha = full_object_sha256(head)
@@ -369,4 +371,6 @@ def reuse_verified(
         same = full_object_sha256(source) == dest_sha
     if not same:
         return None
-    return TransferResult.of_item(item, bytes_out=item.size, source_sha256=dest_sha)
+    return TransferResult.of_item(
+        item, bytes_out=item.size, source_sha256=dest_sha, etag=head.get("ETag")
+    )

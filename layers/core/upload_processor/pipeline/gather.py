@@ -69,6 +69,9 @@ class Gathered:
     versions: dict[str, str]
     data: list[Entry] = field(default_factory=list)
     raise_if_invalid: bool = True
+    # The transfer plan of `data` (`build_plan`), made once: the collision check reads it and
+    # GatherMetadata writes it.
+    plan: list[PlanItem] = field(default_factory=list)
 
     @property
     def reject(self) -> bool:
@@ -296,9 +299,11 @@ def gather_session(
     service: MetadataService | None = None,
     location: str | None = None,
     default_tz: str | None = None,
+    prefix: str = "",
 ) -> Gathered:
     """Assemble and validate a session's metadata into a report (no side effects); naive
-    timestamps in the metadata files are read in ``default_tz``, the deployment's zone."""
+    timestamps in the metadata files are read in ``default_tz``, the deployment's zone. The
+    data files' transfer plan is made here, once, with source keys under `prefix`."""
     name = job_asset_name(job)
     settings = gather_settings(job)
     issues = [Issue.model_validate(n) for n in (job_notes or [])]
@@ -325,7 +330,8 @@ def gather_session(
     )
     assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
     issues += assembly.issues
-    issues += _data_issues(data, name, job)
+    plan = build_plan(prefix, data, name, job)
+    issues += _data_issues(data, plan, job)
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
@@ -335,6 +341,7 @@ def gather_session(
         versions=versions,
         data=data,
         raise_if_invalid=settings.raise_if_invalid,
+        plan=plan,
     )
 
 
@@ -388,7 +395,7 @@ def _built_data_description(
         return None
 
 
-def _data_issues(data: list[Entry], name: str, job: dict[str, Any]) -> list[Issue]:
+def _data_issues(data: list[Entry], plan: list[PlanItem], job: dict[str, Any]) -> list[Issue]:
     """What is wrong with the data files: none at all, folders that are not the declared
     modalities, empty files, and keys that would collide once archived."""
     issues = []
@@ -401,7 +408,7 @@ def _data_issues(data: list[Entry], name: str, job: dict[str, Any]) -> list[Issu
         )
     issues += _folder_issues(data, list(job["modalities"]))
     issues += _empty_file_issues(data)
-    issues += collision_issues(build_plan("", data, name, job))
+    issues += collision_issues(plan)
     return issues
 
 

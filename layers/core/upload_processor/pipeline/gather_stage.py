@@ -145,6 +145,7 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
             service=context.service,
             location=f"s3://{archive}/{name}",
             default_tz=context.default_tz,
+            prefix=request.prefix,
         )
         report_key = _save_report(s3, request, gathered.report)
         if context.store is not None:
@@ -201,7 +202,7 @@ def _gather_leased(
             )
         )
         report_key = _save_report(s3, request, gathered.report)
-    plan = session.build_plan(request.prefix, gathered.data, name, request.job)
+    plan = gathered.plan
     plan_key = _write_plan(request, context, plan, existing)
     assembly = gathered.assembly
     document = {"core": assembly.core, "metadata": assembly.metadata}

@@ -236,7 +236,9 @@ def test_a_file_under_the_threshold_goes_the_plain_path(s3: Any) -> None:
         "bytes_in",
         "bytes_out",
         "source_sha256",
+        "etag",  # S3's answer to the PutObject, which Finalize checks the object still has
     }
+    assert result.etag == s3.head_object(Bucket=ARCHIVE, Key=result.dest_key)["ETag"]
     assert decompress_all(read_dest(s3, result.dest_key)) == data
     verify(s3, result, dest_bucket=ARCHIVE)
 

@@ -43,10 +43,13 @@ logger = logging.getLogger(__name__)
 ZSTD_WORKERS = 1
 
 
-def compressor(level: int, *, source: str, dest: str) -> zstandard.ZstdCompressor:
-    """The compressor of every transfer: `level`, a content checksum, `ZSTD_WORKERS` threads."""
+def compressor(
+    level: int, *, source: str, dest: str, threads: int = ZSTD_WORKERS
+) -> zstandard.ZstdCompressor:
+    """The compressor of every transfer: `level`, a content checksum, `threads` zstd workers
+    (`ZSTD_WORKERS`; 0: on the calling thread)."""
     try:
-        return zstandard.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_WORKERS)
+        return zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
     except (ValueError, zstandard.ZstdError) as exc:
         raise TransferError(f"invalid zstd level {level}: {exc}", source=source, dest=dest) from exc
 
@@ -65,8 +68,11 @@ def compress_object(
     """Compress the whole source into one zstd frame at the destination (see the module)."""
     source, dest = url(source_bucket, item.source_key), url(dest_bucket, item.dest_key)
     level = DEFAULT_LEVEL if item.level is None else item.level
-    zstd = compressor(level, source=source, dest=dest)
     part_size = part_size_for(item.size, part_size, source=source, dest=dest)
+    # A zstd worker thread only pays when there is reading and uploading to overlap it with:
+    # an object of one part (most files of a session) is compressed on the calling thread.
+    threads = ZSTD_WORKERS if item.size > part_size else 0
+    zstd = compressor(level, source=source, dest=dest, threads=threads)
 
     response = get_source(s3, source_bucket, item, source=source, dest=dest)
     if response["ContentLength"] != item.size:
@@ -106,7 +112,9 @@ def compress_object(
         writer.bytes_out,
         writer.part_count,
     )
-    return TransferResult.of_item(item, bytes_out=writer.bytes_out, source_sha256=source_sha256)
+    return TransferResult.of_item(
+        item, bytes_out=writer.bytes_out, source_sha256=source_sha256, etag=writer.etag
+    )
 
 
 class PartWriter:
@@ -140,6 +148,7 @@ class PartWriter:
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self.bytes_out = 0
+        self.etag: str | None = None  # S3's answer to the object's write
 
     @property
     def part_count(self) -> int:
@@ -186,7 +195,7 @@ class PartWriter:
                 self.write_part(data)
                 continue
             if self._upload_id is None:
-                self._s3.put_object(
+                response = self._s3.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
                     Body=data,
@@ -196,6 +205,7 @@ class PartWriter:
                     ChecksumSHA256=b64_sha256(data),
                 )
                 self.bytes_out += len(data)
+                self.etag = response.get("ETag")
                 return
             self.write_part(data)
         if self._upload_id is None:
@@ -203,12 +213,13 @@ class PartWriter:
             raise TransferError(
                 "the compressor produced no output", source=self._source, dest=self._dest
             )
-        self._s3.complete_multipart_upload(
+        response = self._s3.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
             UploadId=self._upload_id,
             MultipartUpload={"Parts": self._parts},
         )
+        self.etag = response.get("ETag")
         self._upload_id = None
 
     def abort(self) -> None:

@@ -22,7 +22,10 @@ class TransferResult:
     before compression). It is "" when a server-side copy left it unknown: S3 kept no
     full-object SHA-256 for the source and the bytes were, on purpose, not downloaded.
 
-    The optional fields are set only by the chunked path:
+    `etag` is the ETag S3 answered the object's write with (PutObject, CompleteMultipartUpload,
+    CopyObject), when known: Finalize checks the archived object still has it.
+
+    The other optional fields are set only by the chunked path:
 
     - a `compress_range` result (one part): `source_sha256` is the SHA-256 of that range's
       source bytes, `bytes_in`/`bytes_out` the range's and the part's sizes (padding
@@ -72,8 +75,12 @@ class TransferResult:
         return out
 
     @classmethod
-    def of_item(cls, item: PlanItem, *, bytes_out: int, source_sha256: str) -> TransferResult:
-        """The result of a whole-object transfer of `item` (compress or copy), as planned."""
+    def of_item(
+        cls, item: PlanItem, *, bytes_out: int, source_sha256: str, etag: str | None = None
+    ) -> TransferResult:
+        """The result of a whole-object transfer of `item` (compress or copy), as planned;
+        `etag` is the one S3 answered the write with (Finalize checks the object still has
+        it)."""
         return cls(
             source_key=item.source_key,
             dest_key=item.dest_key,
@@ -82,6 +89,7 @@ class TransferResult:
             bytes_in=item.size,
             bytes_out=bytes_out,
             source_sha256=source_sha256,
+            etag=etag,
         )
 
     @classmethod
