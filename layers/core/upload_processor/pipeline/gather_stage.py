@@ -115,6 +115,19 @@ def _job_status_lookup(store: JobStore | None) -> Callable[[str], str | None] | 
     return status
 
 
+def _cancelled(store: JobStore | None, job_id: str) -> Callable[[], bool] | None:
+    """Whether the job's record says CANCELLED: what `cancel` writes after stopping the
+    execution, read by the stage's waits so a cancelled job's invocation ends promptly."""
+    if store is None:
+        return None
+
+    def cancelled() -> bool:
+        record = store.get(job_id)
+        return bool(record) and str(record.get("status")) == str(JobStatus.CANCELLED)
+
+    return cancelled
+
+
 def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
     """The GatherMetadata stage; returns the (small) result the state machine routes.
 
@@ -137,7 +150,12 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
         source = S3Session(s3, request.bucket, request.prefix)
         listed = session.listed_files(s3, request.bucket, request.job_key, request.job_version_id)
         if listed:
-            session.wait_for_files(source, listed, wait_seconds=context.files_wait_seconds)
+            session.wait_for_files(
+                source,
+                listed,
+                wait_seconds=context.files_wait_seconds,
+                cancelled=_cancelled(context.store, job_id),
+            )
         gathered = session.gather_session(
             source,
             job,
