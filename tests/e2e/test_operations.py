@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -378,7 +378,7 @@ def test_cancel_of_a_job_waiting_for_its_files_ends_it_aborted_within_seconds(
             executionArn=execution["executionArn"]
         )
         assert described["status"] == "ABORTED"
-        stop = described["stopDate"].astimezone(timezone.utc)
+        stop = described["stopDate"].astimezone(UTC)
         assert f"stopped at {stop:%Y-%m-%d %H:%M:%S} UTC, state ABORTED" in result.stdout
         record = cloud.job(job_id)
         assert record["status"] == "CANCELLED" and record["cancel_reason"] == "wrong rig"

@@ -23,7 +23,7 @@ that is not FAILED: the message says why); 2 usage errors; 3 AWS cannot be reach
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -164,8 +164,8 @@ def cancel(
         status, stop = _ended(where.client("stepfunctions"), result, wait)
         result["execution_status"] = status
         if stop is not None:
-            stop = stop if stop.tzinfo else stop.replace(tzinfo=timezone.utc)
-            result["stopped_at"] = f"{stop.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+            stop = stop if stop.tzinfo else stop.replace(tzinfo=UTC)
+            result["stopped_at"] = f"{stop.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     if as_json:
         print_json(result)
         return
