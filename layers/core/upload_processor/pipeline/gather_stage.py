@@ -25,7 +25,7 @@ from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.metadata_service import service_from_spec
 from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import S3Session
-from upload_processor.domain.archive import work_key
+from upload_processor.domain.archive import as_is_key, work_key
 from upload_processor.domain.contracts import ExecutionInput, GatherCounts, GatherResult
 from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.metadata_source import MetadataService
@@ -258,8 +258,10 @@ def _write_plan(
     planned = session.batches(expanded)
     for batch in planned:
         for raw in batch:
-            # a failed job's object: Transfer keeps it if it verifies, else redoes it
-            if raw["dest_key"] in existing and raw["action"] != "compress_range":
+            # a failed job's object (compressed, or stored as is under its plain name):
+            # Transfer keeps it if it verifies, else redoes it
+            left = raw["dest_key"] in existing or as_is_key(raw["dest_key"]) in existing
+            if left and raw["action"] != "compress_range":
                 raw["resume"] = True
     return _put_plan(context, request.job_id, planned)
 
