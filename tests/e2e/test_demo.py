@@ -42,3 +42,9 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
     assert "s3://upload-local-staging-123456789012/rig-7/750101_2025-06-12_15-03-00/" in lines
     assert "s3://upload-local-archive-123456789012/750101_2025-06-12_15-03-00/" in lines
     assert "execution SUCCEEDED; the job's status follows" in text
+    # the rejection's body too: its URIs are never cut at the 80th column (issue 14, problem 11)
+    staging = "s3://upload-local-staging-123456789012/rig-7/750102_2025-06-13_15-03-00"
+    report = f"{staging}/upload_report.json"
+    body = out.stdout.split("The scientist receives", 1)[1].split("Outcome", 1)[0]
+    assert any(report in line for line in body.splitlines()), body
+    assert any(f"{staging}/" in line and report not in line for line in body.splitlines()), body

@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +337,53 @@ def _queue_depth(sqs: Any, url: str) -> int:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(v) for v in attributes.values())
+
+
+def test_cancel_of_a_job_waiting_for_its_files_ends_it_aborted_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, problem 7: the job waits (bounded, here up to 120 s) for a file its
+    upload_job.json lists; `cancel` stops it and says so once the execution has ended, long
+    before the wait would have run out, and the staged data is as it was."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    session = build_session(tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    job_file = session / "upload_job.json"
+    job = json.loads(job_file.read_text())
+    job["files"] = [{"path": "ecephys/still-uploading.dat", "size": 1234}]
+    job_file.write_text(json.dumps(job))
+    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 120}) as cloud:
+        cloud.upload_session(session, "rig-7/late")
+        s3 = cloud.client("s3")
+        versions = s3.list_object_versions(Bucket=cloud.staging_bucket, Prefix="rig-7/late/")
+        staged = sorted((v["Key"], v["VersionId"], v["ETag"]) for v in versions["Versions"])
+        deadline = time.monotonic() + 30
+        while not (cloud.executions() and cloud.job(cloud.executions()[0]["name"])):
+            assert time.monotonic() < deadline, "no job started"
+            time.sleep(0.1)
+        (execution,) = cloud.executions()
+        job_id = execution["name"]
+        while cloud.job(job_id)["status"] != "PROCESSING":  # GatherMetadata is waiting
+            assert time.monotonic() < deadline, "the job never reached PROCESSING"
+            time.sleep(0.1)
+
+        started = time.monotonic()
+        result = _op(cloud, "cancel", job_id[:12], "--reason", "wrong rig", "--wait", "20")
+        took = time.monotonic() - started
+
+        assert result.exit_code == 0, result.output
+        assert "state ABORTED" in result.stdout and "stopped at " in result.stdout
+        assert "still" not in result.stdout
+        assert took < 20  # well before the 120 s wait for the missing file runs out
+        described = cloud.client("stepfunctions").describe_execution(
+            executionArn=execution["executionArn"]
+        )
+        assert described["status"] == "ABORTED"
+        stop = described["stopDate"].astimezone(UTC)
+        assert f"stopped at {stop:%Y-%m-%d %H:%M:%S} UTC, state ABORTED" in result.stdout
+        record = cloud.job(job_id)
+        assert record["status"] == "CANCELLED" and record["cancel_reason"] == "wrong rig"
+        versions = s3.list_object_versions(Bucket=cloud.staging_bucket, Prefix="rig-7/late/")
+        after = sorted((v["Key"], v["VersionId"], v["ETag"]) for v in versions["Versions"])
+        assert after == staged and not versions.get("DeleteMarkers")
+        cloud.wait_idle(timeout=30)
+        assert cloud.job(job_id)["status"] == "CANCELLED"  # nothing moved it afterwards

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import version
+from typing import Any
 
 import moto
 from moto.awslambda.models import LambdaFunction
@@ -39,3 +40,31 @@ def test_install_seam_replaces_it_once() -> None:
     install_seam()
     assert LambdaFunction._invoke_lambda is patched
     assert RUNNER.lock is not None
+
+
+def test_a_failure_after_a_stop_leaves_the_execution_aborted() -> None:
+    """moto's Environment.set_error would replace a stop (AWS discards a task's late failure);
+    local/aborts.py keeps ProgramStopped, and still records errors of running programs."""
+    from moto.stepfunctions.parser.asl.eval import environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped
+
+    install_seam()
+    assert getattr(environment.Environment.set_error, "_upload_processor_seam", False)
+
+    class Env:
+        program_state_event = environment.threading.Event()
+
+        def __init__(self, state: Any) -> None:
+            self._program_state, self._frames = state, []
+            self._state_mutex = environment.threading.RLock()
+
+        def program_state(self) -> Any:
+            return self._program_state
+
+    stopped = Env(ProgramStopped(stop_date=None, cause="cancelled", error="Cancelled"))
+    environment.Environment.set_error(stopped, {"error": "JobCancelledError", "cause": "late"})
+    assert isinstance(stopped.program_state(), ProgramStopped)
+
+    running = Env(environment.ProgramRunning())
+    environment.Environment.set_error(running, {"error": "X", "cause": "y"})
+    assert isinstance(running.program_state(), ProgramError)

@@ -160,6 +160,12 @@ class FilesMissingError(UploadProcessorError):
     """Files that upload_job.json lists never arrived in staging within the wait."""
 
 
+class JobCancelledError(UploadProcessorError):
+    """The job was cancelled (its record is CANCELLED) while a stage was still working on it:
+    the stage stops instead of finishing work nobody wants. Its execution has already been
+    stopped by `cancel`, so nothing routes this fault; it only ends the invocation early."""
+
+
 class StagedObjectUnreadableError(UploadProcessorError):
     """S3 refuses to let the pipeline read a staged object (403, archived to Glacier, ...):
     the job fails naming it; it is not the session's metadata that is wrong."""

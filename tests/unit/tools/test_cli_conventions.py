@@ -267,5 +267,5 @@ def test_cancel_says_whether_the_stopped_execution_has_ended() -> None:
             return {"status": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
 
     result = {"execution_arn": "arn:x", "execution_status": "ABORTED"}
-    assert _ended(Sfn(["RUNNING", "RUNNING", "ABORTED"]), result, wait=5) == "ABORTED"
-    assert _ended(Sfn(["RUNNING"]), result, wait=0.6) == "RUNNING"  # said, not claimed stopped
+    assert _ended(Sfn(["RUNNING", "RUNNING", "ABORTED"]), result, wait=5)[0] == "ABORTED"
+    assert _ended(Sfn(["RUNNING"]), result, wait=0.6) == ("RUNNING", None)  # not claimed

@@ -23,6 +23,7 @@ that is not FAILED: the message says why); 2 usage errors; 3 AWS cannot be reach
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -107,18 +108,35 @@ def retry(
     )
 
 
-def _ended(sfn: Any, result: dict[str, Any], wait: float) -> str:
-    """The stopped execution's status once it has ended, or RUNNING after `wait` seconds:
-    a stop is a request, and `cancel` says whether it has taken effect."""
+def _ended(sfn: Any, result: dict[str, Any], wait: float) -> tuple[str, datetime | None]:
+    """The stopped execution's status and stop time once it has ended, or (RUNNING, None)
+    after `wait` seconds: a stop is a request, and `cancel` says whether it has taken effect."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            status = sfn.describe_execution(executionArn=result["execution_arn"])["status"]
+            described = sfn.describe_execution(executionArn=result["execution_arn"])
         except Exception:
-            return str(result["execution_status"])
-        if status != "RUNNING" or time.monotonic() >= deadline:
-            return str(status)
+            return str(result["execution_status"]), None
+        status = str(described["status"])
+        if status != "RUNNING":
+            return status, described.get("stopDate")
+        if time.monotonic() >= deadline:
+            return status, None
         time.sleep(0.5)
+
+
+def _stopped_phrase(result: dict[str, Any], wait: float) -> str:
+    """What became of the execution, in the words `cancel` prints."""
+    if not result["execution_stopped"]:
+        return "no running execution"
+    if result["execution_status"] == "RUNNING":
+        return (
+            f"execution still stopping after {wait:g}s (state RUNNING; see "
+            f"`upload-processor status {result['job_id']}`)"
+        )
+    at = result.get("stopped_at")
+    when = f" at {at}" if at else ""
+    return f"execution stopped{when}, state {result['execution_status']}"
 
 
 @app.command("cancel")
@@ -141,18 +159,18 @@ def cancel(
 ) -> None:
     """Stop a RECEIVED or PROCESSING job, abort its uploads, mark it CANCELLED (staged data untouched)."""
     result, where = _operate("cancel", job, table, deployment, reason=reason)
+    result["stopped_at"] = None
     if result["execution_stopped"]:
-        result["execution_status"] = _ended(where.client("stepfunctions"), result, wait)
+        status, stop = _ended(where.client("stepfunctions"), result, wait)
+        result["execution_status"] = status
+        if stop is not None:
+            stop = stop if stop.tzinfo else stop.replace(tzinfo=UTC)
+            result["stopped_at"] = f"{stop.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     if as_json:
         print_json(result)
         return
-    stopped = "no running execution"
-    if result["execution_stopped"] and result["execution_status"] == "RUNNING":
-        stopped = f"stop requested, the execution still RUNNING after {wait:.0f}s"
-    elif result["execution_stopped"]:
-        stopped = f"execution stopped ({result['execution_status']})"
     typer.echo(
-        f"job {result['job_id']} CANCELLED: {stopped}, "
+        f"job {result['job_id']} CANCELLED: {_stopped_phrase(result, wait)}; "
         f"{result['uploads_aborted']} multipart upload(s) aborted; staged data untouched"
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -221,4 +222,28 @@ def _print_rejection(console: Console, message: dict[str, Any]) -> None:
     console.print("[bold]The scientist receives (SNS, filtered to their email):[/bold]")
     console.print(f"  Subject: {message['Subject']}")
     body = message["Message"].split("\n--- details (JSON) ---", 1)[0]
-    console.print("  " + body.replace("\n", "\n  "), markup=False, highlight=False)
+    console.print(
+        "\n".join(_wrapped(body, max(40, console.width - 2), indent="  ")),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _wrapped(text: str, width: int, *, indent: str) -> list[str]:
+    """The text's lines wrapped at spaces to `width`, each indented; a word longer than a line
+    (an S3 URI) stays whole on a line of its own, so it can be copied. Rich's own wrapping
+    splits such a word mid-way (soft_wrap=True above leaves these lines as they are)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        lead = line[: len(line) - len(line.lstrip(" "))]
+        pieces = textwrap.wrap(
+            line,
+            width=width,
+            initial_indent=indent,
+            subsequent_indent=indent + lead,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        out += pieces or [indent.rstrip()]
+    return out

@@ -181,8 +181,13 @@ RUNNER = InProcessRunner()
 
 
 def install_seam() -> None:
-    """Route moto's Lambda invocations to the in-process runner."""
+    """Route moto's Lambda invocations to the in-process runner (and keep a stopped execution
+    ABORTED when the task running under it fails afterwards: local/aborts.py)."""
     from moto.awslambda import models
+
+    from upload_processor_tools.local.aborts import keep_stopped_executions_aborted
+
+    keep_stopped_executions_aborted()
 
     original = getattr(models.LambdaFunction, "_invoke_lambda", None)
     if original is None:

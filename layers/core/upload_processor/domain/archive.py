@@ -10,7 +10,12 @@ An archived asset (`<asset>/` in the archive bucket):
   frame per byte range, compressed in parallel) records `range-size` too, and its source
   checksum is a tree hash (`tree_sha256`). Parts under S3's 5 MiB minimum are padded with a
   zstd skippable frame (`skippable_frame`), which every decoder ignores.
-- `<asset>/<relative>`: a file copied as it was staged (already compressed formats).
+- `<asset>/<relative>`: a file copied as it was staged (already compressed formats), or a
+  file planned for compression that zstd did not shrink (`as_is_key`): the smaller is stored,
+  the original bytes under the plain name, and its manifest entry says `stored: "as_is"` with
+  the reason (every entry says `stored`: "zstd" or "as_is"). A chunked file (compressed in
+  parallel ranges) stays compressed even then: its parts are written before its size is
+  known, and zstd's worst case adds well under 1%.
 - `<asset>/original_metadata/...`, the merged metadata files, and `<asset>/MANIFEST`
   (`manifest.json`), written last: an asset without a manifest is incomplete.
 
@@ -86,6 +91,29 @@ def skippable_frame(total: int) -> bytes:
         raise ValueError(f"a skippable frame has at least {SKIPPABLE_HEADER} bytes, not {total}")
     payload = total - SKIPPABLE_HEADER
     return struct.pack("<II", SKIPPABLE_MAGIC, payload) + bytes(payload)
+
+
+# --- stored compressed, or as is ----------------------------------------------------------
+
+STORED_ZSTD = "zstd"
+STORED_AS_IS = "as_is"
+ZST_SUFFIX = ".zst"
+
+
+def as_is_key(dest_key: str) -> str | None:
+    """Where a file planned as `<asset>/<relative>.zst` goes when stored as is: its plain name,
+    `<asset>/<relative>`; None when that name is one the asset keeps for itself (a JSON file at
+    its root, such as `manifest.json` or a core metadata file, or `original_metadata/...`):
+    such a file stays compressed."""
+    if not dest_key.endswith(ZST_SUFFIX):
+        return None
+    plain = dest_key[: -len(ZST_SUFFIX)]
+    _, _, relative = plain.partition("/")
+    if not relative or relative.startswith("original_metadata/"):
+        return None
+    if "/" not in relative and relative.lower().endswith(".json"):
+        return None
+    return plain
 
 
 # --- the asset and the work area -------------------------------------------------------------

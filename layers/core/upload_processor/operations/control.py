@@ -11,8 +11,9 @@
 - `cancel`: `StopExecution`, abort the job's multipart uploads, mark the job CANCELLED (a
   conditional write: never over a finished job), release its asset lease.
   Staged data is never touched. A Lambda already running when the execution stops finishes
-  its invocation (Step Functions does not kill it); S3's lifecycle rule aborts any upload it
-  opens after the cancel.
+  its invocation (Step Functions does not kill it), except GatherMetadata's wait for listed
+  files, which reads the CANCELLED record at each poll and ends (JobCancelledError); S3's
+  lifecycle rule aborts any upload a running Transfer opens after the cancel.
 - `redrive`: move the ingest dead-letter queue's messages back to the ingest queue, each at
   most once per run, within a count and a time limit; it reports what it moved and left.
 

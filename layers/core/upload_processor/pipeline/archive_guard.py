@@ -59,6 +59,7 @@ from upload_processor.domain.plan import PlanItem, chunk_ranges
 from upload_processor.domain.report import REPORT_FILENAME
 from upload_processor.domain.units import DEFAULT_LEVEL, READ_CHUNK, GiB
 from upload_processor.errors import AssetLockedError
+from upload_processor.pipeline.transfer.as_is import as_is_item, mark_as_is
 from upload_processor.pipeline.transfer.result import TransferResult
 
 logger = logging.getLogger(__name__)
@@ -333,7 +334,24 @@ def reuse_verified(
     s3: Any, item: PlanItem, *, source_bucket: str, dest_bucket: str
 ) -> TransferResult | None:
     """The result of an earlier job's transfer of this very item, when the object it left at
-    the destination is verified to hold the planned source version; else None (redo it)."""
+    the destination is verified to hold the planned source version; else None (redo it).
+
+    A `compress` item an earlier attempt stored as is (zstd did not shrink it: its plain name,
+    `transfer.as_is`) is kept the same way, verified as a copy, and its result says so."""
+    kept = _reuse_planned(s3, item, source_bucket=source_bucket, dest_bucket=dest_bucket)
+    plain = as_is_item(item) if kept is None else None
+    if plain is None:
+        return kept
+    kept = _reuse_planned(s3, plain, source_bucket=source_bucket, dest_bucket=dest_bucket)
+    if kept is None:
+        return None
+    return mark_as_is(kept, item, "stored as is by an earlier attempt, verified as the source")
+
+
+def _reuse_planned(
+    s3: Any, item: PlanItem, *, source_bucket: str, dest_bucket: str
+) -> TransferResult | None:
+    """`reuse_verified` of the object at the item's own `dest_key`."""
     if item.action not in ("compress", "copy"):
         return None
     try:

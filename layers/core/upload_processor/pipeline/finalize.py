@@ -117,7 +117,7 @@ def seal_transfers(
         if verify_mode == "full":
             verify(s3, completed, dest_bucket=archive)
         whole.append(completed)
-    done = {r.dest_key for r in whole}
+    done = {r.planned_dest_key for r in whole}  # a file stored as is: under its plain name
     missing = sorted(planned - done)
     if missing:
         raise missing_objects_error(s3, archive, job_id, missing)
@@ -440,7 +440,10 @@ def _sealed_results(s3: Any, event: CompleteInput) -> list[dict[str, Any]]:
         s3, archive=gather.archive_bucket, job_id=event.job_id, plan=plan, verify_mode=gather.verify
     )
     etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
-    return [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
+    return [
+        {**r.to_dict(), "stored": r.stored_as, "source_etag": etags.get(r.planned_dest_key) or ""}
+        for r in sealed
+    ]
 
 
 def _write_core_metadata(s3: Any, event: CompleteInput) -> list[str]:

@@ -12,6 +12,7 @@ Map) is upload_processor.pipeline.gather_stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from upload_processor.domain.units import GiB, MiB
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
 from upload_processor.errors import (
     FilesMissingError,
+    JobCancelledError,
     MetadataRequestError,
     StagedObjectUnreadableError,
     as_transient,
@@ -509,9 +511,19 @@ def listed_files(
 
 
 def wait_for_files(
-    source: SessionSource, listed: dict[str, int], *, wait_seconds: float, poll_seconds: float = 5.0
+    source: SessionSource,
+    listed: dict[str, int],
+    *,
+    wait_seconds: float,
+    poll_seconds: float = 5.0,
+    cancelled: Callable[[], bool] | None = None,
 ) -> None:
-    """Block (bounded) until every listed file is staged with its listed size."""
+    """Block (bounded) until every listed file is staged with its listed size.
+
+    `cancelled` is asked at every poll: once the job is cancelled the wait ends with
+    JobCancelledError. StopExecution does not kill a running Lambda, so without it a cancelled
+    job would hold this invocation (and, locally, the in-process runner) until the wait ran out.
+    """
     import time
 
     deadline = time.monotonic() + wait_seconds
@@ -520,6 +532,10 @@ def wait_for_files(
         missing = sorted(p for p, size in listed.items() if present.get(p) != size)
         if not missing:
             return
+        if cancelled is not None and cancelled():
+            raise JobCancelledError(
+                f"the job was cancelled while waiting for {len(missing)} listed file(s)"
+            )
         if time.monotonic() >= deadline:
             shown = ", ".join(
                 f"{p} ({'missing' if p not in present else f'{present[p]} of {listed[p]} bytes'})"

@@ -25,7 +25,7 @@ from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.metadata_service import service_from_spec
 from upload_processor.adapters.s3 import join, put_json
 from upload_processor.adapters.staging import S3Session
-from upload_processor.domain.archive import work_key
+from upload_processor.domain.archive import as_is_key, work_key
 from upload_processor.domain.contracts import ExecutionInput, GatherCounts, GatherResult
 from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.metadata_source import MetadataService
@@ -115,6 +115,19 @@ def _job_status_lookup(store: JobStore | None) -> Callable[[str], str | None] | 
     return status
 
 
+def _cancelled(store: JobStore | None, job_id: str) -> Callable[[], bool] | None:
+    """Whether the job's record says CANCELLED: what `cancel` writes after stopping the
+    execution, read by the stage's waits so a cancelled job's invocation ends promptly."""
+    if store is None:
+        return None
+
+    def cancelled() -> bool:
+        record = store.get(job_id)
+        return bool(record) and str(record.get("status")) == str(JobStatus.CANCELLED)
+
+    return cancelled
+
+
 def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
     """The GatherMetadata stage; returns the (small) result the state machine routes.
 
@@ -137,7 +150,12 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
         source = S3Session(s3, request.bucket, request.prefix)
         listed = session.listed_files(s3, request.bucket, request.job_key, request.job_version_id)
         if listed:
-            session.wait_for_files(source, listed, wait_seconds=context.files_wait_seconds)
+            session.wait_for_files(
+                source,
+                listed,
+                wait_seconds=context.files_wait_seconds,
+                cancelled=_cancelled(context.store, job_id),
+            )
         gathered = session.gather_session(
             source,
             job,
@@ -241,8 +259,10 @@ def _write_plan(
     planned = session.batches(expanded)
     for batch in planned:
         for raw in batch:
-            # a failed job's object: Transfer keeps it if it verifies, else redoes it
-            if raw["dest_key"] in existing and raw["action"] != "compress_range":
+            # a failed job's object (compressed, or stored as is under its plain name):
+            # Transfer keeps it if it verifies, else redoes it
+            left = raw["dest_key"] in existing or as_is_key(raw["dest_key"]) in existing
+            if left and raw["action"] != "compress_range":
                 raw["resume"] = True
     return _put_plan(context, request.job_id, planned)
 

@@ -28,6 +28,7 @@ from upload_processor.domain.archive import (
 from upload_processor.domain.plan import MAX_PARTS, PlanItem
 from upload_processor.domain.units import DEFAULT_LEVEL, READ_CHUNK
 from upload_processor.errors import TransferError
+from upload_processor.pipeline.transfer.as_is import as_is_item, store_as_is
 from upload_processor.pipeline.transfer.faults import S3Client, changed, url
 from upload_processor.pipeline.transfer.parts import part_size_for
 from upload_processor.pipeline.transfer.result import TransferResult
@@ -98,12 +99,23 @@ def compress_object(
         if bytes_in != item.size:
             raise changed(item, bytes_in, source=source, dest=dest)
         source_sha256 = digest.hexdigest()
-        writer.finish(chunker.finish(), source_sha256=source_sha256)
+        # store the smaller: a stream not shorter than the source is never completed (as_is.py)
+        limit = item.size if as_is_item(item) is not None else None
+        stored = writer.finish(chunker.finish(), source_sha256=source_sha256, keep_below=limit)
     except BaseException:
         writer.abort()
         raise
     finally:
         body.close()
+    if not stored:
+        return store_as_is(
+            s3,
+            item,
+            source_bucket=source_bucket,
+            dest_bucket=dest_bucket,
+            source_sha256=source_sha256,
+            compressed_size=writer.bytes_out,
+        )
     logger.info(
         "compressed %s -> %s: %d -> %d bytes in %d part(s)",
         source,
@@ -187,14 +199,24 @@ class PartWriter:
         )
         self.bytes_out += len(data)
 
-    def finish(self, tail: Iterable[bytes], *, source_sha256: str) -> None:
-        """Write the remaining output (`tail`, the last chunk last) and seal the object."""
+    def finish(
+        self, tail: Iterable[bytes], *, source_sha256: str, keep_below: int | None = None
+    ) -> bool:
+        """Write the remaining output (`tail`, the last chunk last) and seal the object; True.
+
+        With `keep_below`, an output of that many bytes or more is not sealed: the multipart
+        upload is aborted (a single part is never put), `bytes_out` says how long it was, and
+        the answer is False (the caller stores the source as is instead).
+        """
         chunks = with_last_flag(tail)
         for data, is_last in chunks:
             if not is_last:
                 self.write_part(data)
                 continue
             if self._upload_id is None:
+                if keep_below is not None and self.bytes_out + len(data) >= keep_below:
+                    self.bytes_out += len(data)
+                    return False
                 response = self._s3.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
@@ -206,13 +228,16 @@ class PartWriter:
                 )
                 self.bytes_out += len(data)
                 self.etag = response.get("ETag")
-                return
+                return True
             self.write_part(data)
         if self._upload_id is None:
             # zstd always ends a frame with an epilogue, so this means a bug, not bad data.
             raise TransferError(
                 "the compressor produced no output", source=self._source, dest=self._dest
             )
+        if keep_below is not None and self.bytes_out >= keep_below:
+            self.abort()
+            return False
         response = self._s3.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
@@ -221,6 +246,7 @@ class PartWriter:
         )
         self.etag = response.get("ETag")
         self._upload_id = None
+        return True
 
     def abort(self) -> None:
         """Abort the multipart upload, if one is open, so that no parts are left billed."""

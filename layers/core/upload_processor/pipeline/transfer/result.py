@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from upload_processor.domain.archive import CODEC_ZSTD
+from upload_processor.domain.archive import CODEC_ZSTD, STORED_AS_IS, STORED_ZSTD
 from upload_processor.domain.plan import PlanItem
 
 
@@ -38,6 +38,10 @@ class TransferResult:
       checksum of the object ("<base64>-<parts>", a checksum of the part checksums),
       `etag` the object's ETag, `part_count`, `range_size` and `part_sizes` (each part's
       size in the object, padding included: where `verify_part` finds it).
+
+    A file planned for compression that zstd did not shrink is stored as is (`as_is.py`): its
+    result is a `copy` to the plain name with `stored` "as_is", `stored_reason` (the sizes),
+    and `planned_key`, the `.zst` key the plan gave it (what Finalize matches it to).
     """
 
     source_key: str
@@ -59,6 +63,19 @@ class TransferResult:
     part_checksums: tuple[str, ...] | None = None
     checksum_sha256: str | None = None
     part_sizes: tuple[int, ...] | None = None
+    stored: str | None = None
+    stored_reason: str | None = None
+    planned_key: str | None = None
+
+    @property
+    def planned_dest_key(self) -> str:
+        """The destination the plan gave this object (its `dest_key` unless stored as is)."""
+        return self.planned_key or self.dest_key
+
+    @property
+    def stored_as(self) -> str:
+        """How the object is stored: "zstd" (a zstd stream) or "as_is" (the source's bytes)."""
+        return self.stored or (STORED_ZSTD if self.codec == CODEC_ZSTD else STORED_AS_IS)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: Step Functions carries results between states as JSON.
@@ -119,6 +136,9 @@ class TransferResult:
                 if data.get("part_sizes") is None
                 else tuple(int(v) for v in data["part_sizes"])
             ),
+            stored=_opt_str(data.get("stored")),
+            stored_reason=_opt_str(data.get("stored_reason")),
+            planned_key=_opt_str(data.get("planned_key")),
         )
 
 
