@@ -279,3 +279,31 @@ def test_two_overlapping_streams_of_one_file_are_named_too(session: Path) -> Non
     assert warning.message.startswith(
         "acquisition_ecephys.json (data_streams.0 and data_streams.1) both list 'Ephys assembly A'"
     )
+
+
+def test_a_clock_copy_that_differs_deep_down_names_the_leaf(session: Path) -> None:
+    from aind_data_schema_models.organizations import Organization
+
+    aind = Organization.AIND.model_dump(mode="json")
+    _edit(
+        session, "instrument_ecephys.json", lambda d: d["components"][0].update(manufacturer=aind)
+    )
+    _, report = _report(session)
+    (error,) = report.errors
+    assert (error.rule, error.field) == ("merge.clock_mismatch", "components.0.manufacturer.name")
+    assert (
+        'manufacturer.name "Allen Institute for Neural Dynamics" here, '
+        '"Open Ephys Production Site" in instrument_behavior.json'
+    ) in error.message
+    assert "registry" not in error.message, "only the differing leaf, not the whole object"
+
+
+def test_a_1x_document_of_a_retired_type_gets_the_version_advice(session: Path) -> None:
+    """A 1.x Rig saved as instrument_rig.json is an old document, not notes: the version
+    policy's upgrade advice, not "rename it"."""
+    rig = {"object_type": "Rig", "schema_version": "1.0.1", "rig_id": "447_FRG_20240101"}
+    (session / "instrument_rig.json").write_text(json.dumps(rig))
+    _, report = _report(session)
+    rules = {(e.rule, e.file) for e in report.errors}
+    assert ("schema.version_mismatch", "instrument_rig.json") in rules
+    assert "json.not_metadata" not in {e.rule for e in report.errors}

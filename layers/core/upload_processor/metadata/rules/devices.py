@@ -16,7 +16,8 @@ from aind_data_schema.components.devices import Device, HarpDevice
 from pydantic import BaseModel
 
 from upload_processor.domain.report import Issue
-from upload_processor.metadata.wording import join, preview
+from upload_processor.metadata.rules.key_fields import ABSENT, first_difference, shown
+from upload_processor.metadata.wording import join
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ def check_same_clock(name: str, per: dict[str, list[_Occurrence]], issues: list[
     """The shared Harp clock is one physical device: every copy must be identical.
 
     Each file whose copy differs from the first file's (in name order) gets one
-    ``merge.clock_mismatch`` error listing the differing fields, both values side by side.
+    ``merge.clock_mismatch`` error listing each differing field down to its first differing
+    leaf (``manufacturer.name``), both values side by side.
     """
     labels = sorted(per)
     reference = labels[0]
@@ -184,15 +186,19 @@ def check_same_clock(name: str, per: dict[str, list[_Occurrence]], issues: list[
         keys = sorted(
             k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k)
         )
-        diffs = "; ".join(
-            f"{key} {preview(actual.get(key))} here, {preview(expected.get(key))} in {reference}"
+        leaves = [  # each differing field down to its first differing leaf, both values
+            first_difference(actual.get(key, ABSENT), expected.get(key, ABSENT), key)
             for key in keys
+        ]
+        diffs = "; ".join(
+            f"{path} {shown(here)} here, {shown(there)} in {reference}"
+            for path, here, there in filter(None, leaves)
         )
         issues.append(
             Issue(
                 severity="error",
                 file=label,
-                field=f"{occurrence.path}.{keys[0]}",
+                field=f"{occurrence.path}.{leaves[0][0] if leaves[0] else keys[0]}",
                 rule="merge.clock_mismatch",
                 message=(
                     f"{label} and {reference} both define the Harp clock generator '{name}', "

@@ -30,7 +30,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 # Compared only when both sides set it: the library keeps whichever is set.
 _WHEN_BOTH_SET = frozenset({"acquisition_type"})
 
-_ABSENT = object()
+ABSENT = object()  # a key or list item one side lacks
 
 
 def _dumped(model: BaseModel, name: str) -> Any:
@@ -50,7 +50,7 @@ def first_difference(ours: Any, theirs: Any, path: str) -> tuple[str, Any, Any] 
     if isinstance(ours, dict) and isinstance(theirs, dict):
         for key in [*ours, *(k for k in theirs if k not in ours)]:
             found = first_difference(
-                ours.get(key, _ABSENT), theirs.get(key, _ABSENT), f"{path}.{key}"
+                ours.get(key, ABSENT), theirs.get(key, ABSENT), f"{path}.{key}"
             )
             if found is not None:
                 return found
@@ -58,8 +58,8 @@ def first_difference(ours: Any, theirs: Any, path: str) -> tuple[str, Any, Any] 
     if isinstance(ours, list) and isinstance(theirs, list):
         for index in range(max(len(ours), len(theirs))):
             found = first_difference(
-                ours[index] if index < len(ours) else _ABSENT,
-                theirs[index] if index < len(theirs) else _ABSENT,
+                ours[index] if index < len(ours) else ABSENT,
+                theirs[index] if index < len(theirs) else ABSENT,
                 f"{path}.{index}",
             )
             if found is not None:
@@ -68,8 +68,9 @@ def first_difference(ours: Any, theirs: Any, path: str) -> tuple[str, Any, Any] 
     return path, ours, theirs
 
 
-def _shown(value: Any) -> str:
-    return "absent" if value is _ABSENT else preview(value, limit=60)
+def shown(value: Any) -> str:
+    """A leaf as a report quotes it: short JSON, or "absent"."""
+    return "absent" if value is ABSENT else preview(value, limit=60)
 
 
 def key_field_conflicts(
@@ -103,8 +104,8 @@ def key_field_conflicts(
                 "merge.key_field_conflict",
                 label,
                 path,
-                f"{label} and {reference} disagree on {path}: {_shown(here)} here, "
-                f"{_shown(there)} in {reference}. {name} must be the same in every "
+                f"{label} and {reference} disagree on {path}: {shown(here)} here, "
+                f"{shown(there)} in {reference}. {name} must be the same in every "
                 f"{core_type} file of a session ({core_type} files merge only when their "
                 f"{join(KEY_FIELDS[core_type])} agree): correct the file that is wrong, or "
                 f"upload a single {core_type}.json.",
