@@ -59,6 +59,40 @@ def decompress(data: bytes) -> bytes:
     return reader.read()
 
 
+def archived_data(cloud: LocalCloud, asset: str) -> dict[str, bytes]:
+    """What a reader gets from a sealed asset, going by its manifest alone: every data file's
+    bytes by its session-relative path, decompressed when the manifest says `stored: "zstd"`
+    and as they are when it says `"as_is"` (nothing is guessed from the key)."""
+    manifest = json.loads(body(cloud, cloud.archive_bucket, f"{asset}/manifest.json"))
+    out: dict[str, bytes] = {}
+    for entry in manifest["objects"]:
+        data = body(cloud, cloud.archive_bucket, entry["dest_key"])
+        relative = entry["dest_key"][len(asset) + 1 :]
+        if entry["stored"] == "zstd":
+            relative, data = relative.removesuffix(".zst"), decompress(data)
+        out[relative] = data
+    return out
+
+
+def session_data(folder: Path) -> dict[str, bytes]:
+    """A session folder's data files (in a subfolder) by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "/" in p.relative_to(folder).as_posix()
+    }
+
+
+# The sample session's data files that zstd does not shrink, stored as is: the video (planned
+# as a copy: an already compressed format) and a 136-byte text file (zstd's frame makes it 138).
+SAMPLE_AS_IS = {"behavior/video.mp4", "ecephys/sync_messages.txt"}
+
+
+def archived_key(asset: str, relative: str, as_is: set[str] = SAMPLE_AS_IS) -> str:
+    """A data file's key in the asset: its plain name when stored as is, else `.zst`."""
+    return f"{asset}/{relative}" + ("" if relative in as_is else ".zst")
+
+
 class Staged:
     """A session staged under a prefix: the staging bucket's versions before its job ran."""
 

@@ -4,6 +4,7 @@ The package, one module per concern (modelled on s3transfer):
 
 - `route`: `transfer`, one plan item routed by its action (compress, compress_range, copy);
 - `compress`: streaming zstd compression of one object into a multipart upload (`PartWriter`);
+- `as_is`: a file zstd does not shrink, stored as is under its plain name instead;
 - `chunked`: a file too big for one invocation: `start_chunked` opens its multipart upload
   and plans one range per part, `complete_chunked` seals it, `abort_chunked` frees it;
 - `ranges`: one range of a chunked file compressed into one part (`compress_range`);
