@@ -301,19 +301,17 @@ class HeldChunks(io.RawIOBase):
         return written
 
     def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._size - self._pos
-        if size <= 0 or self._pos >= self._size:
-            return b""
-        index = bisect.bisect_right(self._starts, self._pos) - 1
-        chunk = self._chunks[index]
-        offset = self._pos - self._starts[index]
-        if offset == 0 and len(chunk) == size:
-            self._pos += size
-            return chunk
-        buffer = bytearray(min(size, self._size - self._pos))
-        count = self.readinto(buffer)
-        return bytes(buffer[:count])
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        pieces: list[bytes] = []
+        while self._pos < end:
+            index = bisect.bisect_right(self._starts, self._pos) - 1
+            chunk = self._chunks[index]
+            offset = self._pos - self._starts[index]
+            take = min(len(chunk) - offset, end - self._pos)
+            whole = offset == 0 and take == len(chunk)
+            pieces.append(chunk if whole else chunk[offset : offset + take])
+            self._pos += take
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _range_fields(item: PlanItem, *, source: str, dest: str) -> tuple[int, int, int, int, str]:
