@@ -9,18 +9,23 @@ import json
 import random
 import threading
 import warnings
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import zstandard
 from e2e_support import Staged, keys
 
+from benchmarks.scale import Job as ScaleJob
+from benchmarks.scale import s3_requests
 from upload_processor.adapters.notify import subscription_filter
 from upload_processor.domain.units import MiB
 from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.local.seam import ACCOUNT_ID
 from upload_processor_tools.sample import build_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,30 +203,58 @@ def test_listed_files_that_never_arrive_fail_the_job_with_the_list(
     assert "ecephys/late.dat (missing)" in record["error"]
 
 
+def _stage_directly(bucket: str, keys_and_bodies: Iterable[tuple[str, bytes]]) -> None:
+    """Stage objects straight into moto's S3 backend: the user's upload is not under test, and
+    10,000 PutObjects through botocore take minutes. No event fires (only upload_job.json's
+    matters, and it is uploaded the ordinary way)."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[ACCOUNT_ID]["aws"]
+    for key, body in keys_and_bodies:
+        backend.put_object(bucket, key, body, disable_notification=True)
+
+
 def test_a_plan_of_ten_thousand_objects_runs_through_the_map(
     small_cloud: LocalCloud, tmp_path: Path
 ) -> None:
+    """The 10,000-object plan runs through the Distributed Map, and the S3 requests the
+    handlers make are, operation by operation, the scale model's count (docs/scale.md)."""
     session = build_session(
         tmp_path / "s", acq_datetime=ACQ, data_mb_per_modality=0, write_job=False
     )
     s3 = small_cloud.client("s3")
     staging = small_cloud.staging_bucket
-    for path in sorted(p for p in session.rglob("*") if p.is_file()):
+    staged = sorted(p for p in session.rglob("*") if p.is_file())
+    for path in staged:
         s3.upload_file(str(path), staging, f"rig-7/many/{path.relative_to(session).as_posix()}")
     count = 10_000
-    for i in range(count):
-        # tiny frames of a "camera": already compressed, so the Map copies them server-side
-        s3.put_object(Bucket=staging, Key=f"rig-7/many/behavior/frames/{i:05d}.png", Body=b"%d" % i)
+    # tiny frames of a "camera": already compressed, so the Map copies them server-side
+    _stage_directly(
+        staging, ((f"rig-7/many/behavior/frames/{i:05d}.png", b"%d" % i) for i in range(count))
+    )
     build_session(tmp_path / "job", acq_datetime=ACQ, data_mb_per_modality=0)
-    s3.upload_file(str(tmp_path / "job" / "upload_job.json"), staging, "rig-7/many/upload_job.json")
+    requests: Counter[str] = Counter()
+    # every client the handlers make from here on comes from boto3's default session
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session_events = boto3.DEFAULT_SESSION
 
-    execution = _only(small_cloud)
+    def hook(model: Any, **_: Any) -> None:
+        requests.update([model.name])
+
+    session_events.events.register("before-call.s3", hook)
+    try:
+        s3.upload_file(
+            str(tmp_path / "job" / "upload_job.json"), staging, "rig-7/many/upload_job.json"
+        )
+        execution = _only(small_cloud)
+    finally:
+        session_events.events.unregister("before-call.s3", hook)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     record = small_cloud.job(execution["name"])
     assert record["status"] == "COMPLETE"
-    others = sum(
-        1 for p in session.rglob("*") if p.is_file() and "/" in p.relative_to(session).as_posix()
-    )
+    data = [p for p in staged if "/" in p.relative_to(session).as_posix()]
+    others = len(data)
     assert record["files"] == count + others
     manifest = json.loads(_body(small_cloud, small_cloud.archive_bucket, f"{ASSET}/manifest.json"))
     assert len(manifest["objects"]) == count + others
@@ -233,6 +266,17 @@ def test_a_plan_of_ten_thousand_objects_runs_through_the_map(
     assert keys == count
     # the state carried no plan: the execution input/output stays small
     assert len(execution.get("output", "")) < 64 * 1024
+
+    actions = Counter(o["action"] for o in manifest["objects"])
+    job = ScaleJob(
+        "this test",
+        compressed=actions["compress"],
+        copied=actions["copy"],
+        file_bytes=max(p.stat().st_size for p in data),
+        metadata=len(staged) - others,
+    )
+    assert actions["copy"] == count + 1  # the frames and the sample's video
+    assert dict(requests) == s3_requests(job)
 
 
 def test_a_file_overwritten_between_its_ranges_fails_the_job_quoting_the_change(

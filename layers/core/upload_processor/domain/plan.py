@@ -24,7 +24,7 @@ MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 
 # --- sizing the ranges of a chunked file ------------------------------------------------
 #
-# One Map iteration compresses one range: it GETs the range, hashes and compresses it, spools
+# One Map iteration compresses one range: it GETs the range, hashes and compresses it, holds
 # the compressed frame (an UploadPart needs its length and checksum up front) and uploads it.
 # It must stay well under the Lambda limit of 900 s, so the range size follows from the
 # throughput. zstd speed falls steeply with the level; measured single-core with zstandard
@@ -52,9 +52,10 @@ S3_PUT_MB_PER_S = 50.0
 TIME_BUDGET_S = 300.0
 
 # At level 3 the model gives 0.0625 s/MB: 4.8 GB fit the budget. Ranges are capped lower, at
-# 1 GiB (~67 s by the model, ~30 s expected): the compressed range is spooled to /tmp before
-# its UploadPart (up to ~1 GiB for incompressible data, so the Transfer function needs
-# EphemeralStorage >= 2048 MB), a retry redoes a whole range, and smaller ranges give more
+# 1 GiB (~67 s by the model, ~30 s expected): the compressed range is held before its
+# UploadPart, in memory up to half the function's memory and in /tmp past it (up to ~1 GiB
+# for incompressible data, so the Transfer function keeps EphemeralStorage >= 2048 MB), a
+# retry redoes a whole range, and smaller ranges give more
 # parallelism (a 100 GiB file is 100 concurrent iterations) at the cost of more invocations.
 # S3's largest object (5 TiB) is then 5,120 parts, under the 10,000-part limit. Levels 9 and
 # below keep 1 GiB; 12 gets 512 MiB, 15 256 MiB, 19 and above 64 MiB (`range_size_for`).

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 # it. libzstd's threaded mode writes the same bytes for the same input and level whatever the
 # read sizes or the number of workers (>= 1); they are not the bytes of its single-threaded
 # mode, so objects compressed before this setting decompress the same but differ in bytes.
+# An object of one part, and every range of a chunked file (transfer.ranges), is compressed
+# in single-threaded mode instead: the same bytes for the same input, level and part size.
 ZSTD_WORKERS = 1
 
 
