@@ -89,7 +89,7 @@ def test_a_chunk_that_does_not_decode_to_its_source_is_refused(
         return real(changed, options, correction)
 
     monkeypatch.setattr(encode_module, "encode_chunk", corrupting)
-    with pytest.raises(EcephysVerificationError, match="traces_seg0/0.0"):
+    with pytest.raises(EcephysVerificationError, match=r"traces_seg0/0\.0"):
         encode_range(data.tobytes(), _stream(data), 0, EcephysOptions(chunk_duration_s=0.1))
 
 

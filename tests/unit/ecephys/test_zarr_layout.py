@@ -3,6 +3,7 @@ and what the core layer can import without numpy."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def test_ranges_cover_the_stream_in_whole_chunks() -> None:
     ranges = chunk_ranges(stream, options, 256 * 2**20)
     assert ranges[0] == (0, 330_000) and ranges[-1][1] == stream.num_samples
     assert all(a % 30_000 == 0 for a, _ in ranges)
-    assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False))
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(ranges))
     assert chunks_per_range(stream, options, 1) == 1  # never less than one chunk
 
 
