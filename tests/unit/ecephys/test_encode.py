@@ -134,3 +134,17 @@ def test_wavpack_missing_from_the_runtime_is_a_clear_fault() -> None:
     else:  # pragma: no cover - where it is installed, it must round-trip
         data = ecephys_samples(0.01, 2)
         assert encode_range(data.tobytes(), _stream(data), 0, EcephysOptions(codec="wavpack"))
+
+
+def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> None:
+    """codec._flac_encode/_flac_decode re-run flac-numcodecs' steps to break pyflac's reference
+    cycle; their bytes must be the library's, or readers would not read what we write."""
+    from flac_numcodecs import Flac
+
+    from upload_processor.ecephys.codec import _flac_decode, _flac_encode
+
+    data = ecephys_samples(0.2, CHANNELS).reshape(-1)
+    for codec in (Flac(level=5), Flac(level=1, blocksize=1024)):
+        ours = _flac_encode(codec, data)
+        assert ours == codec.encode(data)
+        assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))

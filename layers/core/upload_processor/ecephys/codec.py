@@ -12,6 +12,8 @@ them.
 
 from __future__ import annotations
 
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,6 +87,54 @@ def compressor_for(options: EcephysOptions) -> Any:
     return Zstd(level=level)
 
 
+def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
+    """`Flac.encode` (flac-numcodecs 0.1.2, the same steps and libFLAC settings) without its leak.
+
+    pyflac's encoder and decoder hold a cffi handle to themselves, a cycle the garbage
+    collector cannot see: every `Flac.encode`/`decode` keeps its whole buffer alive for the
+    life of the process (measured: +20 MB per decoded 1 s x 384-channel chunk), which would
+    make an iteration's memory grow with the file. Same bytes out; the cycle is broken after.
+    """
+    from flac_numcodecs.flac import FlacNumpyEncoder
+
+    samples = codec._prepare_data(data)
+    blocksize = min(len(samples), codec.max_blocksize) if len(samples) > 16 else 0
+    if codec.blocksize is not None:
+        blocksize = min(codec.blocksize, codec.max_blocksize)
+    with TemporaryDirectory(dir=codec.tmpdir) as tmp:
+        path = Path(tmp) / "tmp.flac"
+        encoder = FlacNumpyEncoder(
+            samples,
+            path,
+            compression_level=codec.compression_level,
+            blocksize=blocksize,
+            sample_rate=codec.sample_rate,
+        )
+        try:
+            encoder.process()
+        finally:
+            encoder._FlacNumpyEncoder__raw_audio = None
+            del encoder._encoder_handle
+        return path.read_bytes()
+
+
+def _flac_decode(codec: Any, data: bytes) -> np.ndarray:
+    """`Flac.decode` without its leak (see `_flac_encode`)."""
+    from flac_numcodecs.flac import FlacNumpyDecoder
+
+    with TemporaryDirectory(dir=codec.tmpdir) as tmp:
+        path = Path(tmp) / "tmp.flac"
+        path.write_bytes(data)
+        decoder = FlacNumpyDecoder(path)
+        try:
+            decoder.process()
+            return decoder.decoded_data
+        finally:
+            decoder.decoded_data_list = []
+            decoder.decoded_data = None
+            del decoder._decoder_handle
+
+
 def _pipeline(meta: dict[str, Any]) -> tuple[list[Any], Any]:
     """The filters and the compressor a `.zarray` names, from numcodecs' registry (what zarr uses)."""
     from numcodecs import get_codec
@@ -109,7 +159,10 @@ def encode_chunk(
     data = np.ascontiguousarray(samples, dtype=np.int16)
     if correction is not None and not correction.is_identity:
         data = correction.apply(data).reshape(-1)
-    return bytes(compressor_for(options).encode(data))
+    compressor = compressor_for(options)
+    if options.codec == "flac":
+        return _flac_encode(compressor, data)
+    return bytes(compressor.encode(data))
 
 
 def decode_chunk(data: bytes, meta: dict[str, Any]) -> np.ndarray:
@@ -118,8 +171,13 @@ def decode_chunk(data: bytes, meta: dict[str, Any]) -> np.ndarray:
     import numpy as np
 
     filters, compressor = _pipeline(meta)
-    out: Any = compressor.decode(data) if compressor is not None else data
+    if compressor is None:
+        out: Any = data
+    elif compressor.codec_id == "flac":
+        out = _flac_decode(compressor, data)
+    else:
+        out = compressor.decode(data)
     for codec in reversed(filters):
         out = codec.decode(out)
-    flat = np.frombuffer(np.ascontiguousarray(out).tobytes(), dtype=np.dtype(meta["dtype"]))
+    flat = np.frombuffer(np.ascontiguousarray(out), dtype=np.dtype(meta["dtype"]))
     return flat.reshape(tuple(meta["chunks"]))

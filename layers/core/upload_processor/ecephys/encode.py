@@ -81,7 +81,7 @@ def encode_range(
     for first in range(0, samples, per_chunk):
         index = (start_sample + first) // per_chunk
         chunk = view[first : first + per_chunk]
-        source = raw[first * frame : (first + len(chunk)) * frame]
+        source = memoryview(raw)[first * frame : (first + len(chunk)) * frame]
         if active is not None and not active.fits(chunk):
             raise EcephysLsbError(
                 f"{stream.source_key}: chunk {index} (samples {start_sample + first}.."
@@ -96,22 +96,22 @@ def encode_range(
         data = encode_chunk(chunk, options, active)
         key = chunk_key(stream, index)
         verify_chunk(data, source, meta, key=key)
+        digest = hashlib.sha256(source).hexdigest()
         out.append(
-            EncodedChunk(
-                key=key,
-                data=data,
-                sha256_source=hashlib.sha256(source).hexdigest(),
-                nbytes_source=len(source),
-            )
+            EncodedChunk(key=key, data=data, sha256_source=digest, nbytes_source=len(source))
         )
+        del chunk, source
     return out
 
 
-def verify_chunk(data: bytes, source: bytes, meta: dict[str, Any], *, key: str = "chunk") -> None:
+def verify_chunk(
+    data: bytes, source: bytes | memoryview, meta: dict[str, Any], *, key: str = "chunk"
+) -> None:
     """Decode `data` through the array's codec pipeline (`meta`: its `.zarray`) and raise
-    `EcephysVerificationError` unless its first samples are `source` byte for byte (by SHA-256)."""
-    decoded = decode_chunk(data, meta).tobytes()[: len(source)]
-    if hashlib.sha256(decoded).digest() != hashlib.sha256(source).digest():
+    `EcephysVerificationError` unless its first samples are `source` byte for byte (compared
+    whole, which implies equal checksums; `EncodedChunk.sha256_source` records the source's)."""
+    decoded = memoryview(decode_chunk(data, meta).reshape(-1)).cast("B")[: len(source)]
+    if decoded != memoryview(source).cast("B"):
         raise EcephysVerificationError(
             f"{key}: the encoded chunk does not decode to its {len(source)} source bytes; "
             "nothing of it is archived"
