@@ -85,3 +85,14 @@ def test_the_model_refuses_inconsistent_values() -> None:
         LsbCorrection(lsb=[12], offset=[12])
     with pytest.raises(ValueError, match="one value per channel"):
         LsbCorrection(lsb=[12, 12], offset=[0])
+
+
+def test_the_filter_spec_reads_back_as_the_same_correction() -> None:
+    correction = LsbCorrection(lsb=[12] * 3, offset=[5] * 3)
+    assert LsbCorrection.from_zarr_filters(correction.zarr_filters(), 3) == correction
+    assert LsbCorrection.from_zarr_filters(None, 3).is_identity
+
+
+def test_apply_refuses_a_chunk_that_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="not all 12 x n"):
+        LsbCorrection(lsb=[12], offset=[0]).apply(np.array([[13]], dtype=np.int16))

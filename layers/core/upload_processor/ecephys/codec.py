@@ -158,11 +158,25 @@ def encode_chunk(
 
     data = np.ascontiguousarray(samples, dtype=np.int16)
     if correction is not None and not correction.is_identity:
-        data = correction.apply(data).reshape(-1)
+        data = np.ascontiguousarray(correction.apply(data)).reshape(-1)
     compressor = compressor_for(options)
     if options.codec == "flac":
         return _flac_encode(compressor, data)
     return bytes(compressor.encode(data))
+
+
+def decode_compressed(data: bytes, meta: dict[str, Any]) -> np.ndarray:
+    """The compressor's output for one stored chunk, before the filters: flat int16."""
+    import numpy as np
+
+    _, compressor = _pipeline(meta)
+    if compressor is None:
+        out: Any = data
+    elif compressor.codec_id == "flac":
+        out = _flac_decode(compressor, data)
+    else:
+        out = compressor.decode(data)
+    return np.frombuffer(np.ascontiguousarray(out), dtype=np.dtype(meta["dtype"]))
 
 
 def decode_chunk(data: bytes, meta: dict[str, Any]) -> np.ndarray:
