@@ -24,6 +24,11 @@ from upload_processor.errors import EcephysError
 if TYPE_CHECKING:
     import numpy as np
 
+# flac-numcodecs lets libFLAC use blocks of up to 16384 samples (the FLAC subset's limit
+# above 48 kHz) only when told a rate above 48 kHz; the rate means nothing else here (the
+# samples are not audio). Measured on 1 s x 384-channel chunks: 0.4 % smaller and ~15 %
+# faster to decode than 4608-sample blocks.
+FLAC_SAMPLE_RATE = 96_000
 # each codec's level when the job gives none (FLAC 5: libFLAC's default, measured best ratio
 # per second; WavPack 3: what AIND uses; zstd 3: today's archive)
 DEFAULT_LEVEL = {"flac": 5, "wavpack": 3, "zstd": 3}
@@ -72,7 +77,7 @@ def compressor_for(options: EcephysOptions) -> Any:
     if options.codec == "flac":
         from flac_numcodecs import Flac
 
-        return Flac(level=level)
+        return Flac(level=level, sample_rate=FLAC_SAMPLE_RATE)
     if options.codec == "wavpack":
         try:
             from wavpack_numcodecs import WavPack
