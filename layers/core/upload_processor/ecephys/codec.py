@@ -62,7 +62,7 @@ def compressor_config(options: EcephysOptions) -> dict[str, Any]:
             "tmpdir": None,
             "level": level,
             "blocksize": None,
-            "sample_rate": 48000,
+            "sample_rate": FLAC_SAMPLE_RATE,
         }
     if options.codec == "wavpack":
         # the other WavPack parameters at their defaults: numcodecs passes the config's keys
