@@ -148,3 +148,17 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
         ours = _flac_encode(codec, data)
         assert ours == codec.encode(data)
         assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+
+
+def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata() -> None:
+    """The job's `lsb_correction="off"` and a correction passed along must not disagree: the
+    chunks and the .zarray both go without the filter."""
+    data = ecephys_samples(0.1, 4, scale=12)
+    stream = _stream(data)
+    options = EcephysOptions(chunk_duration_s=0.1, lsb_correction="off")
+    correction = detect_lsb(data)
+    assert correction.stream_factor == (12, 0)
+    meta = traces_zarray(stream, options, correction)
+    assert meta["filters"] is None
+    (chunk,) = encode_range(data.tobytes(), stream, 0, options, correction)
+    assert decode_chunk(chunk.data, meta).tobytes() == data.tobytes()

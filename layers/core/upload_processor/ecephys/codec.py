@@ -46,6 +46,17 @@ class EcephysOptions(BaseModel):
     keep_raw: bool = False
 
 
+def effective_correction(
+    options: EcephysOptions, correction: LsbCorrection | None
+) -> LsbCorrection | None:
+    """The correction the store really uses: none when the job says `lsb_correction="off"` or
+    the correction is the identity. The chunks and the `.zarray` both follow this, so they can
+    never disagree."""
+    if options.lsb_correction == "off" or correction is None or correction.is_identity:
+        return None
+    return correction
+
+
 def level_of(options: EcephysOptions) -> int:
     """The codec level `options` mean (the codec's default when none is given)."""
     return DEFAULT_LEVEL[options.codec] if options.level is None else options.level
@@ -162,8 +173,9 @@ def encode_chunk(
     import numpy as np
 
     data = np.ascontiguousarray(samples, dtype=np.int16)
-    if correction is not None and not correction.is_identity:
-        data = np.ascontiguousarray(correction.apply(data)).reshape(-1)
+    active = effective_correction(options, correction)
+    if active is not None:
+        data = np.ascontiguousarray(active.apply(data)).reshape(-1)
     compressor = compressor_for(options)
     if options.codec == "flac":
         return _flac_encode(compressor, data)

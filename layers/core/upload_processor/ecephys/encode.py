@@ -18,7 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from upload_processor.ecephys.codec import EcephysOptions, decode_compressed, encode_chunk
+from upload_processor.ecephys.codec import (
+    EcephysOptions,
+    decode_compressed,
+    effective_correction,
+    encode_chunk,
+)
 from upload_processor.ecephys.lsb import LsbCorrection, filter_is_exact
 from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.ecephys.zarr_layout import (
@@ -74,7 +79,7 @@ def encode_range(
             f"{per_chunk} samples inside the stream's {stream.num_samples}"
         )
     meta = traces_zarray(stream, options, correction)
-    active = correction if correction is not None and not correction.is_identity else None
+    active = effective_correction(options, correction)
     if active is not None and not filter_is_exact(*active.stream_factor):
         raise EcephysLsbError(
             f"{stream.source_key}: numcodecs' FixedScaleOffset does not restore every "
