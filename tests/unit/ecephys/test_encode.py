@@ -11,7 +11,7 @@ import pytest
 from upload_processor.ecephys import encode as encode_module
 from upload_processor.ecephys.codec import EcephysOptions, decode_chunk
 from upload_processor.ecephys.encode import encode_range, verify_chunk
-from upload_processor.ecephys.lsb import LsbCorrection, detect_lsb
+from upload_processor.ecephys.lsb import detect_lsb
 from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.ecephys.zarr_layout import traces_zarray
 from upload_processor.errors import EcephysError, EcephysLsbError, EcephysVerificationError
@@ -79,16 +79,14 @@ def test_a_chunk_that_does_not_decode_to_its_source_is_refused(
 ) -> None:
     """The check itself: a codec that corrupts one sample cannot get a chunk through."""
     data = ecephys_samples(0.1, CHANNELS)
-    real = encode_module.encode_chunk
+    real = encode_module.encode_values
 
-    def corrupting(
-        samples: np.ndarray, options: EcephysOptions, correction: LsbCorrection | None
-    ) -> bytes:
-        changed = samples.copy()
+    def corrupting(values: np.ndarray, options: EcephysOptions, *, filtered: bool) -> bytes:
+        changed = values.copy()
         changed[10, 3] += 1
-        return real(changed, options, correction)
+        return real(changed, options, filtered=filtered)
 
-    monkeypatch.setattr(encode_module, "encode_chunk", corrupting)
+    monkeypatch.setattr(encode_module, "encode_values", corrupting)
     with pytest.raises(EcephysVerificationError, match=r"traces_seg0/0\.0"):
         encode_range(data.tobytes(), _stream(data), 0, EcephysOptions(chunk_duration_s=0.1))
 

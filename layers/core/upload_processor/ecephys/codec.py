@@ -175,7 +175,18 @@ def encode_chunk(
     data = np.ascontiguousarray(samples, dtype=np.int16)
     active = effective_correction(options, correction)
     if active is not None:
-        data = np.ascontiguousarray(active.apply(data)).reshape(-1)
+        return encode_values(active.apply(data), options, filtered=True)
+    return encode_values(data, options, filtered=False)
+
+
+def encode_values(values: np.ndarray, options: EcephysOptions, *, filtered: bool) -> bytes:
+    """The compressor's part of `encode_chunk`: `values` are the chunk after the filters
+    (`filtered`: the LSB filter ran, and zarr hands the compressor its flat output)."""
+    import numpy as np
+
+    data = np.ascontiguousarray(values, dtype=np.int16)
+    if filtered:
+        data = data.reshape(-1)
     compressor = compressor_for(options)
     if options.codec == "flac":
         return _flac_encode(compressor, data)

@@ -22,7 +22,7 @@ from upload_processor.ecephys.codec import (
     EcephysOptions,
     decode_compressed,
     effective_correction,
-    encode_chunk,
+    encode_values,
 )
 from upload_processor.ecephys.lsb import LsbCorrection, filter_is_exact
 from upload_processor.ecephys.recording import RecordingStream
@@ -86,32 +86,32 @@ def encode_range(
             f"{active.stream_factor[0]} x n + {active.stream_factor[1]} exactly; encode the "
             "stream with lsb_correction='off'"
         )
-    pad_value = active.stream_factor[1] if active is not None else 0
     view = np.frombuffer(raw, dtype="<i2").reshape(samples, stream.num_channels)
     out: list[EncodedChunk] = []
     for first in range(0, samples, per_chunk):
         index = (start_sample + first) // per_chunk
         chunk = view[first : first + per_chunk]
         source = memoryview(raw)[first * frame : (first + len(chunk)) * frame]
-        if active is not None and active.split(chunk) is None:
+        values = chunk if active is None else active.split(chunk)
+        if values is None:
             raise EcephysLsbError(
                 f"{stream.source_key}: chunk {index} (samples {start_sample + first}.."
                 f"{start_sample + first + len(chunk) - 1}) holds values that are not "
                 f"{active.stream_factor[0]} x n + {active.stream_factor[1]}, the correction "
                 "detected on a sample of the stream; encode it with lsb_correction='off'"
             )
-        if len(chunk) < per_chunk:  # zarr v2 stores an edge chunk whole
-            padded = np.full((per_chunk, stream.num_channels), pad_value, dtype="<i2")
-            padded[: len(chunk)] = chunk
-            chunk = padded
-        data = encode_chunk(chunk, options, active)
+        if len(values) < per_chunk:  # zarr v2 stores an edge chunk whole (0: offset, 0 x lsb)
+            padded = np.zeros((per_chunk, stream.num_channels), dtype="<i2")
+            padded[: len(values)] = values
+            values = padded
+        data = encode_values(values, options, filtered=active is not None)
         key = chunk_key(stream, index)
         verify_chunk(data, source, meta, key=key)
         digest = hashlib.sha256(source).hexdigest()
         out.append(
             EncodedChunk(key=key, data=data, sha256_source=digest, nbytes_source=len(source))
         )
-        del chunk, source
+        del chunk, values, source
     return out
 
 
