@@ -160,3 +160,23 @@ def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata(
     assert meta["filters"] is None
     (chunk,) = encode_range(data.tobytes(), stream, 0, options, correction)
     assert decode_chunk(chunk.data, meta).tobytes() == data.tobytes()
+
+
+def test_the_manifest_checksum_from_parallel_ranges_is_the_files_own() -> None:
+    from upload_processor.ecephys.encode import checksum_of, chunk_source_bytes, source_checksum
+
+    data = ecephys_samples(0.35, CHANNELS)
+    stream = _stream(data)
+    options = EcephysOptions(chunk_duration_s=0.1)
+    raw = data.tobytes()
+    frame = CHANNELS * 2
+    # two "Map iterations": chunks 0-1 and chunks 2-3 (the last chunk short)
+    first = encode_range(raw[: 6000 * frame], stream, 0, options)
+    second = encode_range(raw[6000 * frame :], stream, 6000, options)
+    chunk_bytes = chunk_source_bytes(stream, options)
+    checksum = source_checksum([c.sha256_source for c in first + second], chunk_bytes)
+    assert checksum == checksum_of(raw, chunk_bytes)
+    assert checksum.startswith("chunks-sha256:") and checksum.endswith(f":{3000 * frame}")
+    changed = bytearray(raw)
+    changed[-1] ^= 1
+    assert checksum_of(bytes(changed), chunk_bytes) != checksum

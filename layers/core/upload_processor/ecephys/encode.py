@@ -15,6 +15,7 @@ file: well inside 1 GB, and flat in the file's size.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -140,3 +141,36 @@ def verify_chunk(
             f"{key}: the encoded chunk does not decode to its {len(source)} source bytes; "
             "nothing of it is archived"
         )
+
+
+CHUNKS_SHA256_PREFIX = "chunks-sha256:"
+
+
+def source_checksum(chunk_sha256s: Sequence[str], chunk_bytes: int) -> str:
+    """The source binary's checksum for the manifest: `"chunks-sha256:<hex>:<chunk_bytes>"`.
+
+    <hex> is the SHA-256 of the concatenated 32-byte SHA-256 digests of the binary's
+    consecutive `chunk_bytes`-byte pieces (the last one shorter), in order: the
+    `EncodedChunk.sha256_source` of every chunk, which parallel ranges compute without ever
+    holding the file (a plain SHA-256 of the whole file would need one sequential pass). Its
+    own prefix keeps it from being compared with a plain SHA-256 or the zstd path's
+    `tree-sha256` (whose last range folds a short tail in). Recompute it from a restored file
+    with `checksum_of(data, chunk_bytes)`.
+    """
+    joined = b"".join(bytes.fromhex(h) for h in chunk_sha256s)
+    return f"{CHUNKS_SHA256_PREFIX}{hashlib.sha256(joined).hexdigest()}:{chunk_bytes}"
+
+
+def checksum_of(data: bytes, chunk_bytes: int) -> str:
+    """`source_checksum` of a whole binary held in memory (tests, a user's check)."""
+    view = memoryview(data)
+    digests = [
+        hashlib.sha256(view[i : i + chunk_bytes]).hexdigest()
+        for i in range(0, len(data), chunk_bytes)
+    ]
+    return source_checksum(digests, chunk_bytes)
+
+
+def chunk_source_bytes(stream: RecordingStream, options: EcephysOptions) -> int:
+    """Source bytes of one full chunk (the `chunk_bytes` of `source_checksum`)."""
+    return samples_per_chunk(stream, options) * stream.num_channels * SAMPLE_BYTES
