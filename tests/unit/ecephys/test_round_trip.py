@@ -112,7 +112,7 @@ def test_the_restore_note_gives_back_the_original_binary(tmp_path: Path) -> None
     assert lines[0].startswith("pip install zarr numcodecs flac-numcodecs")
     code = "\n".join(line for line in lines[1:] if not line.startswith("#"))
     # the documented lines, run as a user would, in the folder that holds the store
-    exec(f"import os, zarr\nos.chdir({str(tmp_path)!r})\n{code}", {})
+    exec(f"import os\nos.chdir({str(tmp_path)!r})\n{code}", {})
     assert (tmp_path / "continuous.dat").read_bytes() == (session / written["dat"]).read_bytes()
 
 

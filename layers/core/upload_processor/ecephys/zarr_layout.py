@@ -194,7 +194,7 @@ def restore_instructions(stream: RecordingStream) -> str:
     step = max(1, round(stream.sampling_rate))
     return (
         "pip install zarr numcodecs flac-numcodecs  # (wavpack-numcodecs for a WavPack store)\n"
-        f"t = zarr.open('{stream.name}.zarr', mode='r')['{TRACES}']\n"
+        f"import zarr; t = zarr.open('{stream.name}.zarr', mode='r')['{TRACES}']\n"
         f"with open('{binary}', 'wb') as f: "
         f"[f.write(t[i:i + {step}].tobytes()) for i in range(0, t.shape[0], {step})]\n"
         f"# {stream.num_samples} samples x {stream.num_channels} channels, int16 interleaved: "
