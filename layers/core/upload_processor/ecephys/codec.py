@@ -94,8 +94,9 @@ def compressor_for(options: EcephysOptions) -> Any:
             from wavpack_numcodecs import WavPack
         except ImportError as exc:
             raise EcephysError(
-                "codec 'wavpack' needs wavpack-numcodecs, which this runtime does not ship (its "
-                "wheels need glibc >= 2.35, Lambda's python3.12 has 2.34): use codec 'flac'"
+                "codec 'wavpack' needs wavpack-numcodecs, which this runtime does not ship (it "
+                "bundles libwavpack for glibc 2.35 and 2.39 only; Lambda's python3.12 has "
+                "2.34): use codec 'flac' (lossless too) or 'zstd'"
             ) from exc
         return WavPack(level=level)
     from numcodecs import Zstd
