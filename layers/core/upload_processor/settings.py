@@ -115,3 +115,27 @@ class Settings:
         if missing:
             raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")
         return dict(self.function_names)
+
+
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether handlers trace with X-Ray: Powertools' own rule (off when
+    POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda (no LAMBDA_TASK_ROOT) and under
+    `sam local`). Read here so that the X-Ray SDK (~100 ms of import) loads only when it is on."""
+    env = os.environ if environ is None else environ
+    if env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {
+        "1",
+        "true",
+        "on",
+        "y",
+        "yes",
+    }:
+        return False
+    return bool(env.get("LAMBDA_TASK_ROOT")) and not env.get("AWS_SAM_LOCAL")
+
+
+def function_memory_mib(environ: Mapping[str, str] | None = None) -> int | None:
+    """The running Lambda function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MiB), or None
+    outside Lambda: what sizes the buffers a function may hold in memory."""
+    env = os.environ if environ is None else environ
+    configured = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
+    return int(configured) if configured.isdigit() else None

@@ -9,13 +9,13 @@ the X-Ray SDK (about 100 ms of every cold start) even for a disabled Tracer.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+from upload_processor.settings import tracing_enabled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,14 +64,6 @@ class Untraced:
 
     def capture_method(self, function: F) -> F:
         return function
-
-
-def tracing_enabled() -> bool:
-    """Powertools' own rule: off when POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda
-    (no LAMBDA_TASK_ROOT) and under `sam local`."""
-    if resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false")):
-        return False
-    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL")
 
 
 def handler_tracer() -> Tracer | Untraced:

@@ -18,7 +18,6 @@ import errno
 import hashlib
 import io
 import logging
-import os
 import tempfile
 from typing import IO, Any
 
@@ -34,6 +33,7 @@ from upload_processor.pipeline.transfer.faults import S3Client, changed, url
 from upload_processor.pipeline.transfer.parts import MIN_PART_SIZE
 from upload_processor.pipeline.transfer.result import TransferResult
 from upload_processor.pipeline.transfer.source import get_source_range
+from upload_processor.settings import function_memory_mib
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +257,8 @@ class Spool:
 def spool_memory_limit() -> int:
     """How much of one compressed range is held in memory: half the function's memory
     (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MiB), else `SPOOL_MEMORY`; the rest goes to /tmp."""
-    configured = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    return int(configured) * MiB // 2 if configured.isdigit() else SPOOL_MEMORY
+    memory = function_memory_mib()
+    return memory * MiB // 2 if memory is not None else SPOOL_MEMORY
 
 
 class HeldChunks(io.RawIOBase):
