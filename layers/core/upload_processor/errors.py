@@ -210,6 +210,15 @@ class MetadataRequestError(MetadataServiceError):
     transient = False
 
 
+class RegistrationError(UploadProcessorError):
+    """A registration step after Finalize (catalog, Code Ocean, pipelines, announce) could not
+    do its work; the job stays COMPLETE and records it as `registration: FAILED (reason)`."""
+
+
+class EventPublishError(RegistrationError):
+    """EventBridge refused an event (PutEvents' FailedEntryCount): its error code and message."""
+
+
 class InvalidQueryError(UploadProcessorError, ValueError):
     """A listing request that cannot be answered as asked (unknown state, bad token, ...)."""
 

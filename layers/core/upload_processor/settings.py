@@ -29,12 +29,16 @@ ENV_VARS = {
     "job_types_prefix": "JOB_TYPES_PREFIX",
     "registry_table": "REGISTRY_TABLE",
     "metadata_service": "METADATA_SERVICE",
+    "assets_table": "ASSETS_TABLE",
+    "event_source": "EVENT_SOURCE",
+    "catalog_backend": "CATALOG_BACKEND",
 }
 # The pipeline functions IngestFunction resolves versions of: role -> environment variable.
 FUNCTION_ENV = {
     "gather": "GATHER_METADATA_FUNCTION",
     "transfer": "TRANSFER_FUNCTION",
     "finalize": "FINALIZE_FUNCTION",
+    "registration": "REGISTER_FUNCTION",
 }
 
 
@@ -60,6 +64,9 @@ class Settings:
     job_types_prefix: str | None = None
     registry_table: str = ""
     metadata_service: str = ""  # a service spec; empty: the stack's own registry table
+    assets_table: str = ""  # the catalog of archived assets (adapters.catalog)
+    event_source: str = "upload-processor"  # the `source` of the stack's EventBridge events
+    catalog_backend: str = ""  # "" the assets table; "docdb:https://..." also AIND's DocDB
     function_names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +92,9 @@ class Settings:
             job_types_prefix=get("job_types_prefix") or None,
             registry_table=get("registry_table"),
             metadata_service=get("metadata_service"),
+            assets_table=get("assets_table"),
+            event_source=get("event_source") or "upload-processor",
+            catalog_backend=get("catalog_backend"),
             function_names={role: env[var] for role, var in FUNCTION_ENV.items() if env.get(var)},
         )
 
@@ -110,7 +120,7 @@ class Settings:
         return f"registry-table:{self.registry_table}" if self.registry_table else None
 
     def pipeline_functions(self) -> dict[str, str]:
-        """{"gather", "transfer", "finalize": function name}, from IngestFunction's environment."""
+        """{"gather", "transfer", "finalize", "registration": function name}, from IngestFunction's environment."""
         missing = [var for role, var in FUNCTION_ENV.items() if not self.function_names.get(role)]
         if missing:
             raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")
