@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo, field_validator
 
 from upload_processor.domain.report import Issue
 from upload_processor.domain.units import DEFAULT_LEVEL
@@ -106,11 +106,52 @@ class GatherPreliminarySettings(_Settings):
     metadata_service: str | None = Field(default=None, min_length=1)
 
 
-class TransformationSettings(_Settings):
-    """tasks.modality_transformation_settings[.<modality>].job_settings."""
+# The lossless audio codecs of the ecephys transformation (issue 15) and their level ranges;
+# zstd's are its own. `level` None is the codec's default (zstd: DEFAULT_LEVEL).
+AUDIO_CODECS = ("flac", "wavpack")
+LEVELS: dict[str, tuple[int, int]] = {"zstd": (1, 22), "flac": (0, 8), "wavpack": (1, 4)}
 
-    codec: Literal["zstd", "none"] = "zstd"
-    level: int = Field(default=DEFAULT_LEVEL, ge=1, le=22)
+
+class TransformationSettings(_Settings):
+    """tasks.modality_transformation_settings[.<modality>].job_settings.
+
+    `codec` zstd (every file a zstd stream) or none (copied as is) apply to any modality. The
+    audio codecs (flac, wavpack) select the ecephys transformation: in the `ecephys` modality,
+    Open Ephys and SpikeGLX binaries become one Zarr per stream
+    (`<asset>/ecephys/ecephys_compressed/<stream>.zarr`, chunks of `chunk_duration_s`, an
+    exact per-channel LSB correction when `lsb_correction` is auto, the original binary
+    also archived zstd'd when `keep_raw`); every other file is zstd'd as usual.
+    """
+
+    codec: Literal["zstd", "none", "flac", "wavpack"] = "zstd"
+    level: int | None = None
+    chunk_duration_s: float = Field(default=1.0, gt=0, le=60)
+    lsb_correction: Literal["auto", "off"] = "auto"
+    keep_raw: StrictBool = False
+
+    @field_validator("level")
+    @classmethod
+    def _level_of_its_codec(cls, level: int | None, info: ValidationInfo) -> int | None:
+        """A level outside the codec's range is an error naming the range (zstd 1-22, flac
+        0-8, wavpack 1-4), not a silent clamp."""
+        codec = info.data.get("codec", "zstd")
+        bounds = LEVELS.get(codec)
+        if level is not None and bounds and not bounds[0] <= level <= bounds[1]:
+            raise ValueError(
+                f"{level} is not a {codec} level: use {bounds[0]}-{bounds[1]} "
+                f"(or leave level out for {codec}'s default)"
+            )
+        return level
+
+    @property
+    def zstd_level(self) -> int:
+        """The zstd level of the files this task compresses with zstd."""
+        return self.level if self.codec == "zstd" and self.level is not None else DEFAULT_LEVEL
+
+    @property
+    def ecephys_transformation(self) -> bool:
+        """Whether the ecephys binaries become audio-codec Zarr (an audio codec is chosen)."""
+        return self.codec in AUDIO_CODECS
 
 
 class GatherFinalSettings(_Settings):

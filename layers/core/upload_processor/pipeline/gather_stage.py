@@ -30,7 +30,7 @@ from upload_processor.domain.contracts import ExecutionInput, GatherCounts, Gath
 from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import job_asset_name
-from upload_processor.domain.plan import PlanItem, needs_chunks
+from upload_processor.domain.plan import ENCODE_ECEPHYS, PlanItem, needs_chunks
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.errors import AssetExistsError, transient_as_retryable
 from upload_processor.pipeline import gather as session
@@ -45,6 +45,9 @@ from upload_processor.pipeline.archive_guard import (
 )
 from upload_processor.pipeline.transfer import start_chunked
 from upload_processor.settings import Settings
+
+
+RANGE_ACTIONS = ("compress_range", ENCODE_ECEPHYS)
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,9 @@ def _gather_leased(
             )
         )
         report_key = _save_report(s3, request, gathered.report)
-    plan = session.build_plan(request.prefix, gathered.data, name, request.job)
+    plan = session.build_plan(
+        request.prefix, gathered.data, name, request.job, gathered.streams
+    )
     plan_key = _write_plan(request, context, plan, existing)
     assembly = gathered.assembly
     document = {"core": assembly.core, "metadata": assembly.metadata}
@@ -241,7 +246,8 @@ def _write_plan(
     for batch in planned:
         for raw in batch:
             # a failed job's object: Transfer keeps it if it verifies, else redoes it
-            if raw["dest_key"] in existing and raw["action"] != "compress_range":
+            # (ranges are redone: their results, not their objects, say what is done)
+            if raw["dest_key"] in existing and raw["action"] not in RANGE_ACTIONS:
                 raw["resume"] = True
     return _put_plan(context, request.job_id, planned)
 
