@@ -24,8 +24,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain": {"errors"},
     "settings": {"errors", "domain"},
     "metadata": {"errors", "domain"},
+    "ecephys": {"errors", "domain"},
     "adapters": {"errors", "settings", "domain"},
-    "pipeline": {"errors", "settings", "domain", "metadata", "adapters"},
+    "pipeline": {"errors", "settings", "domain", "metadata", "adapters", "ecephys"},
     "operations": {"errors", "settings", "domain", "adapters", "pipeline"},
     "entrypoints": {"errors", "settings", "domain"},
 }
@@ -37,6 +38,7 @@ BANNED: dict[str, set[str]] = {
     "settings": TOOLING | AWS,
     "domain": TOOLING | AWS,
     "metadata": TOOLING | AWS,
+    "ecephys": TOOLING | AWS,
     "adapters": TOOLING,
     "pipeline": TOOLING,
     "operations": TOOLING,

@@ -149,6 +149,21 @@ class VerificationError(TransferError):
     """The object in the archive is not what was transferred (size, checksum or format)."""
 
 
+class EcephysError(UploadProcessorError):
+    """A permanent fault encoding an ecephys binary into Zarr (the recording's own data, not
+    the pipeline, is at odds with what its description or the stream's correction promised)."""
+
+
+class EcephysLsbError(EcephysError):
+    """A chunk holds a value the stream's LSB/offset correction cannot represent exactly (the
+    correction was detected on a sample of the file). Nothing of the stream may be sealed with
+    that correction: encode the stream again with `lsb_correction="off"`."""
+
+
+class EcephysVerificationError(EcephysError):
+    """A chunk decoded from what was written is not the source bytes it was made from."""
+
+
 class SourceChangedError(TransferError):
     """The staged object changed (a new version, another size) after GatherMetadata planned
     it, while this job was transferring it: nothing of it is archived. Unlike other transfer
