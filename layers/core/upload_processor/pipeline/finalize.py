@@ -53,8 +53,10 @@ from upload_processor.errors import (
     is_transient,
     transient_as_retryable,
 )
-from upload_processor.pipeline import staging_cleanup
+from upload_processor.domain.plan import ENCODE_ECEPHYS as ENCODE
+from upload_processor.pipeline import ecephys_seal, staging_cleanup
 from upload_processor.pipeline.archive_guard import (
+    archived_relative,
     asset_objects,
     holds_asset_lock,
     read_manifest,
@@ -89,8 +91,9 @@ def seal_transfers(
     with the source's SHA-256 (the Transfer iterations already did that for whole files).
     """
     recorded = collect_results(s3, archive, job_id)
-    planned = {item["dest_key"] for batch in plan for item in batch}
-    whole = [r for r in recorded if r.action != "compress_range"]
+    # an ecephys stream's ranges are sealed by ecephys_seal.seal_streams
+    planned = {item["dest_key"] for batch in plan for item in batch if item["action"] != ENCODE}
+    whole = [r for r in recorded if r.action not in ("compress_range", ENCODE)]
     parts: dict[str, list[TransferResult]] = {}
     for result in recorded:
         if result.action == "compress_range":
@@ -359,7 +362,7 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
     manifest last; returns the manifest."""
     name, archive = event.gather.asset_name, event.gather.archive_bucket
-    results = _sealed_results(s3, event)
+    results, streams = _sealed_results(s3, event)
     written = _write_core_metadata(s3, event)
     originals, staged_metadata = _copy_original_metadata(s3, event)
     written += originals
@@ -369,6 +372,7 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
         )
     _archive_report(s3, event)
     keep = {r["dest_key"] for r in results} | set(written) | {f"{name}/{REPORT_FILENAME}"}
+    keep |= streams.keys
     removed = _remove_leftovers(s3, archive, name, keep)
     manifest: dict[str, Any] = {
         "asset_name": name,
@@ -385,16 +389,26 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     return manifest
 
 
-def _sealed_results(s3: Any, event: CompleteInput) -> list[dict[str, Any]]:
+def _sealed_results(
+    s3: Any, event: CompleteInput
+) -> tuple[list[dict[str, Any]], ecephys_seal.SealedStreams]:
     """Seal and verify every planned transfer; each result carries the source ETag it was
-    planned from, which a later job compares staged files with."""
+    planned from, which a later job compares staged files with. The ecephys streams' Zarr
+    metadata is written here, once their chunks are verified; each stream is one object."""
     gather = event.gather
-    plan = json.loads(read_bytes(s3, gather.archive_bucket, str(gather.plan_key)))
-    sealed = seal_transfers(
-        s3, archive=gather.archive_bucket, job_id=event.job_id, plan=plan, verify_mode=gather.verify
+    archive, job_id = gather.archive_bucket, event.job_id
+    plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
+    sealed = seal_transfers(s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify)
+    streams = ecephys_seal.seal_streams(
+        s3, archive=archive, job_id=job_id, plan=plan, recorded=collect_results(s3, archive, job_id)
     )
     etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
-    return [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
+    results = [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]
+    for result in results:  # placed elsewhere than its staged path (ecephys_clipped/)
+        relative = result["source_key"][len(event.prefix) :].lstrip("/")
+        if archived_relative(gather.asset_name, result) != relative:
+            result["source_relative"] = relative
+    return sorted(results + streams.entries, key=lambda r: r["dest_key"]), streams
 
 
 def _write_core_metadata(s3: Any, event: CompleteInput) -> list[str]:

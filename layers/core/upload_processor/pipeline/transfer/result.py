@@ -35,6 +35,11 @@ class TransferResult:
       checksum of the object ("<base64>-<parts>", a checksum of the part checksums),
       `etag` the object's ETag, `part_count`, `range_size` and `part_sizes` (each part's
       size in the object, padding included: where `verify_part` finds it).
+
+    An `encode_ecephys` result (one time range of an ecephys stream, `transfer.ecephys`):
+    `dest_key` is the stream's Zarr store, `source_sha256` the SHA-256 of the range's source
+    bytes [range_start, range_end), `bytes_out` its chunks' stored bytes, and `chunks` one
+    {key, bytes, checksum_sha256, source_sha256, source_bytes} per written chunk.
     """
 
     source_key: str
@@ -56,6 +61,7 @@ class TransferResult:
     part_checksums: tuple[str, ...] | None = None
     checksum_sha256: str | None = None
     part_sizes: tuple[int, ...] | None = None
+    chunks: tuple[dict[str, Any], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: Step Functions carries results between states as JSON.
@@ -110,6 +116,9 @@ class TransferResult:
                 None
                 if data.get("part_sizes") is None
                 else tuple(int(v) for v in data["part_sizes"])
+            ),
+            chunks=(
+                None if data.get("chunks") is None else tuple(dict(c) for c in data["chunks"])
             ),
         )
 
