@@ -30,7 +30,12 @@ from upload_processor.errors import PinError
 from upload_processor.settings import FUNCTION_ENV
 from upload_processor_tools.local.template import load_template
 
-NAMES = {"gather": "gather-fn", "transfer": "transfer-fn", "finalize": "finalize-fn"}
+NAMES = {
+    "gather": "gather-fn",
+    "transfer": "transfer-fn",
+    "finalize": "finalize-fn",
+    "ecephys": "ecephys-fn",
+}
 
 
 def _job(tasks: dict[str, Any] | None = None, modalities=("behavior", "ecephys")) -> dict:
@@ -213,7 +218,7 @@ def _arn(client: Any, name: str, qualifier: str) -> str:
 
 def test_without_a_pin_every_function_runs_on_its_alias(awslambda) -> None:
     out = resolve_pins(_job(), awslambda, NAMES)
-    assert set(out) == {"gather", "transfer", "finalize"}
+    assert set(out) == {"gather", "transfer", "finalize", "ecephys"}
     for role, name in NAMES.items():
         assert out[role].endswith(f":function:{name}:{ALIAS}")
 
@@ -242,6 +247,16 @@ def test_the_newest_version_carrying_the_code_wins(awslambda) -> None:
         _job({"modality_transformation_settings": {"image_version": "0.0.9"}}), awslambda, NAMES
     )
     assert out["transfer"] == third["FunctionArn"]
+
+
+def test_the_ecephys_function_follows_the_transfer_pin(awslambda) -> None:
+    """The ecephys ranges are modality_transformation_settings' work too: one pin, both."""
+    out = resolve_pins(
+        _job({"modality_transformation_settings": {"image_version": "0.0.9"}}), awslambda, NAMES
+    )
+    assert out["transfer"].endswith(":function:transfer-fn:1")
+    assert out["ecephys"].endswith(":function:ecephys-fn:1")
+    assert resolve_pins(_job(), awslambda, NAMES)["ecephys"].endswith(":ecephys-fn:live")
 
 
 def test_an_unknown_version_names_the_task_and_lists_the_available_ones(awslambda) -> None:
@@ -281,6 +296,8 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
         "transfer-fn",
         "--finalize-function",
         "finalize-fn",
+        "--ecephys-function",
+        "ecephys-fn",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -295,6 +312,7 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
     ]
     assert gather["versions"][0]["arn"] == _arn(awslambda, "gather-fn", "1")
     assert functions["TransferFunction"]["tasks"] == ["modality_transformation_settings"]
+    assert functions["EcephysTransferFunction"]["tasks"] == ["modality_transformation_settings"]
 
     table = CliRunner().invoke(app, args[1:], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output

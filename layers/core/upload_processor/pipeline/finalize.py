@@ -43,6 +43,7 @@ from upload_processor.domain.contracts import (
     FinalizeInput,
     RejectedInput,
 )
+from upload_processor.domain.plan import ENCODE_ECEPHYS as ENCODE
 from upload_processor.domain.report import REPORT_FILENAME, Report
 from upload_processor.errors import (
     AssetExistsError,
@@ -53,7 +54,6 @@ from upload_processor.errors import (
     is_transient,
     transient_as_retryable,
 )
-from upload_processor.domain.plan import ENCODE_ECEPHYS as ENCODE
 from upload_processor.pipeline import ecephys_seal, staging_cleanup
 from upload_processor.pipeline.archive_guard import (
     archived_relative,
@@ -398,7 +398,9 @@ def _sealed_results(
     gather = event.gather
     archive, job_id = gather.archive_bucket, event.job_id
     plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
-    sealed = seal_transfers(s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify)
+    sealed = seal_transfers(
+        s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify
+    )
     streams = ecephys_seal.seal_streams(
         s3, archive=archive, job_id=job_id, plan=plan, recorded=collect_results(s3, archive, job_id)
     )

@@ -46,7 +46,6 @@ from upload_processor.pipeline.archive_guard import (
 from upload_processor.pipeline.transfer import start_chunked
 from upload_processor.settings import Settings
 
-
 RANGE_ACTIONS = ("compress_range", ENCODE_ECEPHYS)
 
 
@@ -204,9 +203,7 @@ def _gather_leased(
             )
         )
         report_key = _save_report(s3, request, gathered.report)
-    plan = session.build_plan(
-        request.prefix, gathered.data, name, request.job, gathered.streams
-    )
+    plan = session.build_plan(request.prefix, gathered.data, name, request.job, gathered.streams)
     plan_key = _write_plan(request, context, plan, existing)
     assembly = gathered.assembly
     document = {"core": assembly.core, "metadata": assembly.metadata}

@@ -47,7 +47,6 @@ from upload_processor.pipeline.transfer.result import TransferResult
 from upload_processor.pipeline.transfer.route import transfer
 from upload_processor.pipeline.transfer.verification import verify
 
-
 RANGE_ACTIONS = ("compress_range", "encode_ecephys")
 
 

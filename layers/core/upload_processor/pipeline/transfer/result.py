@@ -117,9 +117,7 @@ class TransferResult:
                 if data.get("part_sizes") is None
                 else tuple(int(v) for v in data["part_sizes"])
             ),
-            chunks=(
-                None if data.get("chunks") is None else tuple(dict(c) for c in data["chunks"])
-            ),
+            chunks=(None if data.get("chunks") is None else tuple(dict(c) for c in data["chunks"])),
         )
 
 
