@@ -1,0 +1,196 @@
+"""Issue 15 end to end on the local cloud: ecephys recordings archived as lossless audio-codec
+Zarr, read back by spikeinterface and by zarr alone, exactly.
+
+Each session is the sample behavior + ecephys session with its ecephys folder replaced by a
+real-shaped recording (`upload_processor_tools.sample_ecephys`), run through ingest, the state
+machine (the Map routes the ecephys ranges to EcephysTransferFunction), and Finalize.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from e2e_support import ACQ, ASSET, JOB, Staged, body, keys
+
+from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.sample import build_session
+from upload_processor_tools.sample_ecephys import write_openephys, write_spikeglx
+
+COMPRESSED = f"{ASSET}/ecephys/ecephys_compressed"
+CLIPPED = f"{ASSET}/ecephys/ecephys_clipped"
+CHANNELS = 16
+SECONDS = 2.5  # three 1 s chunks, the last one short
+
+
+def _session(
+    tmp_path: Path, recording: str, *, tasks: dict[str, Any] | None = None, **kwargs: Any
+) -> tuple[Path, dict[str, Any]]:
+    """The sample session with a `recording` ("openephys", "spikeglx", "bare") for ecephys,
+    and an upload_job.json of job type ecephys (plus `tasks`)."""
+    folder = build_session(tmp_path / "session", acq_datetime=ACQ, data_mb_per_modality=0.05)
+    ecephys = folder / "ecephys"
+    shutil.rmtree(ecephys)
+    ecephys.mkdir()
+    written: dict[str, Any] = {}
+    if recording == "openephys":
+        written = write_openephys(ecephys, SECONDS, CHANNELS, **kwargs)
+    elif recording == "spikeglx":
+        written = write_spikeglx(ecephys, SECONDS, CHANNELS, **kwargs)
+    else:
+        (ecephys / "continuous.dat").write_bytes(np.arange(6000, dtype="<i2").tobytes())
+    job = json.loads((folder / JOB).read_text())
+    job["job_type"] = "ecephys"
+    if tasks:
+        job["tasks"] = tasks
+    (folder / JOB).write_text(json.dumps(job))
+    return folder, written
+
+
+def _streams(written: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """stream name -> (the binary's path under ecephys/, its bytes), from the generator."""
+    if "streams" in written:
+        return {name: (s["dat"], s["samples"]) for name, s in written["streams"].items()}
+    name = Path(written["bin"]).name.removesuffix(".bin")
+    return {written.get("name", name): (written["bin"], written["samples"])}
+
+
+def _download(cloud: LocalCloud, prefix: str, dest: Path) -> Path:
+    """Every object under `prefix/` into `dest` (a Zarr store as a local folder)."""
+    s3 = cloud.client("s3")
+    for key in keys(cloud, cloud.archive_bucket, f"{prefix}/"):
+        path = dest / key[len(prefix) + 1 :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=cloud.archive_bucket, Key=key)["Body"].read())
+    return dest
+
+
+def _report(cloud: LocalCloud, prefix: str) -> dict[str, Any]:
+    return json.loads(body(cloud, cloud.staging_bucket, f"{prefix}/upload_report.json"))
+
+
+def _manifest(cloud: LocalCloud) -> dict[str, Any]:
+    return json.loads(body(cloud, cloud.archive_bucket, f"{ASSET}/manifest.json"))
+
+
+@pytest.fixture
+def cloud(quick_cloud: LocalCloud) -> Iterator[LocalCloud]:
+    yield quick_cloud
+
+
+@pytest.mark.parametrize("recording", ["openephys", "spikeglx"])
+def test_a_recording_is_archived_as_a_zarr_spikeinterface_reads_exactly(
+    cloud: LocalCloud, tmp_path: Path, recording: str
+) -> None:
+    import spikeinterface as si
+    import zarr
+
+    folder, written = _session(tmp_path, recording)
+    staged = Staged(cloud, folder, "rig-1/ephys")
+    record = staged.run()
+    assert record["status"] == "COMPLETE", (record, staged.execution.get("output"))
+    staged.assert_untouched()
+
+    archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+    manifest = _manifest(cloud)
+    entries = {o["dest_key"]: o for o in manifest["objects"]}
+    for name, (relative, samples) in _streams(written).items():
+        store = f"{COMPRESSED}/{name}.zarr"
+        entry = entries[store]
+        assert entry["action"] == "encode_ecephys" and entry["codec"] == "flac"
+        assert entry["bytes_in"] == len(samples)
+        assert entry["source_relative"] == f"ecephys/{relative}"
+        assert entry["ratio"] == round(len(samples) / entry["bytes_out"], 3)
+        assert entry["source_sha256"].startswith("tree-sha256:")
+        assert "zarr" in entry["restore"]
+        # the binary is not in the clipped folder: only its Zarr holds its samples
+        assert not any(k.startswith(f"{CLIPPED}/{relative}") for k in archived)
+
+        local = _download(cloud, store, tmp_path / f"{name}.zarr")
+        source = np.frombuffer(samples, dtype="<i2").reshape(-1, CHANNELS)
+        recording_ = si.read_zarr(local)
+        assert recording_.get_num_channels() == CHANNELS
+        assert np.array_equal(recording_.get_traces(), source)
+        assert np.array_equal(zarr.open(str(local), mode="r")["traces_seg0"][:], source)
+    # every other file of the recording is in the clipped folder, compressed as usual
+    descriptions = [k for k in archived if k.startswith(CLIPPED)]
+    assert any(k.endswith((".oebin.zst", ".meta.zst")) for k in descriptions), descriptions
+
+
+@pytest.mark.parametrize(
+    ("recording", "damage", "rule"),
+    [
+        ("openephys", "truncate", "ecephys.truncated_binary"),
+        ("openephys", "oebin_channels", "ecephys.size_mismatch"),
+        ("spikeglx", "meta_channels", "ecephys.channel_count"),
+    ],
+)
+def test_a_damaged_recording_is_rejected_before_any_transfer(
+    cloud: LocalCloud, tmp_path: Path, recording: str, damage: str, rule: str
+) -> None:
+    folder, written = _session(tmp_path, recording)
+    ecephys = folder / "ecephys"
+    (name, (relative, _)), *_ = _streams(written).items()
+    if damage == "truncate":
+        path = ecephys / relative
+        path.write_bytes(path.read_bytes()[:-3])  # an odd byte count: a cut-off sample
+    elif damage == "oebin_channels":
+        path = ecephys / written["oebin"]
+        oebin = json.loads(path.read_text())
+        oebin["continuous"][0]["num_channels"] += 1
+        path.write_text(json.dumps(oebin, indent=2))
+    else:
+        path = ecephys / written["meta"]
+        text = path.read_text().replace(f"nSavedChans={CHANNELS}", f"nSavedChans={CHANNELS + 1}")
+        path.write_text(text)
+    staged = Staged(cloud, folder, "rig-1/bad")
+    record = staged.run()
+    assert record["status"] == "REJECTED", record
+    report = _report(cloud, "rig-1/bad")
+    (issue,) = [i for i in report["issues"] if i["rule"] == rule]
+    assert issue["severity"] == "error" and issue["file"].startswith("ecephys/")
+    # nothing written into the archive (no half-written Zarr), staging untouched
+    assert keys(cloud, cloud.archive_bucket, f"{ASSET}/") == set()
+    staged.assert_untouched()
+
+
+def test_codec_zstd_keeps_todays_behaviour(cloud: LocalCloud, tmp_path: Path) -> None:
+    tasks = {"modality_transformation_settings": {"ecephys": {"job_settings": {"codec": "zstd"}}}}
+    folder, written = _session(tmp_path, "openephys", tasks=tasks)
+    record = Staged(cloud, folder, "rig-1/zstd").run()
+    assert record["status"] == "COMPLETE", record
+    archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+    assert not any(k.startswith((COMPRESSED, CLIPPED)) for k in archived)
+    for relative, _ in _streams(written).values():
+        assert f"{ASSET}/ecephys/{relative}.zst" in archived
+
+
+def test_an_unknown_recording_falls_back_to_zstd_with_a_note(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    folder, _ = _session(tmp_path, "bare")
+    record = Staged(cloud, folder, "rig-1/bare").run()
+    assert record["status"] == "COMPLETE", record
+    report = _report(cloud, "rig-1/bare")
+    (note,) = [i for i in report["issues"] if i["rule"] == "ecephys.unknown_recording"]
+    assert note["severity"] == "warning" and note["file"] == "ecephys/continuous.dat"
+    assert "structure.oebin" in note["message"]
+    assert f"{CLIPPED}/continuous.dat.zst" in keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+
+
+def test_keep_raw_also_archives_the_binary_zstd(cloud: LocalCloud, tmp_path: Path) -> None:
+    tasks = {
+        "modality_transformation_settings": {"ecephys": {"job_settings": {"keep_raw": True}}}
+    }
+    folder, written = _session(tmp_path, "spikeglx", tasks=tasks)
+    record = Staged(cloud, folder, "rig-1/raw").run()
+    assert record["status"] == "COMPLETE", record
+    archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+    for name, (relative, _) in _streams(written).items():
+        assert f"{CLIPPED}/{relative}.zst" in archived
+        assert f"{COMPRESSED}/{name}.zarr/.zattrs" in archived
