@@ -1,17 +1,30 @@
-"""The ecephys options and the numcodecs codec they select.
+"""The ecephys options and the numcodecs codec they select; one chunk encoded and decoded.
 
-numcodecs and the codec packages are imported inside the functions that need them: they ship in
-the ecephys layer, not the core layer, and importing this module must not need them.
+The chunk's stored bytes are exactly what zarr writes for it (the array's filters, then its
+compressor), so zarr and spikeinterface read the chunks this module writes without any code
+of ours: FLAC through `flac-numcodecs` (registered by its `numcodecs.codecs` entry point),
+WavPack through `wavpack-numcodecs`, zstd through numcodecs itself.
+
+numpy, numcodecs and the codec packages are imported inside the functions that need them:
+they ship in the ecephys layer, not the core layer, and importing this module must not need
+them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from upload_processor.ecephys.lsb import LsbCorrection
+from upload_processor.errors import EcephysError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# each codec's level when the job gives none (FLAC 5: libFLAC's default, measured best ratio
+# per second; WavPack 3: what AIND uses; zstd 3: today's archive)
+DEFAULT_LEVEL = {"flac": 5, "wavpack": 3, "zstd": 3}
 
 
 class EcephysOptions(BaseModel):
@@ -26,18 +39,87 @@ class EcephysOptions(BaseModel):
     keep_raw: bool = False
 
 
+def level_of(options: EcephysOptions) -> int:
+    """The codec level `options` mean (the codec's default when none is given)."""
+    return DEFAULT_LEVEL[options.codec] if options.level is None else options.level
+
+
+def compressor_config(options: EcephysOptions) -> dict[str, Any]:
+    """The compressor's numcodecs config (`.zarray` `compressor`), without importing the codec:
+    the sealing step writes the metadata from the core layer. For FLAC and
+    zstd equal to `compressor_for(options).get_config()` (a unit test holds it)."""
+    level = level_of(options)
+    if options.codec == "flac":
+        return {
+            "id": "flac",
+            "tmpdir": None,
+            "level": level,
+            "blocksize": None,
+            "sample_rate": 48000,
+        }
+    if options.codec == "wavpack":
+        # the other WavPack parameters at their defaults: numcodecs passes the config's keys
+        # to `WavPack(**config)`, so a reader gets the same codec
+        return {"id": "wavpack", "level": level}
+    return {"id": "zstd", "level": level, "checksum": False}
+
+
 def compressor_for(options: EcephysOptions) -> Any:
     """The numcodecs compressor (a `numcodecs.abc.Codec`) for `options`."""
-    raise NotImplementedError
+    level = level_of(options)
+    if options.codec == "flac":
+        from flac_numcodecs import Flac
+
+        return Flac(level=level)
+    if options.codec == "wavpack":
+        try:
+            from wavpack_numcodecs import WavPack
+        except ImportError as exc:
+            raise EcephysError(
+                "codec 'wavpack' needs wavpack-numcodecs, which this runtime does not ship (its "
+                "wheels need glibc >= 2.35, Lambda's python3.12 has 2.34): use codec 'flac'"
+            ) from exc
+        return WavPack(level=level)
+    from numcodecs import Zstd
+
+    return Zstd(level=level)
+
+
+def _pipeline(meta: dict[str, Any]) -> tuple[list[Any], Any]:
+    """The filters and the compressor a `.zarray` names, from numcodecs' registry (what zarr uses)."""
+    from numcodecs import get_codec
+
+    filters = [get_codec(dict(f)) for f in meta.get("filters") or []]
+    compressor = get_codec(dict(meta["compressor"])) if meta.get("compressor") else None
+    return filters, compressor
 
 
 def encode_chunk(
     samples: np.ndarray, options: EcephysOptions, correction: LsbCorrection | None
 ) -> bytes:
-    """One Zarr chunk's stored bytes (filters then compressor) of `samples` (time x channels int16)."""
-    raise NotImplementedError
+    """One Zarr chunk's stored bytes of `samples` (time x channels int16, the chunk's full
+    shape: an edge chunk is padded by the caller, as zarr v2 stores edge chunks whole).
+
+    The correction is applied in integer arithmetic (equal to the filter's encode for a chunk
+    that `fits`; the caller checks, and the decode verifies), then the compressor encodes the
+    chunk as zarr hands it over: flattened when a filter ran, else time x channels.
+    """
+    import numpy as np
+
+    data = np.ascontiguousarray(samples, dtype=np.int16)
+    if correction is not None and not correction.is_identity:
+        data = correction.apply(data).reshape(-1)
+    return bytes(compressor_for(options).encode(data))
 
 
 def decode_chunk(data: bytes, meta: dict[str, Any]) -> np.ndarray:
-    """The int16 samples (time x channels) of one stored chunk; `meta` is the array's `.zarray`."""
-    raise NotImplementedError
+    """The int16 samples (time x channels, the chunk's full shape) of one stored chunk, decoded
+    exactly as zarr decodes it; `meta` is the array's `.zarray`."""
+    import numpy as np
+
+    filters, compressor = _pipeline(meta)
+    out: Any = compressor.decode(data) if compressor is not None else data
+    for codec in reversed(filters):
+        out = codec.decode(out)
+    flat = np.frombuffer(np.ascontiguousarray(out).tobytes(), dtype=np.dtype(meta["dtype"]))
+    return flat.reshape(tuple(meta["chunks"]))

@@ -1,12 +1,33 @@
-"""Encode one range of a binary into verified Zarr chunks (one Map iteration's work)."""
+"""Encode one range of a binary into verified Zarr chunks (one Map iteration's work).
+
+A range holds whole chunks of the traces array (`zarr_layout.chunk_ranges`); each chunk is
+encoded exactly as zarr would write it, decoded again through the array's own codec pipeline
+(what every reader runs) and compared with its source bytes before it is returned, so a chunk
+that reaches the archive is known to read back bit for bit.
+
+Memory: the range's source bytes plus, per chunk, a few copies of one chunk (the int16 view,
+the corrected copy, the codec's buffers, the decoded copy) and the encoded chunks (about a
+third of the source). At 384 channels, 1 s chunks (23 MB) and a 256 MiB range that is about
+256 + 5 x 23 + 90 ≈ 460 MB, inside 1 GB; `benchmarks/ecephys.py` measures it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from pydantic import BaseModel
 
-from upload_processor.ecephys.codec import EcephysOptions
+from upload_processor.ecephys.codec import EcephysOptions, decode_chunk, encode_chunk
 from upload_processor.ecephys.lsb import LsbCorrection
 from upload_processor.ecephys.recording import RecordingStream
+from upload_processor.ecephys.zarr_layout import (
+    SAMPLE_BYTES,
+    chunk_key,
+    samples_per_chunk,
+    traces_zarray,
+)
+from upload_processor.errors import EcephysError, EcephysLsbError, EcephysVerificationError
 
 
 class EncodedChunk(BaseModel):
@@ -25,10 +46,73 @@ def encode_range(
     options: EcephysOptions,
     correction: LsbCorrection | None = None,
 ) -> list[EncodedChunk]:
-    """Encode `raw` (the source bytes from `start_sample`, whole chunks) and verify each chunk."""
-    raise NotImplementedError
+    """Encode `raw` (the source bytes of samples `start_sample`... : whole chunks, the last
+    one may end at the stream's end) and verify each chunk.
+
+    Raises `EcephysLsbError` when a chunk does not fit the stream's correction, and
+    `EcephysVerificationError` when a chunk does not decode to its source.
+    """
+    import numpy as np
+
+    per_chunk = samples_per_chunk(stream, options)
+    frame = stream.num_channels * SAMPLE_BYTES
+    if start_sample % per_chunk:
+        raise EcephysError(
+            f"{stream.source_key}: a range must start on a chunk boundary "
+            f"(a multiple of {per_chunk} samples), got sample {start_sample}"
+        )
+    if len(raw) % frame:
+        raise EcephysError(
+            f"{stream.source_key}: {len(raw)} bytes from sample {start_sample} is not a whole "
+            f"number of {stream.num_channels}-channel int16 samples"
+        )
+    samples = len(raw) // frame
+    end = start_sample + samples
+    if end > stream.num_samples or (samples % per_chunk and end != stream.num_samples):
+        raise EcephysError(
+            f"{stream.source_key}: samples [{start_sample}, {end}) are not whole chunks of "
+            f"{per_chunk} samples inside the stream's {stream.num_samples}"
+        )
+    meta = traces_zarray(stream, options, correction)
+    active = correction if correction is not None and not correction.is_identity else None
+    pad_value = active.stream_factor[1] if active is not None else 0
+    view = np.frombuffer(raw, dtype="<i2").reshape(samples, stream.num_channels)
+    out: list[EncodedChunk] = []
+    for first in range(0, samples, per_chunk):
+        index = (start_sample + first) // per_chunk
+        chunk = view[first : first + per_chunk]
+        source = raw[first * frame : (first + len(chunk)) * frame]
+        if active is not None and not active.fits(chunk):
+            raise EcephysLsbError(
+                f"{stream.source_key}: chunk {index} (samples {start_sample + first}.."
+                f"{start_sample + first + len(chunk) - 1}) holds values that are not "
+                f"{active.stream_factor[0]} x n + {active.stream_factor[1]}, the correction "
+                "detected on a sample of the stream; encode it with lsb_correction='off'"
+            )
+        if len(chunk) < per_chunk:  # zarr v2 stores an edge chunk whole
+            padded = np.full((per_chunk, stream.num_channels), pad_value, dtype="<i2")
+            padded[: len(chunk)] = chunk
+            chunk = padded
+        data = encode_chunk(chunk, options, active)
+        key = chunk_key(stream, index)
+        verify_chunk(data, source, meta, key=key)
+        out.append(
+            EncodedChunk(
+                key=key,
+                data=data,
+                sha256_source=hashlib.sha256(source).hexdigest(),
+                nbytes_source=len(source),
+            )
+        )
+    return out
 
 
-def verify_chunk(data: bytes, source: bytes, meta: dict) -> None:
-    """Decode `data` and raise `EcephysVerificationError` unless it equals `source` byte for byte."""
-    raise NotImplementedError
+def verify_chunk(data: bytes, source: bytes, meta: dict[str, Any], *, key: str = "chunk") -> None:
+    """Decode `data` through the array's codec pipeline (`meta`: its `.zarray`) and raise
+    `EcephysVerificationError` unless its first samples are `source` byte for byte (by SHA-256)."""
+    decoded = decode_chunk(data, meta).tobytes()[: len(source)]
+    if hashlib.sha256(decoded).digest() != hashlib.sha256(source).digest():
+        raise EcephysVerificationError(
+            f"{key}: the encoded chunk does not decode to its {len(source)} source bytes; "
+            "nothing of it is archived"
+        )

@@ -1,32 +1,163 @@
-"""Exact per-channel LSB/offset correction: divide out a constant integer factor before encoding.
+"""Exact LSB/offset correction: divide out a constant integer factor before encoding.
 
-Open Ephys may write samples that are all multiples of a constant (data scaled x12); the audio
-codecs' prediction then loses its gain. `detect_lsb` finds, per channel, the offset and the gcd
-of the differences; the correction is applied only when it is exact, and is undone on decode,
-so the original int16 values come back bit for bit.
+Open Ephys writes Neuropixels samples as ADC steps times ~12 counts; when every sample of a
+stream is `lsb * y + offset` the audio codecs' prediction loses its gain (measured: FLAC 2.65x
+instead of 3.54x on the same data), so the factor is divided out first.
+
+Why one factor per stream, stored as numcodecs' `FixedScaleOffset` filter: the user's
+`spikeinterface.read_zarr(...).get_traces()` and a bare `zarr.open(...)[:]` must return the
+original int16 values, so the correction has to live in the array's codec pipeline, which
+zarr applies on read with no code of ours installed. A built-in numcodecs filter is the only
+way to get that, and its configuration is one scalar offset and scale per array (it flattens
+the chunk), so the correction is one `lsb`/`offset` for all channels and all chunks of the
+stream. Two conditions keep it exact:
+
+- the filter decodes `y / (1/lsb) + offset` in float64 and truncates: for some `lsb` (75, 77,
+  91, ...) that lands a hair below an integer; `filter_is_exact` checks every int16 value the
+  correction can produce (at most 65 536 / lsb of them) and refuses the correction otherwise;
+- it is detected on a sample, and parallel ranges cannot see each other: every chunk is
+  checked before encoding (`fits`) and a chunk that does not fit raises `EcephysLsbError`
+  (the stream is then encoded with `lsb_correction="off"`), and every chunk is decoded
+  through the same filter and compared with its source before the asset is sealed.
+
+The model keeps a value per channel (what `detect_lsb` sees per channel is reported), but
+`stream_factor` is what the store uses: the gcd of all channels' factors, with one residue.
+numpy is imported inside the functions: the core layer imports this module without numpy.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from pydantic import BaseModel
+import math
+from functools import reduce
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field, model_validator
+
+if TYPE_CHECKING:
+    import numpy as np
+
+INT16_MIN, INT16_MAX = -32768, 32767
 
 
 class LsbCorrection(BaseModel):
-    """Per-channel `x = lsb * y + offset`; lsb=1, offset=0 is the identity."""
+    """`x = lsb * y + offset` for every sample `x` of each channel; lsb=1, offset=0 is the identity.
 
-    lsb: list[int]
-    offset: list[int]
+    All channels carry the same `lsb` and `offset` (one filter per array, see the module's
+    docstring); the lists keep the per-channel shape the manifest reports.
+    """
+
+    lsb: list[int] = Field(
+        description="Per channel: the integer step every sample is a multiple of"
+    )
+    offset: list[int] = Field(description="Per channel: the residue, 0 <= offset < lsb")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LsbCorrection:
+        if len(self.lsb) != len(self.offset):
+            raise ValueError("lsb and offset need one value per channel each")
+        if any(v < 1 for v in self.lsb):
+            raise ValueError("lsb must be >= 1")
+        if any(not 0 <= o < v for v, o in zip(self.lsb, self.offset, strict=True)):
+            raise ValueError("offset must be in [0, lsb)")
+        return self
+
+    @classmethod
+    def identity(cls, num_channels: int) -> LsbCorrection:
+        """No correction."""
+        return cls(lsb=[1] * num_channels, offset=[0] * num_channels)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when nothing is divided out."""
+        return all(v == 1 for v in self.lsb)
+
+    @property
+    def stream_factor(self) -> tuple[int, int]:
+        """The one `(lsb, offset)` the store's filter applies to every channel."""
+        return self.lsb[0], self.offset[0]
+
+    def fits(self, chunk: np.ndarray) -> bool:
+        """Every sample of `chunk` (time x channels) is `lsb * y + offset` exactly, and none is
+        below `INT16_MIN + offset` (where the filter's int16 subtraction would wrap)."""
+        import numpy as np
+
+        lsb, offset = self.stream_factor
+        if lsb == 1:
+            return True
+        if offset and int(chunk.min(initial=0)) < INT16_MIN + offset:
+            return False
+        return not np.any((chunk.astype(np.int32) - offset) % lsb)
 
     def apply(self, chunk: np.ndarray) -> np.ndarray:
-        """`(chunk - offset) // lsb` per channel (time x channels)."""
-        raise NotImplementedError
+        """`(chunk - offset) // lsb` in integer arithmetic (what the filter's encode yields when
+        `fits(chunk)`); int16, same shape."""
+        import numpy as np
+
+        lsb, offset = self.stream_factor
+        if lsb == 1:
+            return chunk
+        return ((chunk.astype(np.int32) - offset) // lsb).astype(np.int16)
 
     def restore(self, chunk: np.ndarray) -> np.ndarray:
-        """`chunk * lsb + offset` per channel, back to the original int16 values."""
-        raise NotImplementedError
+        """`chunk * lsb + offset`, back to the original int16 values."""
+        import numpy as np
+
+        lsb, offset = self.stream_factor
+        if lsb == 1:
+            return chunk
+        return (chunk.astype(np.int32) * lsb + offset).astype(np.int16)
+
+    def zarr_filters(self) -> list[dict[str, object]] | None:
+        """The `.zarray` `filters` entry that undoes the correction on read (None: identity)."""
+        lsb, offset = self.stream_factor
+        if lsb == 1:
+            return None
+        return [
+            {
+                "id": "fixedscaleoffset",
+                "offset": offset,
+                "scale": 1 / lsb,
+                "dtype": "<i2",
+                "astype": "<i2",
+            }
+        ]
+
+
+def filter_is_exact(lsb: int, offset: int) -> bool:
+    """numcodecs' `FixedScaleOffset(offset, 1/lsb)` decodes every int16 `lsb * y + offset` to
+    itself (its float64 decode truncates; for some factors it lands a hair below)."""
+    import numpy as np
+    from numcodecs import FixedScaleOffset
+
+    if lsb == 1:
+        return True
+    low = INT16_MIN + offset  # below it, the filter's int16 `x - offset` wraps (see `fits`)
+    x = np.arange(low + ((offset - low) % lsb), INT16_MAX + 1, lsb).astype(np.int16)
+    codec = FixedScaleOffset(offset=offset, scale=1 / lsb, dtype="<i2", astype="<i2")
+    back = np.asarray(codec.decode(codec.encode(x))).view(np.int16)
+    return bool(np.array_equal(back, x))
 
 
 def detect_lsb(samples: np.ndarray) -> LsbCorrection:
-    """Per channel integer offset and LSB (gcd of differences) of `samples` (time x channels)."""
-    raise NotImplementedError
+    """The exact correction `samples` (time x channels int16) allow, or the identity.
+
+    Per channel: the gcd of the differences from its first sample. The stream's factor is the
+    gcd over all channels and of the differences between their first samples (one residue for
+    all), kept only when it is > 1 and numcodecs' filter restores it exactly.
+    """
+    import numpy as np
+
+    channels = samples.shape[1]
+    if samples.shape[0] < 2:
+        return LsbCorrection.identity(channels)
+    data = samples.astype(np.int64)
+    first = data[0]
+    per_channel = [int(np.gcd.reduce(np.abs(data[:, c] - first[c]))) for c in range(channels)]
+    across = int(np.gcd.reduce(np.abs(first - first[0]))) if channels > 1 else 0
+    factor = reduce(math.gcd, per_channel, across)
+    if factor <= 1:
+        return LsbCorrection.identity(channels)
+    offset = int(first[0]) % factor
+    if not filter_is_exact(factor, offset):
+        return LsbCorrection.identity(channels)
+    return LsbCorrection(lsb=[factor] * channels, offset=[offset] * channels)
