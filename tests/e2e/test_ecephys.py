@@ -52,12 +52,17 @@ def _session(
     return folder, written
 
 
-def _streams(written: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
-    """stream name -> (the binary's path under ecephys/, its bytes), from the generator."""
-    if "streams" in written:
-        return {name: (s["dat"], s["samples"]) for name, s in written["streams"].items()}
-    name = Path(written["bin"]).name.removesuffix(".bin")
-    return {written.get("name", name): (written["bin"], written["samples"])}
+def _streams(written: dict[str, Any]) -> dict[str, tuple[str, bytes, int]]:
+    """stream name -> (the binary's path under ecephys/, its bytes, its channels), as the
+    generator wrote it (names as the ecephys room gives them)."""
+    samples = np.ascontiguousarray(written["samples"], dtype="<i2")
+    if "oebin" in written:
+        recording = written["oebin"].rsplit("/", 1)[0]  # Record Node 101/experiment1/recording1
+        node, experiment, run = recording.split("/")
+        name = f"{experiment}_{node}#{written['stream']}_{run}"
+        return {name: (written["dat"], samples.tobytes(), samples.shape[1])}
+    name = written["bin"].rsplit("/", 1)[1].removesuffix(".bin")
+    return {name: (written["bin"], samples.tobytes(), samples.shape[1])}
 
 
 def _download(cloud: LocalCloud, prefix: str, dest: Path) -> Path:
@@ -99,7 +104,7 @@ def test_a_recording_is_archived_as_a_zarr_spikeinterface_reads_exactly(
     archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
     manifest = _manifest(cloud)
     entries = {o["dest_key"]: o for o in manifest["objects"]}
-    for name, (relative, samples) in _streams(written).items():
+    for name, (relative, samples, channels) in _streams(written).items():
         store = f"{COMPRESSED}/{name}.zarr"
         entry = entries[store]
         assert entry["action"] == "encode_ecephys" and entry["codec"] == "flac"
@@ -112,9 +117,9 @@ def test_a_recording_is_archived_as_a_zarr_spikeinterface_reads_exactly(
         assert not any(k.startswith(f"{CLIPPED}/{relative}") for k in archived)
 
         local = _download(cloud, store, tmp_path / f"{name}.zarr")
-        source = np.frombuffer(samples, dtype="<i2").reshape(-1, CHANNELS)
+        source = np.frombuffer(samples, dtype="<i2").reshape(-1, channels)
         recording_ = si.read_zarr(local)
-        assert recording_.get_num_channels() == CHANNELS
+        assert recording_.get_num_channels() == channels
         assert np.array_equal(recording_.get_traces(), source)
         assert np.array_equal(zarr.open(str(local), mode="r")["traces_seg0"][:], source)
     # every other file of the recording is in the clipped folder, compressed as usual
@@ -126,6 +131,7 @@ def test_a_recording_is_archived_as_a_zarr_spikeinterface_reads_exactly(
     ("recording", "damage", "rule"),
     [
         ("openephys", "truncate", "ecephys.truncated_binary"),
+        # twice the channels: whole frames still, half the samples sample_numbers.npy counts
         ("openephys", "oebin_channels", "ecephys.size_mismatch"),
         ("spikeglx", "meta_channels", "ecephys.channel_count"),
     ],
@@ -135,18 +141,21 @@ def test_a_damaged_recording_is_rejected_before_any_transfer(
 ) -> None:
     folder, written = _session(tmp_path, recording)
     ecephys = folder / "ecephys"
-    (name, (relative, _)), *_ = _streams(written).items()
+    ((relative, _, _),) = _streams(written).values()
     if damage == "truncate":
         path = ecephys / relative
         path.write_bytes(path.read_bytes()[:-3])  # an odd byte count: a cut-off sample
     elif damage == "oebin_channels":
         path = ecephys / written["oebin"]
         oebin = json.loads(path.read_text())
-        oebin["continuous"][0]["num_channels"] += 1
+        stream = oebin["continuous"][0]
+        stream["num_channels"] *= 2
+        stream["channels"] += stream["channels"]
         path.write_text(json.dumps(oebin, indent=2))
     else:
         path = ecephys / written["meta"]
-        text = path.read_text().replace(f"nSavedChans={CHANNELS}", f"nSavedChans={CHANNELS + 1}")
+        total = CHANNELS + 1  # the neural channels and the sync channel
+        text = path.read_text().replace(f"nSavedChans={total}", f"nSavedChans={total + 1}")
         path.write_text(text)
     staged = Staged(cloud, folder, "rig-1/bad")
     record = staged.run()
@@ -166,7 +175,7 @@ def test_codec_zstd_keeps_todays_behaviour(cloud: LocalCloud, tmp_path: Path) ->
     assert record["status"] == "COMPLETE", record
     archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
     assert not any(k.startswith((COMPRESSED, CLIPPED)) for k in archived)
-    for relative, _ in _streams(written).values():
+    for relative, _, _ in _streams(written).values():
         assert f"{ASSET}/ecephys/{relative}.zst" in archived
 
 
@@ -184,13 +193,11 @@ def test_an_unknown_recording_falls_back_to_zstd_with_a_note(
 
 
 def test_keep_raw_also_archives_the_binary_zstd(cloud: LocalCloud, tmp_path: Path) -> None:
-    tasks = {
-        "modality_transformation_settings": {"ecephys": {"job_settings": {"keep_raw": True}}}
-    }
+    tasks = {"modality_transformation_settings": {"ecephys": {"job_settings": {"keep_raw": True}}}}
     folder, written = _session(tmp_path, "spikeglx", tasks=tasks)
     record = Staged(cloud, folder, "rig-1/raw").run()
     assert record["status"] == "COMPLETE", record
     archived = keys(cloud, cloud.archive_bucket, f"{ASSET}/")
-    for name, (relative, _) in _streams(written).items():
+    for name, (relative, _, _) in _streams(written).items():
         assert f"{CLIPPED}/{relative}.zst" in archived
         assert f"{COMPRESSED}/{name}.zarr/.zattrs" in archived

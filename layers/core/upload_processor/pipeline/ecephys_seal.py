@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from upload_processor.domain.archive import tree_sha256
 from upload_processor.domain.plan import ENCODE_ECEPHYS
 from upload_processor.ecephys.codec import EcephysOptions
+from upload_processor.ecephys.lsb import LsbCorrection
 from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.ecephys.zarr_layout import (
     chunk_key,
     metadata_objects,
+    num_chunks,
     restore_instructions,
-    samples_per_chunk,
 )
 from upload_processor.errors import VerificationError
 from upload_processor.pipeline.failures import missing_objects_error
@@ -80,9 +82,7 @@ def _planned_stores(plan: list[list[dict[str, Any]]]) -> dict[str, _Planned]:
 
 def expected_chunk_keys(stream: RecordingStream, options: EcephysOptions) -> list[str]:
     """Every traces chunk key (relative to the store) the stream needs, in time order."""
-    per_chunk = samples_per_chunk(stream, options)
-    count = -(-stream.num_samples // per_chunk)
-    return [chunk_key(stream, index) for index in range(count)]
+    return [chunk_key(stream, index) for index in range(num_chunks(stream, options))]
 
 
 def seal_streams(
@@ -110,9 +110,14 @@ def seal_streams(
         ordered = [ranges[n] for n in range(1, planned.part_count + 1)]
         chunks = {c["key"]: c for r in ordered for c in (r.chunks or ())}
         _check_chunks(s3, archive, store, planned, chunks)
-        written = _write_metadata(s3, archive, store, planned)
+        correction = _correction(archive, store, planned, ordered)
+        written = _write_metadata(s3, archive, store, planned, correction)
         sealed.keys |= {f"{store}/{key}" for key in chunks} | set(written)
-        sealed.entries.append(_manifest_entry(store, planned, ordered, chunks, written))
+        entry = _manifest_entry(store, planned, ordered, chunks, written)
+        if correction is not None:
+            lsb, offset = correction.stream_factor
+            entry["lsb_correction"] = {"lsb": lsb, "offset": offset}
+        sealed.entries.append(entry)
     return sealed
 
 
@@ -153,10 +158,30 @@ def _check_chunks(
             )
 
 
-def _write_metadata(s3: Any, archive: str, store: str, planned: _Planned) -> list[str]:
+def _correction(
+    archive: str, store: str, planned: _Planned, ranges: list[TransferResult]
+) -> LsbCorrection | None:
+    """The one LSB correction every range was encoded with (it is the store's `.zarray`
+    filter); a VerificationError if the ranges disagree."""
+    distinct = {json.dumps(r.correction, sort_keys=True) for r in ranges}
+    if len(distinct) != 1:
+        raise VerificationError(
+            f"the stream's ranges were encoded with {len(distinct)} different LSB corrections; "
+            "run the job again (every range detects it on the stream's first chunk)",
+            source=planned.source_key,
+            dest=f"s3://{archive}/{store}/",
+        )
+    found = ranges[0].correction
+    return None if found is None else LsbCorrection.model_validate(found)
+
+
+def _write_metadata(
+    s3: Any, archive: str, store: str, planned: _Planned, correction: LsbCorrection | None
+) -> list[str]:
     """The store's metadata objects, each with its SHA-256; their keys."""
     written = []
-    for key, body in sorted(metadata_objects(planned.stream, planned.options, None).items()):
+    objects = metadata_objects(planned.stream, planned.options, correction)
+    for key, body in sorted(objects.items()):
         s3.put_object(
             Bucket=archive,
             Key=f"{store}/{key}",

@@ -18,13 +18,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upload_processor.domain.plan import PlanItem
-from upload_processor.errors import TransferError
+from upload_processor.ecephys.zarr_layout import SAMPLE_BYTES, samples_per_chunk
+from upload_processor.errors import (
+    EcephysError,
+    EcephysVerificationError,
+    TransferError,
+    VerificationError,
+)
 from upload_processor.pipeline.transfer.faults import S3Client, url
 from upload_processor.pipeline.transfer.result import TransferResult
 from upload_processor.pipeline.transfer.source import get_source_range
+
+if TYPE_CHECKING:
+    from upload_processor.ecephys.codec import EcephysOptions
+    from upload_processor.ecephys.lsb import LsbCorrection
+    from upload_processor.ecephys.recording import RecordingStream
 
 ZARR_CHUNK_CONTENT_TYPE = "application/octet-stream"
 
@@ -60,12 +71,18 @@ def encode_ecephys(
     start, end, first_sample = _planned(item, source=source, dest=dest)
     stream = RecordingStream.model_validate(item.stream)
     options = EcephysOptions.model_validate(item.options)
-    body = get_source_range(s3, source_bucket, item, start, end, source=source, dest=dest)
+    raw = _read(s3, source_bucket, item, start, end, source=source, dest=dest)
+    correction = None
+    if options.lsb_correction == "auto":
+        correction = stream_correction(
+            s3, source_bucket, item, stream, options, raw, source=source, dest=dest
+        )
     try:
-        raw = body.read()
-    finally:
-        body.close()
-    chunks = encode_range(raw, stream, first_sample, options)
+        chunks = encode_range(raw, stream, first_sample, options, correction)
+    except EcephysVerificationError as exc:
+        raise VerificationError(str(exc), source=source, dest=dest) from exc
+    except EcephysError as exc:  # EcephysLsbError: the message says to use lsb_correction off
+        raise TransferError(str(exc), source=source, dest=dest) from exc
     written: list[dict[str, Any]] = []
     for chunk in chunks:
         checksum = base64.b64encode(hashlib.sha256(chunk.data).digest()).decode()
@@ -98,4 +115,48 @@ def encode_ecephys(
         range_start=start,
         range_end=end,
         chunks=tuple(written),
+        correction=None if correction is None else correction.model_dump(mode="json"),
     )
+
+
+def _read(
+    s3: S3Client, bucket: str, item: PlanItem, start: int, end: int, *, source: str, dest: str
+) -> bytes:
+    """Bytes [start, end) of the planned source (one ranged GET, conditioned on its ETag)."""
+    body = get_source_range(s3, bucket, item, start, end, source=source, dest=dest)
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
+
+
+def stream_correction(
+    s3: S3Client,
+    bucket: str,
+    item: PlanItem,
+    stream: RecordingStream,
+    options: EcephysOptions,
+    raw: bytes,
+    *,
+    source: str,
+    dest: str,
+) -> LsbCorrection:
+    """The stream's LSB/offset correction, the same in every range of the stream.
+
+    The correction is one filter of the whole store (`ecephys.lsb`), and the ranges run in
+    parallel, so each range detects it on the same bytes: the stream's first chunk (the range
+    that starts there has it in hand; the others read it with one more ranged GET, ~23 MB at
+    384 channels). `detect_lsb` is deterministic, so every range, and Finalize's `.zarray`,
+    agree; each range records it and Finalize checks they do. A later chunk the correction
+    does not fit fails its range with the fix (`lsb_correction: "off"`).
+    """
+    import numpy as np
+
+    from upload_processor.ecephys.lsb import detect_lsb
+
+    frame = stream.num_channels * SAMPLE_BYTES
+    first = min(samples_per_chunk(stream, options), stream.num_samples) * frame
+    head = raw[:first] if item.sample_start == 0 else None
+    if head is None:
+        head = _read(s3, bucket, item, 0, first, source=source, dest=dest)
+    return detect_lsb(np.frombuffer(head, dtype="<i2").reshape(-1, stream.num_channels))

@@ -39,7 +39,8 @@ class TransferResult:
     An `encode_ecephys` result (one time range of an ecephys stream, `transfer.ecephys`):
     `dest_key` is the stream's Zarr store, `source_sha256` the SHA-256 of the range's source
     bytes [range_start, range_end), `bytes_out` its chunks' stored bytes, and `chunks` one
-    {key, bytes, checksum_sha256, source_sha256, source_bytes} per written chunk.
+    {key, bytes, checksum_sha256, source_sha256, source_bytes} per written chunk; `correction`
+    the stream's LSB correction the range was encoded with (None: lsb_correction off).
     """
 
     source_key: str
@@ -62,6 +63,7 @@ class TransferResult:
     checksum_sha256: str | None = None
     part_sizes: tuple[int, ...] | None = None
     chunks: tuple[dict[str, Any], ...] | None = None
+    correction: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: Step Functions carries results between states as JSON.
