@@ -161,8 +161,11 @@ def test_a_damaged_recording_is_rejected_before_any_transfer(
     record = staged.run()
     assert record["status"] == "REJECTED", record
     report = _report(cloud, "rig-1/bad")
-    (issue,) = [i for i in report["issues"] if i["rule"] == rule]
-    assert issue["severity"] == "error" and issue["file"].startswith("ecephys/")
+    found = [i for i in report["issues"] if i["rule"] == rule]
+    assert found, report["issues"]
+    for issue in found:  # each names the file and the field, in the message too
+        assert issue["severity"] == "error" and issue["file"].startswith("ecephys/")
+        assert issue["field"] and issue["file"] in issue["message"], issue
     # nothing written into the archive (no half-written Zarr), staging untouched
     assert keys(cloud, cloud.archive_bucket, f"{ASSET}/") == set()
     staged.assert_untouched()
