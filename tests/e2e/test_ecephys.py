@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import ACQ, ASSET, JOB, Staged, body, keys
+from e2e_support import ACQ, ASSET, JOB, ROOT, Staged, body, keys
 
 from upload_processor_tools.local import LocalCloud
+from upload_processor_tools.local.seam import RUNNER
 from upload_processor_tools.sample import build_session
 from upload_processor_tools.sample_ecephys import write_openephys, write_spikeglx
 
@@ -86,6 +87,14 @@ def _manifest(cloud: LocalCloud) -> dict[str, Any]:
 @pytest.fixture
 def cloud(quick_cloud: LocalCloud) -> Iterator[LocalCloud]:
     yield quick_cloud
+
+
+@pytest.fixture
+def ranged_cloud(no_metrics_warning: None) -> Iterator[LocalCloud]:
+    """Ranges of one chunk (EcephysRangeMiB 1 < one 1 s chunk of 16 channels): every chunk
+    its own Map iteration."""
+    with LocalCloud(ROOT, parameter_overrides={"FilesWaitSeconds": 0, "EcephysRangeMiB": 1}) as c:
+        yield c
 
 
 @pytest.mark.parametrize("recording", ["openephys", "spikeglx"])
@@ -204,3 +213,29 @@ def test_keep_raw_also_archives_the_binary_zstd(cloud: LocalCloud, tmp_path: Pat
     for name, (relative, _, _) in _streams(written).items():
         assert f"{CLIPPED}/{relative}.zst" in archived
         assert f"{COMPRESSED}/{name}.zarr/.zattrs" in archived
+
+
+def test_ranges_run_in_parallel_on_the_ecephys_function_with_one_lsb_correction(
+    ranged_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """Data scaled x12 (as Open Ephys writes Neuropixels): each range detects the stream's
+    correction on its first chunk, Finalize checks they agree and puts it in the `.zarray`;
+    the traces read back exactly."""
+    import spikeinterface as si
+
+    folder, written = _session(tmp_path, "openephys", scale=12)
+    before = len(RUNNER.invocations)
+    record = Staged(ranged_cloud, folder, "rig-1/scaled").run()
+    assert record["status"] == "COMPLETE", record
+    ran = RUNNER.invocations[before:]
+    # three ranges of one chunk each, on the function with the codec's layer
+    assert ran.count(("EcephysTransferFunction", False)) == 3, ran
+    assert ("EcephysTransferFunction", True) not in ran
+    ((name, (_, samples, channels)),) = _streams(written).items()
+    entry = next(o for o in _manifest(ranged_cloud)["objects"] if o["action"] == "encode_ecephys")
+    assert entry["chunks"] == 3 and len(entry["range_sha256s"]) == 3
+    assert entry["lsb_correction"] == {"lsb": 12, "offset": 0}
+    store = f"{COMPRESSED}/{name}.zarr"
+    local = _download(ranged_cloud, store, tmp_path / "scaled.zarr")
+    source = np.frombuffer(samples, dtype="<i2").reshape(-1, channels)
+    assert np.array_equal(si.read_zarr(local).get_traces(), source)

@@ -180,7 +180,7 @@ def test_the_walk_finds_the_paths_that_matter() -> None:
         "$.Payload.batch",
         "$.function",
         "$.ecephys_function",
-        "$.batch[0].action",
+        "$.batch[0].stream",
         "$.error",
         "$.failed_step",
     } <= paths

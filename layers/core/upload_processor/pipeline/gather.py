@@ -463,11 +463,14 @@ def build_plan(
     name: str,
     job: dict[str, Any],
     streams: Sequence[RecordingStream] = (),
+    *,
+    ecephys_range_size: int | None = None,
 ) -> list[PlanItem]:
     """One plan item per data object, sorted by key for a stable plan; with the ecephys
     transformation (`streams`: the recordings `ecephys_plan.find_recordings` checked), one
     `encode_ecephys` item per range of each stream, and the ecephys folder's other files
-    under `ecephys/ecephys_clipped/`."""
+    under `ecephys/ecephys_clipped/` (`ecephys_range_size`: source bytes per range, default
+    `ecephys_plan.RANGE_BYTES`)."""
     settings = ecephys_plan.ecephys_settings(job)
     options = ecephys_plan.options_of(settings) if settings is not None else None
     encoded = {s.source_key: s for s in streams} if options is not None else {}
@@ -478,7 +481,12 @@ def build_plan(
         stream = encoded.get(entry.relative)
         if stream is not None and options is not None:
             items += ecephys_plan.encode_items(
-                prefix_key=key, entry=entry, stream=stream, options=options, asset_name=name
+                prefix_key=key,
+                entry=entry,
+                stream=stream,
+                options=options,
+                asset_name=name,
+                range_bytes=ecephys_range_size or ecephys_plan.RANGE_BYTES,
             )
             if not options.keep_raw:
                 continue

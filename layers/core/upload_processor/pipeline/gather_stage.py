@@ -60,6 +60,7 @@ class GatherContext:
     files_wait_seconds: float = 0.0
     chunk_threshold: int | None = None
     range_size: int | None = None
+    ecephys_range_size: int | None = None
     store: JobStore | None = None
     default_tz: str | None = None  # naive timestamps in metadata files are read in it
 
@@ -81,6 +82,7 @@ def run(
         files_wait_seconds=settings.files_wait_seconds,
         chunk_threshold=settings.chunk_threshold,
         range_size=settings.range_size,
+        ecephys_range_size=settings.ecephys_range_size,
         store=store,
         default_tz=settings.default_time_zone,
     )
@@ -203,7 +205,14 @@ def _gather_leased(
             )
         )
         report_key = _save_report(s3, request, gathered.report)
-    plan = session.build_plan(request.prefix, gathered.data, name, request.job, gathered.streams)
+    plan = session.build_plan(
+        request.prefix,
+        gathered.data,
+        name,
+        request.job,
+        gathered.streams,
+        ecephys_range_size=context.ecephys_range_size,
+    )
     plan_key = _write_plan(request, context, plan, existing)
     assembly = gathered.assembly
     document = {"core": assembly.core, "metadata": assembly.metadata}

@@ -120,6 +120,7 @@ class TransferResult:
                 else tuple(int(v) for v in data["part_sizes"])
             ),
             chunks=(None if data.get("chunks") is None else tuple(dict(c) for c in data["chunks"])),
+            correction=None if data.get("correction") is None else dict(data["correction"]),
         )
 
 
