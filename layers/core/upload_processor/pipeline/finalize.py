@@ -92,7 +92,7 @@ def seal_transfers(
     """
     recorded = collect_results(s3, archive, job_id)
     # an ecephys stream's ranges are sealed by ecephys_seal.seal_streams
-    planned = {item["dest_key"] for batch in plan for item in batch if item["action"] != ENCODE}
+    planned = {i["dest_key"] for batch in plan for i in batch if i.get("action") != ENCODE}
     whole = [r for r in recorded if r.action not in ("compress_range", ENCODE)]
     parts: dict[str, list[TransferResult]] = {}
     for result in recorded:
