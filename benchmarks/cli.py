@@ -24,7 +24,7 @@ from upload_processor.domain.units import GiB, MiB
 
 TiB = 1024 * GiB
 
-NAMES = ("compress", "copy", "flow", "gather", "cold_import")
+NAMES = ("compress", "copy", "flow", "gather", "cold_import", "ecephys")
 QUICK_RUNS = 3  # --quick only: its figures are not judged
 COLUMNS = ("measure", "baseline", "project", "ratio", "goal", "verdict")
 
@@ -81,6 +81,13 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
             "flow": {"small_files": 12, "large_mb": 1.0, "repeat": QUICK_RUNS},
             "gather": {"repeat": QUICK_RUNS, "min_time": 0.01},
             "cold_import": {"repeat": QUICK_RUNS},
+            "ecephys": {
+                "storage_s": 1.0,
+                "throughput_s": 1.0,
+                "repeat": QUICK_RUNS,
+                "memory_s": (2.0, 4.0),
+                "range_mb": 23,
+            },
         }
     copy = {"moto_sizes": (256 * 1024, 12 * MiB), "fake_sizes": (MiB, 5 * GiB, 100 * GiB, 5 * TiB)}
     if args.full:
@@ -95,6 +102,13 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
             "flow": {"small_files": 2000, "large_mb": 512.0, "repeat": MIN_RUNS},
             "gather": {"repeat": 15, "min_time": 0.5},
             "cold_import": {"repeat": 15},
+            "ecephys": {
+                "storage_s": 30.0,
+                "throughput_s": 10.0,
+                "repeat": MIN_RUNS,
+                "memory_s": (60.0, 240.0),
+                "range_mb": 256,
+            },
         }
     return {
         "compress": {
@@ -107,12 +121,19 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "flow": {"small_files": 500, "large_mb": 64.0, "repeat": MIN_RUNS},
         "gather": {"repeat": 7, "min_time": 0.2},
         "cold_import": {"repeat": 7},
+        "ecephys": {
+            "storage_s": 4.0,
+            "throughput_s": 2.0,
+            "repeat": MIN_RUNS,
+            "memory_s": (8.0, 32.0),
+            "range_mb": 64,
+        },
     }
 
 
 def _benchmarks() -> dict[str, ModuleType]:
     # Imported here so that `--help` is instant.
-    from benchmarks import cold_import, compress, flow, gather, server_copy
+    from benchmarks import cold_import, compress, ecephys, flow, gather, server_copy
 
     return {
         "compress": compress,
@@ -120,6 +141,7 @@ def _benchmarks() -> dict[str, ModuleType]:
         "flow": flow,
         "gather": gather,
         "cold_import": cold_import,
+        "ecephys": ecephys,
     }
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -76,36 +76,63 @@ class LsbCorrection(BaseModel):
         """The one `(lsb, offset)` the store's filter applies to every channel."""
         return self.lsb[0], self.offset[0]
 
-    def fits(self, chunk: np.ndarray) -> bool:
-        """Every sample of `chunk` (time x channels) is `lsb * y + offset` exactly, and none is
-        below `INT16_MIN + offset` (where the filter's int16 subtraction would wrap)."""
+    def split(self, chunk: np.ndarray) -> np.ndarray | None:
+        """`y` with `chunk == lsb * y + offset` sample for sample (int16, same shape: what the
+        filter's encode yields), or None when some sample is not of that form, or is below
+        `INT16_MIN + offset` (where the filter's int16 `x - offset` would wrap).
+
+        One floor division by a constant and one multiply-add check, in int16 (numpy divides
+        by a constant without a division instruction; `%` costs 100x more): the check cannot
+        pass by wrapping (`lsb * y + offset` is within `lsb` below the sample).
+        """
         import numpy as np
 
         lsb, offset = self.stream_factor
         if lsb == 1:
-            return True
+            return chunk
         if offset and int(chunk.min(initial=0)) < INT16_MIN + offset:
-            return False
-        return not np.any((chunk.astype(np.int32) - offset) % lsb)
+            return None
+        y = (chunk - np.int16(offset)) // np.int16(lsb)
+        if not np.array_equal(y * np.int16(lsb) + np.int16(offset), chunk):
+            return None
+        return y
+
+    def fits(self, chunk: np.ndarray) -> bool:
+        """Every sample of `chunk` (time x channels) is `lsb * y + offset` exactly (see `split`)."""
+        return self.split(chunk) is not None
 
     def apply(self, chunk: np.ndarray) -> np.ndarray:
-        """`(chunk - offset) // lsb` in integer arithmetic (what the filter's encode yields when
-        `fits(chunk)`); int16, same shape."""
-        import numpy as np
-
-        lsb, offset = self.stream_factor
-        if lsb == 1:
-            return chunk
-        return ((chunk.astype(np.int32) - offset) // lsb).astype(np.int16)
+        """`(chunk - offset) / lsb` per sample, int16 (the filter's encode of a chunk that fits);
+        ValueError when the chunk does not fit."""
+        y = self.split(chunk)
+        if y is None:
+            raise ValueError(
+                f"the chunk is not all {self.stream_factor[0]} x n + {self.stream_factor[1]}"
+            )
+        return y
 
     def restore(self, chunk: np.ndarray) -> np.ndarray:
-        """`chunk * lsb + offset`, back to the original int16 values."""
+        """`chunk * lsb + offset`, back to the original int16 values (what the filter's decode
+        gives for every value when `filter_is_exact`)."""
         import numpy as np
 
         lsb, offset = self.stream_factor
         if lsb == 1:
             return chunk
-        return (chunk.astype(np.int32) * lsb + offset).astype(np.int16)
+        return chunk * np.int16(lsb) + np.int16(offset)
+
+    @classmethod
+    def from_zarr_filters(
+        cls, filters: list[dict[str, Any]] | None, num_channels: int
+    ) -> LsbCorrection:
+        """The correction a `.zarray`'s `filters` hold (inverse of `zarr_filters`)."""
+        if not filters:
+            return cls.identity(num_channels)
+        (spec,) = filters
+        if spec.get("id") != "fixedscaleoffset":
+            raise ValueError(f"not an LSB correction filter: {spec}")
+        lsb = round(1 / float(spec["scale"]))
+        return cls(lsb=[lsb] * num_channels, offset=[int(spec["offset"])] * num_channels)
 
     def zarr_filters(self) -> list[dict[str, object]] | None:
         """The `.zarray` `filters` entry that undoes the correction on read (None: identity)."""

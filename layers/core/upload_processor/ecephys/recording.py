@@ -302,6 +302,20 @@ def stream_from_spikeglx_meta(
                 "wrote with this .bin.",
             )
         )
+    sync = (counts[2] if len(counts) == 3 else 1) if band in ("ap", "lf") else 0
+    shank_key = "~snsGeomMap" if "~snsGeomMap" in meta else "~snsShankMap"
+    _, shank = _entries(meta.get(shank_key, ""))
+    if shank and band != "nidq" and len(shank) != channels - sync:
+        issues.append(
+            _error(
+                meta_path,
+                "nSavedChans",
+                "ecephys.channel_count",
+                f"{meta_path} nSavedChans is {channels} ({channels - sync} probe channels and "
+                f"{sync} sync) but {shank_key} places {len(shank)} probe channels: the .meta "
+                f"does not describe {bin_path}. Upload the .meta SpikeGLX wrote with this .bin.",
+            )
+        )
     declared = int(meta["fileSizeBytes"]) if meta.get("fileSizeBytes", "").isdigit() else None
     if declared is not None and declared != size:
         issues.append(
@@ -328,7 +342,6 @@ def stream_from_spikeglx_meta(
         issues.append(frame_issue)
     if any(i.severity == "error" for i in issues):
         return None, issues
-    sync = counts[2] if band in ("ap", "lf") and len(counts) == 3 else 0
     neural = channels - sync
     if band == "nidq":
         ids = [f"nidq#XA{k}" for k in range(channels)]
