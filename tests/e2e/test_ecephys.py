@@ -239,3 +239,24 @@ def test_ranges_run_in_parallel_on_the_ecephys_function_with_one_lsb_correction(
     local = _download(ranged_cloud, store, tmp_path / "scaled.zarr")
     source = np.frombuffer(samples, dtype="<i2").reshape(-1, channels)
     assert np.array_equal(si.read_zarr(local).get_traces(), source)
+
+
+def test_the_same_session_again_is_a_noop_and_the_asset_is_untouched(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """The manifest maps each stream and each clipped file back to its staged path
+    (`source_relative`), so uploading the job again finds the asset identical."""
+    folder, _ = _session(tmp_path, "openephys")
+    staged = Staged(cloud, folder, "rig-1/again")
+    assert staged.run()["status"] == "COMPLETE"
+    before = {
+        k: body(cloud, cloud.archive_bucket, k)
+        for k in keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+    }
+    record = staged.run()
+    assert record["status"] == "COMPLETE" and "already holds this exact session" in record["note"]
+    after = {
+        k: body(cloud, cloud.archive_bucket, k)
+        for k in keys(cloud, cloud.archive_bucket, f"{ASSET}/")
+    }
+    assert after == before
