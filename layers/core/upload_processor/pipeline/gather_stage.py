@@ -224,8 +224,15 @@ def _gather_leased(
         report_key,
         metadata_versions=gathered.versions,
         plan_key=plan_key,
-        counts=GatherCounts(files=len(plan), bytes_in=sum(i.size for i in plan)),
+        counts=_counts(plan),
     )
+
+
+def _counts(plan: list[PlanItem]) -> GatherCounts:
+    """Files and source bytes the plan moves: an ecephys stream's ranges count as its one
+    file (each range item carries the whole file's size)."""
+    objects = {(item.source_key, item.dest_key): item.size for item in plan}
+    return GatherCounts(files=len(objects), bytes_in=sum(objects.values()))
 
 
 def _write_plan(
