@@ -78,6 +78,7 @@ def test_a_job_without_a_pin_runs_on_the_alias(cloud, tmp_path: Path) -> None:
         "gather": f"{_fn(cloud, 'GatherMetadataFunction')}:{ALIAS}",
         "transfer": f"{_fn(cloud, 'TransferFunction')}:{ALIAS}",
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        "ecephys": f"{_fn(cloud, 'EcephysTransferFunction')}:{ALIAS}",
     }
     assert record["functions"] == expected
     assert json.loads(execution["input"])["functions"] == expected
@@ -110,6 +111,8 @@ def test_a_job_pinned_to_the_published_version_runs_on_that_version(cloud, tmp_p
         "gather": gather_v1,
         "transfer": transfer_v1,
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        # the ecephys ranges are the same task's: they follow its pin
+        "ecephys": f"{_fn(cloud, 'EcephysTransferFunction')}:1",
     }
     scheduled = _scheduled(cloud, execution["executionArn"])
     assert scheduled[0] == gather_v1
