@@ -155,3 +155,15 @@ def test_an_audio_level_is_checked_against_its_codec() -> None:
     with pytest.raises(ValueError, match="9 is not a flac level: use 0-8"):
         TransformationSettings(codec="flac", level=9)
     assert TransformationSettings(codec="flac", level=8).zstd_level == 3
+
+
+def test_a_binary_whose_description_is_wrong_gets_that_error_only(tmp_path: Path) -> None:
+    written = write_spikeglx(tmp_path / "ecephys", 1, CHANNELS)
+    meta = tmp_path / "ecephys" / written["meta"]
+    meta.write_text(meta.read_text().replace("nSavedChans=9", "nSavedChans=10"))
+    source = LocalSession(tmp_path)
+    found = ecephys_plan.find_recordings(
+        source, source.entries(), TransformationSettings(codec="flac")
+    )
+    assert found.streams == []
+    assert {i.rule for i in found.issues} == {"ecephys.channel_count"}

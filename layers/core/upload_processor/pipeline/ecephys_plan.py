@@ -113,9 +113,13 @@ def find_recordings(
         return found
     ecephys = [e for e in data if e.relative.startswith(f"{MODALITY}/")]
     sizes = {e.relative: e.size for e in ecephys}
+    # binaries a description speaks for (an Open Ephys recording's continuous/ folder, a
+    # .meta's .bin): what it says about them is in the report, not "unknown recording"
+    claimed: list[str] = []
     for entry in ecephys:
         name = posixpath.basename(entry.relative)
         if name.endswith(".oebin"):
+            claimed.append(posixpath.join(posixpath.dirname(entry.relative), "continuous") + "/")
             text = _read_text(source, entry, found.issues)
             if text is not None:
                 streams, issues = streams_from_oebin(text, entry.relative, sizes)
@@ -125,6 +129,7 @@ def find_recordings(
             binary = entry.relative[: -len(".meta")] + ".bin"
             if binary not in sizes:
                 continue  # a .meta without its binary: archived as a file like any other
+            claimed.append(binary)
             text = _read_text(source, entry, found.issues)
             if text is not None:
                 stream, issues = stream_from_spikeglx_meta(text, binary, sizes[binary])
@@ -133,7 +138,8 @@ def find_recordings(
                     found.streams.append(stream)
     described = {s.source_key for s in found.streams} | {i.file for i in found.issues}
     for entry in ecephys:
-        if entry.relative.endswith(BINARY_SUFFIXES) and entry.relative not in described:
+        spoken_for = entry.relative in described or entry.relative.startswith(tuple(claimed))
+        if entry.relative.endswith(BINARY_SUFFIXES) and not spoken_for:
             found.issues.append(
                 _issue(
                     "ecephys.unknown_recording",
