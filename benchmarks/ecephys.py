@@ -233,7 +233,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"ecephys storage ratio, {what} ({s['source_bytes'] / MiB:.0f} MiB, 384 ch)",
                 f"zstd-3 {s['zstd3_ratio']:.2f}x",
                 f"FLAC Zarr {s['flac_ratio']:.2f}x",
-                f"{s['smaller_than_zstd']:.2f}",
+                f"{s['smaller_than_zstd']:.3f}",
                 f">= {STORAGE_GOAL}" if label != "x12_uncorrected" else "(diagnostic)",
                 s["smaller_than_zstd"] >= STORAGE_GOAL if label != "x12_uncorrected" else None,
             )

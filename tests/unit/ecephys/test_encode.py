@@ -11,7 +11,7 @@ import pytest
 from upload_processor.ecephys import encode as encode_module
 from upload_processor.ecephys.codec import EcephysOptions, decode_chunk
 from upload_processor.ecephys.encode import encode_range, verify_chunk
-from upload_processor.ecephys.lsb import LsbCorrection, detect_lsb
+from upload_processor.ecephys.lsb import detect_lsb
 from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.ecephys.zarr_layout import traces_zarray
 from upload_processor.errors import EcephysError, EcephysLsbError, EcephysVerificationError
@@ -79,16 +79,14 @@ def test_a_chunk_that_does_not_decode_to_its_source_is_refused(
 ) -> None:
     """The check itself: a codec that corrupts one sample cannot get a chunk through."""
     data = ecephys_samples(0.1, CHANNELS)
-    real = encode_module.encode_chunk
+    real = encode_module.encode_values
 
-    def corrupting(
-        samples: np.ndarray, options: EcephysOptions, correction: LsbCorrection | None
-    ) -> bytes:
-        changed = samples.copy()
+    def corrupting(values: np.ndarray, options: EcephysOptions, *, filtered: bool) -> bytes:
+        changed = values.copy()
         changed[10, 3] += 1
-        return real(changed, options, correction)
+        return real(changed, options, filtered=filtered)
 
-    monkeypatch.setattr(encode_module, "encode_chunk", corrupting)
+    monkeypatch.setattr(encode_module, "encode_values", corrupting)
     with pytest.raises(EcephysVerificationError, match=r"traces_seg0/0\.0"):
         encode_range(data.tobytes(), _stream(data), 0, EcephysOptions(chunk_duration_s=0.1))
 
@@ -148,3 +146,37 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
         ours = _flac_encode(codec, data)
         assert ours == codec.encode(data)
         assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+
+
+def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata() -> None:
+    """The job's `lsb_correction="off"` and a correction passed along must not disagree: the
+    chunks and the .zarray both go without the filter."""
+    data = ecephys_samples(0.1, 4, scale=12)
+    stream = _stream(data)
+    options = EcephysOptions(chunk_duration_s=0.1, lsb_correction="off")
+    correction = detect_lsb(data)
+    assert correction.stream_factor == (12, 0)
+    meta = traces_zarray(stream, options, correction)
+    assert meta["filters"] is None
+    (chunk,) = encode_range(data.tobytes(), stream, 0, options, correction)
+    assert decode_chunk(chunk.data, meta).tobytes() == data.tobytes()
+
+
+def test_the_manifest_checksum_from_parallel_ranges_is_the_files_own() -> None:
+    from upload_processor.ecephys.encode import checksum_of, chunk_source_bytes, source_checksum
+
+    data = ecephys_samples(0.35, CHANNELS)
+    stream = _stream(data)
+    options = EcephysOptions(chunk_duration_s=0.1)
+    raw = data.tobytes()
+    frame = CHANNELS * 2
+    # two "Map iterations": chunks 0-1 and chunks 2-3 (the last chunk short)
+    first = encode_range(raw[: 6000 * frame], stream, 0, options)
+    second = encode_range(raw[6000 * frame :], stream, 6000, options)
+    chunk_bytes = chunk_source_bytes(stream, options)
+    checksum = source_checksum([c.sha256_source for c in first + second], chunk_bytes)
+    assert checksum == checksum_of(raw, chunk_bytes)
+    assert checksum.startswith("chunks-sha256:") and checksum.endswith(f":{3000 * frame}")
+    changed = bytearray(raw)
+    changed[-1] ^= 1
+    assert checksum_of(bytes(changed), chunk_bytes) != checksum

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.ecephys_support import staged_sizes
-from upload_processor.ecephys.recording import stream_from_spikeglx_meta, streams_from_oebin
+from upload_processor.ecephys.recording import (
+    description_keys,
+    find_recordings,
+    stream_from_spikeglx_meta,
+    streams_from_oebin,
+)
 from upload_processor_tools.sample_ecephys import write_openephys, write_spikeglx
 
 CHANNELS = 8
@@ -218,3 +223,17 @@ def test_a_meta_without_the_essentials_is_a_warning(spikeglx: tuple[Path, dict])
     stream, issues = _meta(folder, written, "imSampRate=30000\n")
     assert stream is None
     assert [(i.severity, i.rule) for i in issues] == [("warning", "ecephys.unreadable_description")]
+
+
+def test_find_recordings_in_a_session_with_both_formats_and_a_stray_binary(tmp_path: Path) -> None:
+    oe = write_openephys(tmp_path / "ecephys" / "oe", seconds=0.2, channels=4)
+    sg = write_spikeglx(tmp_path / "ecephys" / "sg", seconds=0.2, channels=4)
+    (tmp_path / "ecephys" / "other.bin").write_bytes(bytes(64))  # no .meta beside it
+    sizes = staged_sizes(tmp_path)
+    keys = description_keys(sizes)
+    assert keys == [f"ecephys/oe/{oe['oebin']}", f"ecephys/sg/{sg['meta']}"]
+    streams, issues = find_recordings(sizes, {k: (tmp_path / k).read_text() for k in keys})
+    assert [s.source_key for s in streams] == [f"ecephys/oe/{oe['dat']}", f"ecephys/sg/{sg['bin']}"]
+    assert [(i.severity, i.rule, i.file) for i in issues] == [
+        ("warning", "ecephys.undescribed_binary", "ecephys/other.bin")
+    ]

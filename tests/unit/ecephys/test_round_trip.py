@@ -65,6 +65,10 @@ def test_open_ephys_reads_back_exactly_with_spikeinterface_and_zarr(
     traces = zarr.open(str(store), mode="r")["traces_seg0"]
     assert np.array_equal(traces[:], source)
     assert traces.compressor.codec_id == "flac"
+    # what read_zarr opens first (one GET on S3): the consolidated metadata
+    consolidated = zarr.open_consolidated(str(store), mode="r")
+    assert np.array_equal(consolidated["traces_seg0"][:], source)
+    assert list(consolidated["channel_ids"][:]) == list(recording.channel_ids)
     filters = [f.get_config() for f in traces.filters or []]
     if lsb == 1:
         assert filters == []
@@ -112,7 +116,7 @@ def test_the_restore_note_gives_back_the_original_binary(tmp_path: Path) -> None
     assert lines[0].startswith("pip install zarr numcodecs flac-numcodecs")
     code = "\n".join(line for line in lines[1:] if not line.startswith("#"))
     # the documented lines, run as a user would, in the folder that holds the store
-    exec(f"import os, zarr\nos.chdir({str(tmp_path)!r})\n{code}", {})
+    exec(f"import os\nos.chdir({str(tmp_path)!r})\n{code}", {})
     assert (tmp_path / "continuous.dat").read_bytes() == (session / written["dat"]).read_bytes()
 
 

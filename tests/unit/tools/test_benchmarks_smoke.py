@@ -52,7 +52,14 @@ def spread_ok(value: dict[str, Any], runs: int) -> None:
 
 
 def test_writes_every_benchmark(results: dict[str, Any]) -> None:
-    assert set(results["results"]) == {"compress", "copy", "flow", "gather", "cold_import"}
+    assert set(results["results"]) == {
+        "compress",
+        "copy",
+        "flow",
+        "gather",
+        "cold_import",
+        "ecephys",
+    }
     failed = sorted(name for name, r in results["results"].items() if "error" in r)
     assert not failed and results["exit_code"] == 0, f"failed: {failed}"
     assert results["meta"]["mode"] == "quick"
@@ -181,3 +188,23 @@ def test_cold_import(results: dict[str, Any]) -> None:
     # Reported, not enforced here: a chain is recorded exactly when the package is loaded.
     assert bool(cold["import_chain"]) == cold["aind_data_schema_loaded"]
     assert cold["heaviest_packages_ms"]
+
+
+def test_ecephys(results: dict[str, Any]) -> None:
+    ecephys = ok(results, "ecephys")
+    runs = results["meta"]["settings"]["ecephys"]["repeat"]
+    storage = ecephys["storage"]
+    for label in ("lsb1", "x12", "x12_uncorrected"):
+        assert positive(storage[label]["zstd3_ratio"]) and positive(storage[label]["flac_ratio"])
+    assert (storage["lsb1"]["lsb"], storage["x12"]["lsb"], storage["x12_uncorrected"]["lsb"]) == (
+        1,
+        12,
+        1,
+    )
+    # the correction gives the x12 data back the gain it would lose
+    assert storage["x12"]["zarr_bytes"] < storage["x12_uncorrected"]["zarr_bytes"]
+    spread_ok(ecephys["throughput"]["zstd3_mb_s"], runs)
+    spread_ok(ecephys["throughput"]["zarr_mb_s"], runs)
+    spread_ok(ecephys["throughput"]["decode_s"]["zarr"], runs)
+    assert all(positive(r["peak_rss_mb"]) for r in ecephys["memory"]["runs"].values())
+    assert positive(ecephys["memory"]["ratio"])

@@ -46,6 +46,17 @@ class EcephysOptions(BaseModel):
     keep_raw: bool = False
 
 
+def effective_correction(
+    options: EcephysOptions, correction: LsbCorrection | None
+) -> LsbCorrection | None:
+    """The correction the store really uses: none when the job says `lsb_correction="off"` or
+    the correction is the identity. The chunks and the `.zarray` both follow this, so they can
+    never disagree."""
+    if options.lsb_correction == "off" or correction is None or correction.is_identity:
+        return None
+    return correction
+
+
 def level_of(options: EcephysOptions) -> int:
     """The codec level `options` mean (the codec's default when none is given)."""
     return DEFAULT_LEVEL[options.codec] if options.level is None else options.level
@@ -83,8 +94,9 @@ def compressor_for(options: EcephysOptions) -> Any:
             from wavpack_numcodecs import WavPack
         except ImportError as exc:
             raise EcephysError(
-                "codec 'wavpack' needs wavpack-numcodecs, which this runtime does not ship (its "
-                "wheels need glibc >= 2.35, Lambda's python3.12 has 2.34): use codec 'flac'"
+                "codec 'wavpack' needs wavpack-numcodecs, which this runtime does not ship (it "
+                "bundles libwavpack for glibc 2.35 and 2.39 only; Lambda's python3.12 has "
+                "2.34): use codec 'flac' (lossless too) or 'zstd'"
             ) from exc
         return WavPack(level=level)
     from numcodecs import Zstd
@@ -162,8 +174,20 @@ def encode_chunk(
     import numpy as np
 
     data = np.ascontiguousarray(samples, dtype=np.int16)
-    if correction is not None and not correction.is_identity:
-        data = np.ascontiguousarray(correction.apply(data)).reshape(-1)
+    active = effective_correction(options, correction)
+    if active is not None:
+        return encode_values(active.apply(data), options, filtered=True)
+    return encode_values(data, options, filtered=False)
+
+
+def encode_values(values: np.ndarray, options: EcephysOptions, *, filtered: bool) -> bytes:
+    """The compressor's part of `encode_chunk`: `values` are the chunk after the filters
+    (`filtered`: the LSB filter ran, and zarr hands the compressor its flat output)."""
+    import numpy as np
+
+    data = np.ascontiguousarray(values, dtype=np.int16)
+    if filtered:
+        data = data.reshape(-1)
     compressor = compressor_for(options)
     if options.codec == "flac":
         return _flac_encode(compressor, data)

@@ -6,19 +6,26 @@ encoded exactly as zarr would write it, decoded again through the array's own co
 that reaches the archive is known to read back bit for bit.
 
 Memory: the range's source bytes plus, per chunk, a few copies of one chunk (the int16 view,
-the corrected copy, the codec's buffers, the decoded copy) and the encoded chunks (about a
-third of the source). At 384 channels, 1 s chunks (23 MB) and a 256 MiB range that is about
-256 + 5 x 23 + 90 ≈ 460 MB, inside 1 GB; `benchmarks/ecephys.py` measures it.
+the corrected copy, pyflac's int32 copy, the decoded copy) and the encoded chunks (about a
+third of the source). Measured (`benchmarks/ecephys.py`'s child, 384 channels, 1 s chunks,
+256 MiB ranges): 490 MB peak RSS for the whole process, the same for a 264 MB and a 527 MB
+file: well inside 1 GB, and flat in the file's size.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
-from upload_processor.ecephys.codec import EcephysOptions, decode_compressed, encode_chunk
+from upload_processor.ecephys.codec import (
+    EcephysOptions,
+    decode_compressed,
+    effective_correction,
+    encode_values,
+)
 from upload_processor.ecephys.lsb import LsbCorrection, filter_is_exact
 from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.ecephys.zarr_layout import (
@@ -74,39 +81,39 @@ def encode_range(
             f"{per_chunk} samples inside the stream's {stream.num_samples}"
         )
     meta = traces_zarray(stream, options, correction)
-    active = correction if correction is not None and not correction.is_identity else None
+    active = effective_correction(options, correction)
     if active is not None and not filter_is_exact(*active.stream_factor):
         raise EcephysLsbError(
             f"{stream.source_key}: numcodecs' FixedScaleOffset does not restore every "
             f"{active.stream_factor[0]} x n + {active.stream_factor[1]} exactly; encode the "
             "stream with lsb_correction='off'"
         )
-    pad_value = active.stream_factor[1] if active is not None else 0
     view = np.frombuffer(raw, dtype="<i2").reshape(samples, stream.num_channels)
     out: list[EncodedChunk] = []
     for first in range(0, samples, per_chunk):
         index = (start_sample + first) // per_chunk
         chunk = view[first : first + per_chunk]
         source = memoryview(raw)[first * frame : (first + len(chunk)) * frame]
-        if active is not None and active.split(chunk) is None:
+        values = chunk if active is None else active.split(chunk)
+        if values is None:
             raise EcephysLsbError(
                 f"{stream.source_key}: chunk {index} (samples {start_sample + first}.."
                 f"{start_sample + first + len(chunk) - 1}) holds values that are not "
                 f"{active.stream_factor[0]} x n + {active.stream_factor[1]}, the correction "
                 "detected on a sample of the stream; encode it with lsb_correction='off'"
             )
-        if len(chunk) < per_chunk:  # zarr v2 stores an edge chunk whole
-            padded = np.full((per_chunk, stream.num_channels), pad_value, dtype="<i2")
-            padded[: len(chunk)] = chunk
-            chunk = padded
-        data = encode_chunk(chunk, options, active)
+        if len(values) < per_chunk:  # zarr v2 stores an edge chunk whole (0: offset, 0 x lsb)
+            padded = np.zeros((per_chunk, stream.num_channels), dtype="<i2")
+            padded[: len(values)] = values
+            values = padded
+        data = encode_values(values, options, filtered=active is not None)
         key = chunk_key(stream, index)
         verify_chunk(data, source, meta, key=key)
         digest = hashlib.sha256(source).hexdigest()
         out.append(
             EncodedChunk(key=key, data=data, sha256_source=digest, nbytes_source=len(source))
         )
-        del chunk, source
+        del chunk, values, source
     return out
 
 
@@ -134,3 +141,36 @@ def verify_chunk(
             f"{key}: the encoded chunk does not decode to its {len(source)} source bytes; "
             "nothing of it is archived"
         )
+
+
+CHUNKS_SHA256_PREFIX = "chunks-sha256:"
+
+
+def source_checksum(chunk_sha256s: Sequence[str], chunk_bytes: int) -> str:
+    """The source binary's checksum for the manifest: `"chunks-sha256:<hex>:<chunk_bytes>"`.
+
+    <hex> is the SHA-256 of the concatenated 32-byte SHA-256 digests of the binary's
+    consecutive `chunk_bytes`-byte pieces (the last one shorter), in order: the
+    `EncodedChunk.sha256_source` of every chunk, which parallel ranges compute without ever
+    holding the file (a plain SHA-256 of the whole file would need one sequential pass). Its
+    own prefix keeps it from being compared with a plain SHA-256 or the zstd path's
+    `tree-sha256` (whose last range folds a short tail in). Recompute it from a restored file
+    with `checksum_of(data, chunk_bytes)`.
+    """
+    joined = b"".join(bytes.fromhex(h) for h in chunk_sha256s)
+    return f"{CHUNKS_SHA256_PREFIX}{hashlib.sha256(joined).hexdigest()}:{chunk_bytes}"
+
+
+def checksum_of(data: bytes, chunk_bytes: int) -> str:
+    """`source_checksum` of a whole binary held in memory (tests, a user's check)."""
+    view = memoryview(data)
+    digests = [
+        hashlib.sha256(view[i : i + chunk_bytes]).hexdigest()
+        for i in range(0, len(data), chunk_bytes)
+    ]
+    return source_checksum(digests, chunk_bytes)
+
+
+def chunk_source_bytes(stream: RecordingStream, options: EcephysOptions) -> int:
+    """Source bytes of one full chunk (the `chunk_bytes` of `source_checksum`)."""
+    return samples_per_chunk(stream, options) * stream.num_channels * SAMPLE_BYTES

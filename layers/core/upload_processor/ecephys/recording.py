@@ -367,3 +367,58 @@ def stream_from_spikeglx_meta(
         ),
         issues,
     )
+
+
+def description_keys(sizes: dict[str, int]) -> list[str]:
+    """The files whose text `find_recordings` needs: every `structure.oebin` and every
+    `.meta` beside a `.bin` (the caller reads them, e.g. with GETs, and passes them in)."""
+    return sorted(
+        key
+        for key in sizes
+        if posixpath.basename(key) == "structure.oebin"
+        or (key.endswith(".meta") and key.removesuffix(".meta") + ".bin" in sizes)
+    )
+
+
+def find_recordings(
+    sizes: dict[str, int], texts: dict[str, str]
+) -> tuple[list[RecordingStream], list[Issue]]:
+    """Every stream of the session's raw recordings and the report entries about them.
+
+    `sizes`: every staged file (path relative to the session -> bytes); `texts`: the content
+    of the `description_keys(sizes)`. A binary no description covers (a `continuous.dat`
+    outside any `.oebin`'s streams, a `.bin` without its `.meta`) is archived with zstd, with
+    a warning saying why; it never fails the session.
+    """
+    streams: list[RecordingStream] = []
+    issues: list[Issue] = []
+    for key in description_keys(sizes):
+        text = texts.get(key)
+        if text is None:
+            continue
+        if key.endswith(".oebin"):
+            found, problems = streams_from_oebin(text, key, sizes)
+            streams += found
+        else:
+            binary = key.removesuffix(".meta") + ".bin"
+            stream, problems = stream_from_spikeglx_meta(text, binary, sizes[binary])
+            streams += [stream] if stream is not None else []
+        issues += problems
+    covered = {s.source_key for s in streams} | {i.file for i in issues if i.file}
+    for key in sorted(sizes):
+        name = posixpath.basename(key)
+        undescribed = (name == "continuous.dat" and "/continuous/" in f"/{key}") or (
+            key.endswith(".bin") and key.removesuffix(".bin") + ".meta" not in sizes
+        )
+        if undescribed and key not in covered:
+            issues.append(
+                _warning(
+                    key,
+                    None,
+                    "ecephys.undescribed_binary",
+                    f"{key} looks like a raw recording but no structure.oebin / .meta describes "
+                    "it: it is archived with zstd, not as Zarr. Upload its description with it "
+                    "to get the Zarr spikeinterface reads.",
+                )
+            )
+    return streams, issues

@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from upload_processor.ecephys.codec import EcephysOptions, compressor_config
+from upload_processor.ecephys.codec import (
+    EcephysOptions,
+    compressor_config,
+    effective_correction,
+)
 from upload_processor.ecephys.lsb import LsbCorrection
 from upload_processor.ecephys.recording import RecordingStream
 
@@ -77,12 +81,13 @@ def traces_zarray(
     stream: RecordingStream, options: EcephysOptions, correction: LsbCorrection | None
 ) -> dict[str, Any]:
     """The traces array's `.zarray`: what zarr needs to decode every chunk."""
+    active = effective_correction(options, correction)
     return {
         "chunks": [samples_per_chunk(stream, options), stream.num_channels],
         "compressor": compressor_config(options),
         "dtype": "<i2",
         "fill_value": 0,
-        "filters": correction.zarr_filters() if correction is not None else None,
+        "filters": active.zarr_filters() if active is not None else None,
         "order": "C",
         "shape": [stream.num_samples, stream.num_channels],
         "zarr_format": 2,
@@ -138,6 +143,7 @@ def metadata_objects(
     import struct
 
     n = stream.num_channels
+    active = effective_correction(options, correction)
     width = max(1, *(len(c) for c in stream.channel_ids))
     ids = b"".join(c.ljust(width, "\0").encode("utf-32-le") for c in stream.channel_ids)
     attrs: dict[str, Any] = {
@@ -150,8 +156,8 @@ def metadata_objects(
             "source_key": stream.source_key,
             "format": stream.format,
             "codec": options.codec,
-            "lsb": correction.stream_factor[0] if correction is not None else 1,
-            "lsb_offset": correction.stream_factor[1] if correction is not None else 0,
+            "lsb": active.stream_factor[0] if active is not None else 1,
+            "lsb_offset": active.stream_factor[1] if active is not None else 0,
             "restore": restore_instructions(stream),
         },
     }
@@ -188,7 +194,7 @@ def restore_instructions(stream: RecordingStream) -> str:
     step = max(1, round(stream.sampling_rate))
     return (
         "pip install zarr numcodecs flac-numcodecs  # (wavpack-numcodecs for a WavPack store)\n"
-        f"t = zarr.open('{stream.name}.zarr', mode='r')['{TRACES}']\n"
+        f"import zarr; t = zarr.open('{stream.name}.zarr', mode='r')['{TRACES}']\n"
         f"with open('{binary}', 'wb') as f: "
         f"[f.write(t[i:i + {step}].tobytes()) for i in range(0, t.shape[0], {step})]\n"
         f"# {stream.num_samples} samples x {stream.num_channels} channels, int16 interleaved: "
