@@ -167,3 +167,15 @@ def test_a_binary_whose_description_is_wrong_gets_that_error_only(tmp_path: Path
     )
     assert found.streams == []
     assert {i.rule for i in found.issues} == {"ecephys.channel_count"}
+
+
+def test_a_stream_of_no_samples_is_archived_as_its_file(tmp_path: Path) -> None:
+    written = write_openephys(tmp_path / "ecephys", 1, CHANNELS)
+    dat = tmp_path / "ecephys" / written["dat"]
+    dat.write_bytes(b"")
+    for stamp in ("sample_numbers.npy", "timestamps.npy"):
+        (dat.parent / stamp).unlink()
+    source, found = _found(tmp_path)
+    plan = build_plan("", source.entries(), ASSET, _job(), found.streams)
+    (item,) = [i for i in plan if i.source_key == f"ecephys/{written['dat']}"]
+    assert item.action == "compress" and "/ecephys_clipped/" in item.dest_key

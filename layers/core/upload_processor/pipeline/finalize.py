@@ -82,7 +82,13 @@ logger = logging.getLogger(__name__)
 
 
 def seal_transfers(
-    s3: Any, *, archive: str, job_id: str, plan: list[list[dict[str, Any]]], verify_mode: str
+    s3: Any,
+    *,
+    archive: str,
+    job_id: str,
+    plan: list[list[dict[str, Any]]],
+    verify_mode: str,
+    recorded: list[TransferResult] | None = None,
 ) -> list[TransferResult]:
     """Complete the chunked uploads and check every planned object is in the archive.
 
@@ -90,7 +96,8 @@ def seal_transfers(
     its transfer recorded; `full` also decompresses every compressed object and compares it
     with the source's SHA-256 (the Transfer iterations already did that for whole files).
     """
-    recorded = collect_results(s3, archive, job_id)
+    if recorded is None:
+        recorded = collect_results(s3, archive, job_id)
     # an ecephys stream's ranges are sealed by ecephys_seal.seal_streams
     planned = {i["dest_key"] for batch in plan for i in batch if i.get("action") != ENCODE}
     whole = [r for r in recorded if r.action not in ("compress_range", ENCODE)]
@@ -398,11 +405,12 @@ def _sealed_results(
     gather = event.gather
     archive, job_id = gather.archive_bucket, event.job_id
     plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
+    recorded = collect_results(s3, archive, job_id)
     sealed = seal_transfers(
-        s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify
+        s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify, recorded=recorded
     )
     streams = ecephys_seal.seal_streams(
-        s3, archive=archive, job_id=job_id, plan=plan, recorded=collect_results(s3, archive, job_id)
+        s3, archive=archive, job_id=job_id, plan=plan, recorded=recorded
     )
     etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
     results = [{**r.to_dict(), "source_etag": etags.get(r.dest_key) or ""} for r in sealed]

@@ -479,8 +479,9 @@ def build_plan(
         modality = entry.relative.split("/", 1)[0] if "/" in entry.relative else None
         key = join(prefix, entry.relative)
         stream = encoded.get(entry.relative)
+        ranges: list[PlanItem] = []
         if stream is not None and options is not None:
-            items += ecephys_plan.encode_items(
+            ranges = ecephys_plan.encode_items(
                 prefix_key=key,
                 entry=entry,
                 stream=stream,
@@ -488,8 +489,9 @@ def build_plan(
                 asset_name=name,
                 range_bytes=ecephys_range_size or ecephys_plan.RANGE_BYTES,
             )
-            if not options.keep_raw:
-                continue
+            items += ranges
+        if ranges and options is not None and not options.keep_raw:
+            continue  # (a stream of no samples has no range: its file is archived as it is)
         clipped = options is not None and modality == ecephys_plan.MODALITY
         items.append(
             plan_item(
