@@ -179,3 +179,16 @@ def test_a_stream_of_no_samples_is_archived_as_its_file(tmp_path: Path) -> None:
     plan = build_plan("", source.entries(), ASSET, _job(), found.streams)
     (item,) = [i for i in plan if i.source_key == f"ecephys/{written['dat']}"]
     assert item.action == "compress" and "/ecephys_clipped/" in item.dest_key
+
+
+def test_wavpack_is_refused_up_front_naming_the_fix() -> None:
+    from upload_processor.domain.job_settings import check
+
+    (issue,) = check(
+        "modality_transformation_settings",
+        {"codec": "wavpack"},
+        "tasks.modality_transformation_settings.ecephys.job_settings",
+        "upload_job.json",
+    )
+    assert issue.field == "tasks.modality_transformation_settings.ecephys.job_settings.codec"
+    assert "glibc" in issue.message and "use 'flac'" in issue.message

@@ -117,6 +117,10 @@ class GatherPreliminarySettings(_Settings):
 # The lossless audio codecs of the ecephys transformation (issue 15) and their level ranges;
 # zstd's are its own. `level` None is the codec's default (zstd: DEFAULT_LEVEL).
 AUDIO_CODECS = ("flac", "wavpack")
+# What the ecephys layer (layers/ecephys/requirements.txt) ships: wavpack-numcodecs' wheels
+# bundle a libwavpack built for glibc >= 2.35, Lambda's python3.12 runtime has 2.34. A job
+# asking for WavPack is refused at ingest, naming the fix, rather than failing mid-transfer.
+SHIPPED_AUDIO_CODECS = ("flac",)
 LEVELS: dict[str, tuple[int, int]] = {"zstd": (1, 22), "flac": (0, 8), "wavpack": (1, 4)}
 
 
@@ -136,6 +140,17 @@ class TransformationSettings(_Settings):
     chunk_duration_s: float = Field(default=1.0, gt=0, le=60)
     lsb_correction: Literal["auto", "off"] = "auto"
     keep_raw: StrictBool = False
+
+    @field_validator("codec")
+    @classmethod
+    def _shipped(cls, codec: str) -> str:
+        if codec in AUDIO_CODECS and codec not in SHIPPED_AUDIO_CODECS:
+            raise ValueError(
+                f"codec {codec!r} is not available in this deployment (wavpack-numcodecs needs "
+                "glibc 2.35, the Lambda runtime has 2.34): use 'flac' (lossless too, about as "
+                "small) or 'zstd'"
+            )
+        return codec
 
     @field_validator("level")
     @classmethod
