@@ -192,3 +192,18 @@ def test_wavpack_is_refused_up_front_naming_the_fix() -> None:
     )
     assert issue.field == "tasks.modality_transformation_settings.ecephys.job_settings.codec"
     assert "glibc" in issue.message and "use 'flac'" in issue.message
+
+
+def test_aind_ephys_job_settings_are_read_with_their_own_names() -> None:
+    """aind-ephys-transformation's EphysJobSettings names for codec, level and chunk duration;
+    its other settings are reported as ignored (upload_job's AIND notes)."""
+    settings = TransformationSettings.model_validate(
+        {
+            "compressor_name": "FLAC",
+            "compressor_kwargs": {"level": 8},
+            "compress_chunk_duration": "500ms",
+        }
+    )
+    assert (settings.codec, settings.level, settings.chunk_duration_s) == ("flac", 8, 0.5)
+    with pytest.raises(ValueError, match="use 'flac'"):
+        TransformationSettings.model_validate({"compressor_name": "wavpack"})

@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from upload_processor.domain.report import Issue
@@ -76,6 +77,20 @@ AIND_SETTINGS: dict[str, dict[str, str]] = {
         "num_of_partitions": _SLURM,
         "job_settings_name": "a tag of aind-data-transformation's settings classes",
         "log_level": "the functions log at the deployment's level",
+        # aind-ephys-transformation's EphysJobSettings (its compressor_name, compressor_kwargs
+        # and compress_chunk_duration are read: see TransformationSettings)
+        "reader_name": "the recording's format is read from its own files (structure.oebin, .meta)",
+        "clip_n_frames": "the binaries are left out of ecephys_clipped/ entirely: their samples "
+        "are in the Zarr",
+        "check_timestamps": "the recording's sizes are checked against its description instead",
+        "compress_write_output_format": "the output is always Zarr",
+        "compress_max_windows_filename_len": "the store names are AIND's, whatever the OS",
+        "compress_job_save_kwargs": _SLURM,
+        "scale_num_chunks_per_segment": "the LSB correction is detected on the stream's first "
+        "chunk (`lsb_correction`)",
+        "scale_chunk_size": "the LSB correction is detected on the stream's first chunk "
+        "(`lsb_correction`)",
+        "random_seed": "the LSB correction reads no random sample",
     },
 }
 
@@ -140,6 +155,32 @@ class TransformationSettings(_Settings):
     chunk_duration_s: float = Field(default=1.0, gt=0, le=60)
     lsb_correction: Literal["auto", "off"] = "auto"
     keep_raw: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aind_names(cls, data: Any) -> Any:
+        """aind-ephys-transformation's names for the same settings: `compressor_name`
+        ("wavpack", ...) is `codec`, `compressor_kwargs.level` is `level`,
+        `compress_chunk_duration` ("1s", "500ms") is `chunk_duration_s`."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        if "compressor_name" in out:
+            name = out.pop("compressor_name")
+            out.setdefault("codec", name.lower() if isinstance(name, str) else name)
+        kwargs = out.pop("compressor_kwargs", None)
+        if isinstance(kwargs, dict) and "level" in kwargs:
+            out.setdefault("level", kwargs["level"])
+        duration = out.pop("compress_chunk_duration", None)
+        if isinstance(duration, str) and "chunk_duration_s" not in out:
+            text = duration.strip().lower()
+            scale = 0.001 if text.endswith("ms") else 1.0
+            out["chunk_duration_s"] = text.removesuffix("ms").removesuffix("s") or duration
+            try:
+                out["chunk_duration_s"] = float(out["chunk_duration_s"]) * scale
+            except ValueError:
+                out["chunk_duration_s"] = duration  # reported as not a number
+        return out
 
     @field_validator("codec")
     @classmethod
