@@ -41,6 +41,8 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
     assert "Catalog record" in text and "metadata.nd.json" in text
     assert "received 'Upload Asset Archived'" in text and '"registration": "OK"' in text
     assert "received 'Upload Job Rejected'" in text
+    # issue 15: the ecephys recording is a FLAC Zarr, its ratio printed beside zstd-3's
+    assert "archived as FLAC Zarr" in text and "zstd-3 would store" in text
     # at 80 columns every URI is whole on its line; the workflow's status does not read as the job's
     lines = [line.strip() for line in out.stdout.splitlines()]
     assert "s3://upload-local-staging-123456789012/rig-7/750101_2025-06-12_15-03-00/" in lines

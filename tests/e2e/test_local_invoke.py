@@ -43,6 +43,8 @@ def test_local_invoke_runs_every_sample_event(
         assert payload["asset_name"] == "750101_2025-06-12_15-03-00"
     elif event_file == "transfer.json":
         assert payload["objects"] > 0 and payload["bytes_out"] > 0 and payload["resumed"] is False
+    elif event_file == "transfer_ecephys.json":  # one range of the Open Ephys stream, FLAC
+        assert payload["objects"] == 1 and 0 < payload["bytes_out"] < payload["bytes_in"]
     elif event_file == "registry_post_instrument.json":
         assert payload["statusCode"] == 201, payload
     elif event_file == "status_list_jobs.json":

@@ -78,6 +78,7 @@ def test_a_job_without_a_pin_runs_on_the_alias(cloud, tmp_path: Path) -> None:
         "gather": f"{_fn(cloud, 'GatherMetadataFunction')}:{ALIAS}",
         "transfer": f"{_fn(cloud, 'TransferFunction')}:{ALIAS}",
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        "ecephys": f"{_fn(cloud, 'EcephysTransferFunction')}:{ALIAS}",
         "registration": f"{_fn(cloud, 'RegisterFunction')}:{ALIAS}",
     }
     assert record["functions"] == expected
@@ -112,6 +113,8 @@ def test_a_job_pinned_to_the_published_version_runs_on_that_version(cloud, tmp_p
         "gather": gather_v1,
         "transfer": transfer_v1,
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        # the ecephys ranges are the same task's: they follow its pin
+        "ecephys": f"{_fn(cloud, 'EcephysTransferFunction')}:1",
         "registration": f"{_fn(cloud, 'RegisterFunction')}:{ALIAS}",
     }
     scheduled = _scheduled(cloud, execution["executionArn"])

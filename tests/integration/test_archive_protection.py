@@ -80,7 +80,7 @@ def test_archive_rights_follow_what_each_function_does(cloud) -> None:
         for resource in (plan, data, manifest):
             assert not allowed(cloud, "GatherMetadataFunctionRole", "s3:DeleteObject", resource)
         # Transfer and Finalize write assets and their work area
-        for role in ("TransferFunctionRole", "FinalizeFunctionRole"):
+        for role in ("TransferFunctionRole", "EcephysTransferFunctionRole", "FinalizeFunctionRole"):
             for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"):
                 assert allowed(cloud, role, action, data), (role, action)
             assert allowed(cloud, role, "s3:ListBucket", arn), role
@@ -104,6 +104,7 @@ def test_the_state_machine_invokes_exactly_its_functions_and_their_versions(clou
     pipeline = (
         "GatherMetadataFunction",
         "TransferFunction",
+        "EcephysTransferFunction",
         "FinalizeFunction",
         "RegisterFunction",
     )
@@ -273,7 +274,7 @@ def test_the_audit_trail_is_in_the_template() -> None:
         fields = json.loads(setting["Format"])
         assert {"requestId", "caller", "userArn", "httpMethod", "status"} <= set(fields)
     functions = _of_type("AWS::Lambda::Function")
-    assert len(functions) == 7
+    assert len(functions) == 8  # the six, EcephysTransferFunction and RegisterFunction
     for logical, function in functions.items():
         reserved = function["Properties"]["ReservedConcurrentExecutions"]
         condition, unreserved, number = reserved["Fn::If"]

@@ -56,6 +56,7 @@ ROLES = [
     "IngestFunctionRole",
     "GatherMetadataFunctionRole",
     "TransferFunctionRole",
+    "EcephysTransferFunctionRole",
     "FinalizeFunctionRole",
     "RegisterFunctionRole",
     "RegistryFunctionRole",
@@ -104,20 +105,27 @@ def test_only_the_report_may_be_added_to_staging(cloud) -> None:
     assert allowed(cloud, "GatherMetadataFunctionRole", "s3:PutObject", report)
     assert allowed(cloud, "IngestFunctionRole", "s3:PutObject", report)
     assert not allowed(cloud, "TransferFunctionRole", "s3:PutObject", report)
+    assert not allowed(cloud, "EcephysTransferFunctionRole", "s3:PutObject", report)
 
 
 def test_ingest_cannot_write_the_archive_nor_transfer_publish(cloud) -> None:
     archived = f"arn:aws:s3:::{cloud.archive_bucket}/750101_2025-06-12_15-03-00/manifest.json"
     assert not allowed(cloud, "IngestFunctionRole", "s3:PutObject", archived)
     assert not allowed(cloud, "IngestFunctionRole", "s3:DeleteObject", archived)
-    assert allowed(cloud, "TransferFunctionRole", "s3:PutObject", archived)
-    assert not allowed(cloud, "TransferFunctionRole", "sns:Publish", cloud.topic_arn)
-    assert not allowed(cloud, "TransferFunctionRole", "dynamodb:PutItem", "*")
+    for role in ("TransferFunctionRole", "EcephysTransferFunctionRole"):
+        assert allowed(cloud, role, "s3:PutObject", archived)
+        assert not allowed(cloud, role, "sns:Publish", cloud.topic_arn)
+        assert not allowed(cloud, role, "dynamodb:PutItem", "*")
 
 
 def test_the_state_machine_only_invokes_its_own_functions(cloud) -> None:
     functions = cloud.deployment.functions
-    for logical in ("GatherMetadataFunction", "TransferFunction", "FinalizeFunction"):
+    for logical in (
+        "GatherMetadataFunction",
+        "TransferFunction",
+        "EcephysTransferFunction",
+        "FinalizeFunction",
+    ):
         assert allowed(
             cloud, "UploadStateMachineRole", "lambda:InvokeFunction", functions[logical].arn
         )

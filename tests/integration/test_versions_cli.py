@@ -31,6 +31,7 @@ def test_versions_lists_what_the_local_deployment_published() -> None:
                 "GatherMetadataFunction",
                 "TransferFunction",
                 "FinalizeFunction",
+                "EcephysTransferFunction",
                 "RegisterFunction",
             )
         ]

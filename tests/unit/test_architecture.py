@@ -128,6 +128,26 @@ def test_the_built_layer_holds_the_runtime_package_only() -> None:
     assert not [p for p in ours if {n.split(".")[0] for n in _imports(p)} & TOOLING]
 
 
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # a function's code and layers, unzipped
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_the_ecephys_function_fits_lambdas_unzipped_limit() -> None:
+    """After `sam build`: EcephysTransferFunction's code, the core layer and the ecephys layer
+    (numcodecs, the FLAC codec; no spikeinterface, no zarr) stay inside Lambda's 250 MB."""
+    build = ROOT / ".aws-sam" / "build"
+    parts = [build / "EcephysTransferFunction", build / "CoreLayer", build / "EcephysLayer"]
+    if not all(p.is_dir() for p in parts):
+        pytest.skip("sam build has not run (make test runs it before pytest)")
+    top = {p.name for p in (build / "EcephysLayer" / "python").iterdir()}
+    assert {"numcodecs", "flac_numcodecs", "pyflac"} <= top, top
+    assert not top & {"spikeinterface", "zarr", "upload_processor"}, top
+    assert sum(_tree_bytes(p) for p in parts) < LAMBDA_UNZIPPED_LIMIT
+
+
 def test_no_module_is_too_long_to_read_in_one_sitting() -> None:
     long = {
         str(p.relative_to(ROOT)): n

@@ -41,6 +41,7 @@ OUTPUTS: dict[str, Any] = {
     "gather": GatherResult,
     "transfer": TransferBatchResult,
     "finalize": dict,
+    "ecephys": TransferBatchResult,
     "registration": dict,
 }
 FINALIZE_INPUTS = {
@@ -79,6 +80,8 @@ def _role(state: dict[str, Any]) -> str | None:
     name = (state.get("Parameters") or {}).get("FunctionName.$", "")
     if name.startswith("$.functions."):
         return name.rsplit(".", 1)[1]
+    if name == "$.ecephys_function":
+        return "ecephys"
     return "transfer" if name == "$.function" else None
 
 
@@ -127,9 +130,15 @@ def _resolve(scope: Any, path: str) -> Any:
             current = current[part]
         elif inspect.isclass(current) and issubclass(current, BaseModel):
             fields = current.model_fields
-            if part not in fields:
-                raise KeyError(f"{path}: {current.__name__} has no field {part!r}")
-            current = _unwrap(fields[part].annotation)
+            name, indexed, _ = part.partition("[")  # `batch[0]`: an element of a list field
+            if name not in fields:
+                raise KeyError(f"{path}: {current.__name__} has no field {name!r}")
+            annotation = fields[name].annotation
+            if indexed:
+                if typing.get_origin(annotation) is not list:
+                    raise KeyError(f"{path}: {name!r} is not a list")
+                annotation = typing.get_args(annotation)[0]
+            current = _unwrap(annotation)
         elif current in (dict, Any):
             return Any  # free-form (the resolved job, a summary): any key may be read
         else:
@@ -172,6 +181,8 @@ def test_the_walk_finds_the_paths_that_matter() -> None:
         "$.job_version_id",
         "$.Payload.batch",
         "$.function",
+        "$.ecephys_function",
+        "$.batch[0].stream",
         "$.error",
         "$.failed_step",
     } <= paths

@@ -63,3 +63,28 @@ def test_handler_import_with_tracing_on_loads_the_xray_sdk() -> None:
     """In Lambda with tracing on, the handler does trace (the probe can see the SDK)."""
     env = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
     assert "aws_xray_sdk" in _loaded("ingest", "aws_xray_sdk", **env)
+
+
+CODEC_PROBE = """
+import importlib.util, json, sys
+sys.path[:0] = [{layer!r}]
+spec = importlib.util.spec_from_file_location("app", {app!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+import upload_processor.pipeline.ecephys_plan, upload_processor.pipeline.ecephys_seal
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & {{"numpy", "numcodecs", "zarr", "flac_numcodecs"}})))
+"""
+
+
+@pytest.mark.parametrize("function", ["gather_metadata", "finalize", "transfer"])
+def test_the_core_functions_never_load_the_ecephys_codec(function: str) -> None:
+    """numpy, numcodecs and the codec ship in the ecephys layer only (EcephysTransferFunction):
+    GatherMetadata and Finalize plan and seal the ecephys streams without them."""
+    code = CODEC_PROBE.format(
+        layer=str(ROOT / "layers" / "core"), app=str(ROOT / "functions" / function / "app.py")
+    )
+    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "probe", "POWERTOOLS_TRACE_DISABLED": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

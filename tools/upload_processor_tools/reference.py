@@ -28,7 +28,7 @@ OVERRIDE_EXAMPLE: dict[str, Any] = {
     "job_type": "ecephys",
     "email_notification_types": ["begin", "end", "fail"],
     "tasks": {
-        "modality_transformation_settings": {"ecephys": {"job_settings": {"level": 9}}},
+        "modality_transformation_settings": {"ecephys": {"job_settings": {"level": 8}}},
     },
 }
 
@@ -60,7 +60,10 @@ TASK_NOTES = {
     "`metadata_service` (in a stored job type only: an upload may not name it)",
     "check_s3_folder_exists": "refuse an asset that already exists in the archive",
     "modality_transformation_settings": "per modality (`{modality: task}`) or for all: "
-    "`codec` (zstd or none), `level`; `skip_task` copies the files as they are",
+    "`codec` (zstd or none; flac or wavpack: the ecephys recordings as audio-codec Zarr, with "
+    "`chunk_duration_s`, `lsb_correction` auto/off and `keep_raw`; the `ecephys` job type's "
+    "ecephys modality uses flac), `level` (zstd 1-22, flac 0-8, wavpack 1-4); `skip_task` "
+    "copies the files as they are",
     "gather_final_metadata": "`verify`: quick (size and S3 checksum, default) or full "
     "(decompress every object and compare with the source's SHA-256)",
     "remove_source_folders": 'opt-in, skipped unless asked for (`{"skip_task": false}`): '
@@ -214,7 +217,7 @@ def _examples() -> list[str]:
         "",
         *_json_block(MINIMAL_EXAMPLE),
         "",
-        "Overriding one task's setting (the ecephys compression level) while everything else "
+        "Overriding one task's setting (the ecephys FLAC level, 0-8) while everything else "
         "comes from the `ecephys` job type:",
         "",
         *_json_block(OVERRIDE_EXAMPLE),

@@ -25,6 +25,7 @@ ENV_VARS = {
     "files_wait_seconds": "FILES_WAIT_SECONDS",
     "chunk_threshold": "CHUNK_THRESHOLD_MIB",
     "range_size": "RANGE_SIZE_MIB",
+    "ecephys_range_size": "ECEPHYS_RANGE_MIB",
     "copy_threshold": "COPY_THRESHOLD_MIB",
     "job_types_prefix": "JOB_TYPES_PREFIX",
     "registry_table": "REGISTRY_TABLE",
@@ -38,6 +39,7 @@ FUNCTION_ENV = {
     "gather": "GATHER_METADATA_FUNCTION",
     "transfer": "TRANSFER_FUNCTION",
     "finalize": "FINALIZE_FUNCTION",
+    "ecephys": "ECEPHYS_TRANSFER_FUNCTION",
     "registration": "REGISTER_FUNCTION",
 }
 
@@ -60,6 +62,7 @@ class Settings:
     files_wait_seconds: float = 240.0
     chunk_threshold: int | None = None
     range_size: int | None = None
+    ecephys_range_size: int | None = None  # source bytes per ecephys Map iteration (whole chunks)
     copy_threshold: int | None = None  # objects above it: UploadPartCopy (default S3's 5 GiB)
     job_types_prefix: str | None = None
     registry_table: str = ""
@@ -88,6 +91,7 @@ class Settings:
             files_wait_seconds=float(get("files_wait_seconds") or 240),
             chunk_threshold=mib(get("chunk_threshold")),
             range_size=mib(get("range_size")),
+            ecephys_range_size=mib(get("ecephys_range_size")),
             copy_threshold=mib(get("copy_threshold")),
             job_types_prefix=get("job_types_prefix") or None,
             registry_table=get("registry_table"),
@@ -120,7 +124,8 @@ class Settings:
         return f"registry-table:{self.registry_table}" if self.registry_table else None
 
     def pipeline_functions(self) -> dict[str, str]:
-        """{"gather", "transfer", "finalize", "registration": function name}, from IngestFunction's environment."""
+        """{"gather", "transfer", "finalize", "ecephys", "registration": function name}, from the
+        environment."""
         missing = [var for role, var in FUNCTION_ENV.items() if not self.function_names.get(role)]
         if missing:
             raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")

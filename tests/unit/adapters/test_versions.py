@@ -34,6 +34,7 @@ NAMES = {
     "gather": "gather-fn",
     "transfer": "transfer-fn",
     "finalize": "finalize-fn",
+    "ecephys": "ecephys-fn",
     "registration": "register-fn",
 }
 
@@ -218,7 +219,7 @@ def _arn(client: Any, name: str, qualifier: str) -> str:
 
 def test_without_a_pin_every_function_runs_on_its_alias(awslambda) -> None:
     out = resolve_pins(_job(), awslambda, NAMES)
-    assert set(out) == {"gather", "transfer", "finalize", "registration"}
+    assert set(out) == {"gather", "transfer", "finalize", "ecephys", "registration"}
     for role, name in NAMES.items():
         assert out[role].endswith(f":function:{name}:{ALIAS}")
 
@@ -247,6 +248,16 @@ def test_the_newest_version_carrying_the_code_wins(awslambda) -> None:
         _job({"modality_transformation_settings": {"image_version": "0.0.9"}}), awslambda, NAMES
     )
     assert out["transfer"] == third["FunctionArn"]
+
+
+def test_the_ecephys_function_follows_the_transfer_pin(awslambda) -> None:
+    """The ecephys ranges are modality_transformation_settings' work too: one pin, both."""
+    out = resolve_pins(
+        _job({"modality_transformation_settings": {"image_version": "0.0.9"}}), awslambda, NAMES
+    )
+    assert out["transfer"].endswith(":function:transfer-fn:1")
+    assert out["ecephys"].endswith(":function:ecephys-fn:1")
+    assert resolve_pins(_job(), awslambda, NAMES)["ecephys"].endswith(":ecephys-fn:live")
 
 
 def test_an_unknown_version_names_the_task_and_lists_the_available_ones(awslambda) -> None:
@@ -286,6 +297,8 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
         "transfer-fn",
         "--finalize-function",
         "finalize-fn",
+        "--ecephys-function",
+        "ecephys-fn",
         "--registration-function",
         "register-fn",
     ]
@@ -302,6 +315,7 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
     ]
     assert gather["versions"][0]["arn"] == _arn(awslambda, "gather-fn", "1")
     assert functions["TransferFunction"]["tasks"] == ["modality_transformation_settings"]
+    assert functions["EcephysTransferFunction"]["tasks"] == ["modality_transformation_settings"]
 
     table = CliRunner().invoke(app, args[1:], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output

@@ -113,13 +113,20 @@ def test_resolved_job_carries_every_field_as_json() -> None:
     assert resolved["s3_bucket"] == "default"
 
 
-@pytest.mark.parametrize(("job_type", "level"), [("default", 3), ("ecephys", 5), ("behavior", 3)])
+@pytest.mark.parametrize(("job_type", "level"), [("default", 3), ("behavior", 3)])
 def test_shipped_presets(job_type: str, level: int) -> None:
     resolved = resolve(_job(job_type=job_type, modalities=["ecephys"]))
     assert resolved["tasks"]["modality_transformation_settings"]["ecephys"]["job_settings"] == {
         "codec": "zstd",
         "level": level,
     }
+
+
+def test_the_ecephys_job_type_archives_ecephys_as_flac_and_the_rest_at_zstd_5() -> None:
+    resolved = resolve(_job(job_type="ecephys", modalities=["behavior", "ecephys"]))
+    settings = resolved["tasks"]["modality_transformation_settings"]
+    assert settings["ecephys"]["job_settings"] == {"codec": "flac"}
+    assert settings["behavior"]["job_settings"] == {"codec": "zstd", "level": 5}
 
 
 def test_resolve_never_mutates_presets_or_job() -> None:
@@ -268,8 +275,8 @@ def test_single_task_override_of_a_modality_task_applies_to_every_modality() -> 
         tasks={"modality_transformation_settings": {"job_settings": {"codec": "none"}}},
     )
     compress = resolve(job)["tasks"]["modality_transformation_settings"]
-    for modality in ("behavior", "ecephys"):
-        assert compress[modality]["job_settings"] == {"codec": "none", "level": 5}
+    assert compress["behavior"]["job_settings"] == {"codec": "none", "level": 5}
+    assert compress["ecephys"]["job_settings"] == {"codec": "none"}
 
 
 def test_modality_spelling_in_the_job_keys_the_resolved_tasks() -> None:
@@ -496,13 +503,13 @@ def test_a_job_type_may_turn_the_cleanup_on_for_its_jobs() -> None:
             {"modality_transformation_settings": {"ecephys": {"job_settings": {"level": 40}}}},
             "tasks.modality_transformation_settings.ecephys.job_settings.level",
             "job.invalid_setting",
-            "less than or equal to 22",
+            "40 is not a zstd level: use 1-22",
         ),
         (
             {"modality_transformation_settings": {"job_settings": {"codec": "gzip"}}},
             "tasks.modality_transformation_settings.behavior.job_settings.codec",
             "job.invalid_setting",
-            "'zstd' or 'none'",
+            "'zstd', 'none', 'flac' or 'wavpack'",
         ),
         (
             {"gather_final_metadata": {"job_settings": {"verify": "thorough"}}},

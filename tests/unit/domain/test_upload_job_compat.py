@@ -34,5 +34,5 @@ def test_it_resolves_against_the_job_type_with_the_codeocean_task_ignored() -> N
     resolution = resolve_job(job)
     assert [n.field for n in resolution.notes] == ["tasks.codeocean_pipeline_settings"]
     ecephys = resolution.resolved["tasks"]["modality_transformation_settings"]["ecephys"]
-    assert ecephys["job_settings"] == {"codec": "zstd", "level": 5}
+    assert ecephys["job_settings"] == {"codec": "flac", "level": 5}  # the ecephys type: FLAC
     assert isinstance(UploadJob.model_json_schema(), dict)

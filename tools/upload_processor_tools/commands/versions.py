@@ -41,12 +41,13 @@ FUNCTION_NAME_ENV = {
     "gather": "UPLOAD_PROCESSOR_GATHER_FUNCTION",
     "transfer": "UPLOAD_PROCESSOR_TRANSFER_FUNCTION",
     "finalize": "UPLOAD_PROCESSOR_FINALIZE_FUNCTION",
+    "ecephys": "UPLOAD_PROCESSOR_ECEPHYS_TRANSFER_FUNCTION",
     "registration": "UPLOAD_PROCESSOR_REGISTER_FUNCTION",
 }
 
 
 def locate_functions(where: Any, given: dict[str, str | None]) -> dict[str, str]:
-    """{"gather", "transfer", "finalize": function name}: options/environment, else the
+    """{"gather", "transfer", "finalize", "ecephys": function name}: options/environment, else the
     stack's resources, else (an endpoint, no stack) local mode's functions."""
     from upload_processor.errors import NotLocatedError
     from upload_processor_tools.commands.locate import LOCAL_STACK, STACK_ENV
@@ -142,6 +143,12 @@ def versions(
         envvar=FUNCTION_NAME_ENV["finalize"],
         help="FinalizeFunction's name (default: located).",
     ),
+    ecephys_function: str | None = typer.Option(
+        None,
+        "--ecephys-function",
+        envvar=FUNCTION_NAME_ENV["ecephys"],
+        help="EcephysTransferFunction's name (default: located).",
+    ),
     registration_function: str | None = typer.Option(
         None,
         "--registration-function",
@@ -159,6 +166,7 @@ def versions(
         "gather": gather_function,
         "transfer": transfer_function,
         "finalize": finalize_function,
+        "ecephys": ecephys_function,
         "registration": registration_function,
     }
     try:

@@ -1,6 +1,7 @@
 """`upload-processor local demo`: two sessions through the whole flow on the local cloud.
 
-The first is a valid behavior + ecephys session: it ends as an archived, verified asset. It
+The first is a valid behavior + ecephys session: it ends as an archived, verified asset, its
+Open Ephys recording stored as a FLAC Zarr (the demo prints the ratio, and zstd-3's). It
 carries no data_description.json: the pipeline builds it from the job and the project's funding
 and investigators, which the demo registers in the local registry first (as a lab registers its
 projects once). Once sealed, the asset is catalogued (its catalog record is shown, as
@@ -13,6 +14,7 @@ what to fix. The demo checks both outcomes itself and says if either is off.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import textwrap
 import time
@@ -27,8 +29,10 @@ from rich.table import Table
 from upload_processor_tools.commands.common import human_size, plural, short_id
 from upload_processor_tools.local import LocalCloud
 from upload_processor_tools.sample import build_session, project_record
+from upload_processor_tools.sample_ecephys import write_openephys
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
+DEMO_CHANNELS = 64  # the demo's Open Ephys recording (Neuropixels has 384)
 
 
 @dataclass
@@ -179,9 +183,12 @@ def _valid_session(
     good = build_session(
         folder, acq_datetime=ACQ, data_mb_per_modality=data_mb, data_description=False
     )
+    _as_open_ephys(good, data_mb)
     record = _run_session(cloud, console, good, "rig-7/750101_2025-06-12_15-03-00")
     asset = record.get("asset_name", "")
     outcome.asset_keys = _print_archive(cloud, console, record, asset)
+    if record.get("status") == "COMPLETE":
+        _print_ecephys_ratio(cloud, console, good, asset, outcome)
     console.print("[bold]Job record[/bold]")
     console.print_json(json.dumps(record, default=str))
     if record.get("status") != "COMPLETE":
@@ -193,6 +200,48 @@ def _valid_session(
         outcome.problems.append("session 1's asset lacks manifest.json or metadata.nd.json")
     elif record.get("status") == "COMPLETE":
         _check_data_description(cloud, console, asset, project, outcome)
+
+
+def _as_open_ephys(session: Path, data_mb: float) -> None:
+    """The session's ecephys folder as Open Ephys writes it (structure.oebin, continuous.dat,
+    timestamps, events), about `data_mb` MB, and the job of type `ecephys`: its recording is
+    archived as a FLAC Zarr (issue 15)."""
+    ecephys = session / "ecephys"
+    shutil.rmtree(ecephys)
+    seconds = max(1.0, data_mb * 1e6 / (DEMO_CHANNELS * 2 * 30_000))
+    write_openephys(ecephys, round(seconds, 2), DEMO_CHANNELS)
+    job_file = session / "upload_job.json"
+    job = json.loads(job_file.read_text())
+    job["job_type"] = "ecephys"
+    job_file.write_text(json.dumps(job, indent=2) + "\n")
+
+
+def _print_ecephys_ratio(
+    cloud: LocalCloud, console: Console, session: Path, asset: str, outcome: DemoOutcome
+) -> None:
+    """Each archived stream: its stored bytes against its source's and against zstd-3's."""
+    import zstandard
+
+    manifest = json.loads(
+        cloud.client("s3")
+        .get_object(Bucket=cloud.archive_bucket, Key=f"{asset}/manifest.json")["Body"]
+        .read()
+    )
+    streams = [o for o in manifest["objects"] if o.get("action") == "encode_ecephys"]
+    if not streams:
+        outcome.problems.append("session 1's ecephys recording was not archived as a Zarr")
+    for stream in streams:
+        source = (session / stream["source_relative"]).read_bytes()
+        zstd = len(zstandard.ZstdCompressor(level=3).compress(source))
+        stored = int(stream["bytes_out"])
+        console.print(
+            f"  ecephys stream {stream['stream']} archived as {stream['codec'].upper()} Zarr "
+            f"({stream['chunks']} chunks):\n"
+            f"    {stored:,} bytes stored for {len(source):,} source bytes: ratio "
+            f"{len(source) / stored:.2f} (zstd-3 would store {zstd:,}: ratio "
+            f"{len(source) / zstd:.2f}; {100 * (1 - stored / zstd):.0f} % smaller)",
+            soft_wrap=True,
+        )
 
 
 def _print_archive(

@@ -8,16 +8,19 @@ event is invoked.
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from upload_processor.adapters.staging import Entry, md5_etag
+from upload_processor.adapters.staging import Entry, LocalSession, md5_etag
 from upload_processor.domain.job_types import resolve
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_upload_job
+from upload_processor.pipeline import ecephys_plan
 from upload_processor.pipeline.gather import batches, build_plan
 from upload_processor_tools.sample import build_session, project_record
+from upload_processor_tools.sample_ecephys import write_openephys
 
 SAMPLE_PREFIX = "sample/750101_2025-06-12_15-03-00"
 SAMPLE_JOB_ID = "sample-750101-2025-06-12-15-03-00-local"
@@ -32,8 +35,23 @@ ACCOUNT = "123456789012"
 
 
 def build_sample(folder: Path) -> Path:
-    """The session the sample events are about (deterministic bytes, so deterministic ETags)."""
-    return build_session(folder, data_mb_per_modality=SAMPLE_DATA_MB)
+    """The session the sample events are about (deterministic bytes, so deterministic ETags),
+    with a small Open Ephys recording too, for the ecephys transformation's event."""
+    session = build_session(folder, data_mb_per_modality=SAMPLE_DATA_MB)
+    write_openephys(session / "ecephys" / "openephys", 1.0, 8)
+    return session
+
+
+def _ecephys_batch(folder: Path, job: dict[str, Any], asset: str) -> list[dict[str, Any]]:
+    """The first range of the sample's Open Ephys stream, as the ecephys transformation (FLAC,
+    the `ecephys` job type's choice) plans it: what EcephysTransferFunction receives."""
+    flac = copy.deepcopy(job)
+    flac["tasks"]["modality_transformation_settings"]["ecephys"]["job_settings"] = {"codec": "flac"}
+    source = LocalSession(folder)
+    settings = ecephys_plan.ecephys_settings(flac)
+    streams = ecephys_plan.find_recordings(source, source.entries(), settings).streams
+    plan = batches(build_plan(SAMPLE_PREFIX, _entries(folder), asset, flac, streams))
+    return next(b for b in plan if b[0]["action"] == "encode_ecephys")
 
 
 def seed(cloud: Any) -> Path:
@@ -108,6 +126,13 @@ def sample_events() -> dict[str, dict[str, Any]]:
         },
         "transfer.json": {
             "batch": plan[0],
+            "job_id": SAMPLE_JOB_ID,
+            "source_bucket": STAGING,
+            "dest_bucket": ARCHIVE,
+            "verify": "full",
+        },
+        "transfer_ecephys.json": {
+            "batch": _ecephys_batch(folder, job, asset),
             "job_id": SAMPLE_JOB_ID,
             "source_bucket": STAGING,
             "dest_bucket": ARCHIVE,
@@ -244,6 +269,7 @@ EVENT_FUNCTIONS = {
     "ingest_sqs.json": "IngestFunction",
     "gather_metadata.json": "GatherMetadataFunction",
     "transfer.json": "TransferFunction",
+    "transfer_ecephys.json": "EcephysTransferFunction",
     "finalize_failed.json": "FinalizeFunction",
     "register_catalog.json": "RegisterFunction",
 }

@@ -29,9 +29,12 @@ Tasks map to functions as the state machine runs them:
   upload_processor.domain.registration.STEP_TASKS) → RegisterFunction, which runs every
   registration state after Finalize (Catalog ... Announce).
 
+- EcephysTransferFunction (the Map's `encode_ecephys` batches) follows
+  `modality_transformation_settings`' pin, like TransferFunction.
+
 Ingest writes the resolved ARNs into the execution input (`functions`: {"gather",
-"transfer", "finalize", "registration"}) and every Lambda task of the state machine invokes
-`$.functions.<role>`. `upload-processor versions` lists what each function has published.
+"transfer", "finalize", "ecephys", "registration"}) and every Lambda task of the state
+machine invokes `$.functions.<role>`. `upload-processor versions` lists what each function has published.
 """
 
 from __future__ import annotations
@@ -46,13 +49,17 @@ from upload_processor.errors import ConfigurationError, PinError
 
 ALIAS = "live"  # template.yaml: AutoPublishAlias of the pipeline functions
 DESCRIPTION_PREFIX = "upload-processor "  # template.yaml: VersionDescription
-ROLES = ("gather", "transfer", "finalize", "registration")
+ROLES = ("gather", "transfer", "finalize", "ecephys", "registration")
 LOGICAL_IDS = {
     "gather": "GatherMetadataFunction",
     "transfer": "TransferFunction",
     "finalize": "FinalizeFunction",
+    "ecephys": "EcephysTransferFunction",
     "registration": "RegisterFunction",
 }
+# A role whose pin is another's: the ecephys ranges are modality_transformation_settings' work
+# too, so EcephysTransferFunction runs the version the transfer's pin names.
+PIN_OF = {"ecephys": "transfer"}
 TASK_FUNCTIONS = {
     "gather_preliminary_metadata": "gather",
     "check_s3_folder_exists": "gather",
@@ -236,7 +243,7 @@ def resolve_pins(
     issues: list[Issue] = []
     for role in ROLES:
         name = function_names[role]
-        pin = pins.get(role)
+        pin = pins.get(PIN_OF.get(role, role))
         if pin is None:
             out[role] = alias_arn(lambda_client, name)
             continue
@@ -289,7 +296,7 @@ def describe(lambda_client: Any, function_names: Mapping[str, str]) -> list[dict
                 "function": role,
                 "logical_id": LOGICAL_IDS[role],
                 "name": name,
-                "tasks": [t for t, r in TASK_FUNCTIONS.items() if r == role],
+                "tasks": [t for t, r in TASK_FUNCTIONS.items() if r == PIN_OF.get(role, role)],
                 "alias": {"name": ALIAS, "version": live},
                 "code_versions": available_code_versions(published),
                 "versions": [v.to_dict() | {"live": v.version == live} for v in published],

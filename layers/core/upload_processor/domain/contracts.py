@@ -46,6 +46,7 @@ class Functions(Contract):
     gather: str
     transfer: str
     finalize: str
+    ecephys: str  # EcephysTransferFunction: the Map's ecephys batches (follows transfer's pin)
     registration: str  # the registration states after Finalize (domain.registration)
 
 
@@ -117,7 +118,7 @@ class TransferBatchInput(Contract):
     `batch` stays raw dicts: a batch's id is a hash of exactly the items the plan holds.
     """
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"function"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"function", "ecephys_function"})
 
     batch: list[dict[str, Any]]
     job_id: str = Field(min_length=1)
@@ -125,6 +126,7 @@ class TransferBatchInput(Contract):
     dest_bucket: str = Field(min_length=1)
     verify: VerifyMode = "quick"
     function: str | None = None  # the Transfer function the iteration invokes
+    ecephys_function: str | None = None  # ... when the batch is ecephys ranges
 
 
 class TransferBatchResult(Contract):

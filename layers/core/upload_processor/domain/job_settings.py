@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from upload_processor.domain.report import Issue
 from upload_processor.domain.units import DEFAULT_LEVEL
@@ -68,6 +77,20 @@ AIND_SETTINGS: dict[str, dict[str, str]] = {
         "num_of_partitions": _SLURM,
         "job_settings_name": "a tag of aind-data-transformation's settings classes",
         "log_level": "the functions log at the deployment's level",
+        # aind-ephys-transformation's EphysJobSettings (its compressor_name, compressor_kwargs
+        # and compress_chunk_duration are read: see TransformationSettings)
+        "reader_name": "the recording's format is read from its own files (structure.oebin, .meta)",
+        "clip_n_frames": "the binaries are left out of ecephys_clipped/ entirely: their samples "
+        "are in the Zarr",
+        "check_timestamps": "the recording's sizes are checked against its description instead",
+        "compress_write_output_format": "the output is always Zarr",
+        "compress_max_windows_filename_len": "the store names are AIND's, whatever the OS",
+        "compress_job_save_kwargs": _SLURM,
+        "scale_num_chunks_per_segment": "the LSB correction is detected on the stream's first "
+        "chunk (`lsb_correction`)",
+        "scale_chunk_size": "the LSB correction is detected on the stream's first chunk "
+        "(`lsb_correction`)",
+        "random_seed": "the LSB correction reads no random sample",
     },
 }
 
@@ -106,11 +129,93 @@ class GatherPreliminarySettings(_Settings):
     metadata_service: str | None = Field(default=None, min_length=1)
 
 
-class TransformationSettings(_Settings):
-    """tasks.modality_transformation_settings[.<modality>].job_settings."""
+# The lossless audio codecs of the ecephys transformation (issue 15) and their level ranges;
+# zstd's are its own. `level` None is the codec's default (zstd: DEFAULT_LEVEL).
+AUDIO_CODECS = ("flac", "wavpack")
+# What the ecephys layer (layers/ecephys/requirements.txt) ships: wavpack-numcodecs' wheels
+# bundle a libwavpack built for glibc >= 2.35, Lambda's python3.12 runtime has 2.34. A job
+# asking for WavPack is refused at ingest, naming the fix, rather than failing mid-transfer.
+SHIPPED_AUDIO_CODECS = ("flac",)
+LEVELS: dict[str, tuple[int, int]] = {"zstd": (1, 22), "flac": (0, 8), "wavpack": (1, 4)}
 
-    codec: Literal["zstd", "none"] = "zstd"
-    level: int = Field(default=DEFAULT_LEVEL, ge=1, le=22)
+
+class TransformationSettings(_Settings):
+    """tasks.modality_transformation_settings[.<modality>].job_settings.
+
+    `codec` zstd (every file a zstd stream) or none (copied as is) apply to any modality. The
+    audio codecs (flac, wavpack) select the ecephys transformation: in the `ecephys` modality,
+    Open Ephys and SpikeGLX binaries become one Zarr per stream
+    (`<asset>/ecephys/ecephys_compressed/<stream>.zarr`, chunks of `chunk_duration_s`, an
+    exact per-channel LSB correction when `lsb_correction` is auto, the original binary
+    also archived zstd'd when `keep_raw`); every other file is zstd'd as usual.
+    """
+
+    codec: Literal["zstd", "none", "flac", "wavpack"] = "zstd"
+    level: int | None = None
+    chunk_duration_s: float = Field(default=1.0, gt=0, le=60)
+    lsb_correction: Literal["auto", "off"] = "auto"
+    keep_raw: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aind_names(cls, data: Any) -> Any:
+        """aind-ephys-transformation's names for the same settings: `compressor_name`
+        ("wavpack", ...) is `codec`, `compressor_kwargs.level` is `level`,
+        `compress_chunk_duration` ("1s", "500ms") is `chunk_duration_s`."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        if "compressor_name" in out:
+            name = out.pop("compressor_name")
+            out.setdefault("codec", name.lower() if isinstance(name, str) else name)
+        kwargs = out.pop("compressor_kwargs", None)
+        if isinstance(kwargs, dict) and "level" in kwargs:
+            out.setdefault("level", kwargs["level"])
+        duration = out.pop("compress_chunk_duration", None)
+        if isinstance(duration, str) and "chunk_duration_s" not in out:
+            text = duration.strip().lower()
+            scale = 0.001 if text.endswith("ms") else 1.0
+            out["chunk_duration_s"] = text.removesuffix("ms").removesuffix("s") or duration
+            try:
+                out["chunk_duration_s"] = float(out["chunk_duration_s"]) * scale
+            except ValueError:
+                out["chunk_duration_s"] = duration  # reported as not a number
+        return out
+
+    @field_validator("codec")
+    @classmethod
+    def _shipped(cls, codec: str) -> str:
+        if codec in AUDIO_CODECS and codec not in SHIPPED_AUDIO_CODECS:
+            raise ValueError(
+                f"codec {codec!r} is not available in this deployment (wavpack-numcodecs needs "
+                "glibc 2.35, the Lambda runtime has 2.34): use 'flac' (lossless too, about as "
+                "small) or 'zstd'"
+            )
+        return codec
+
+    @field_validator("level")
+    @classmethod
+    def _level_of_its_codec(cls, level: int | None, info: ValidationInfo) -> int | None:
+        """A level outside the codec's range is an error naming the range (zstd 1-22, flac
+        0-8, wavpack 1-4), not a silent clamp."""
+        codec = info.data.get("codec", "zstd")
+        bounds = LEVELS.get(codec)
+        if level is not None and bounds and not bounds[0] <= level <= bounds[1]:
+            raise ValueError(
+                f"{level} is not a {codec} level: use {bounds[0]}-{bounds[1]} "
+                f"(or leave level out for {codec}'s default)"
+            )
+        return level
+
+    @property
+    def zstd_level(self) -> int:
+        """The zstd level of the files this task compresses with zstd."""
+        return self.level if self.codec == "zstd" and self.level is not None else DEFAULT_LEVEL
+
+    @property
+    def ecephys_transformation(self) -> bool:
+        """Whether the ecephys binaries become audio-codec Zarr (an audio codec is chosen)."""
+        return self.codec in AUDIO_CODECS
 
 
 class GatherFinalSettings(_Settings):

@@ -18,7 +18,10 @@ from upload_processor.domain.report import Issue
 from upload_processor.domain.units import DEFAULT_LEVEL, GiB, MiB
 
 # "compress_range": one byte range of a large file, one part of its multipart upload.
-Action = Literal["compress", "copy", "compress_range"]
+# "encode_ecephys": one time range of an ecephys stream's binary, encoded into its Zarr's
+# chunks (upload_processor.pipeline.ecephys_plan), run by the ecephys function.
+Action = Literal["compress", "copy", "compress_range", "encode_ecephys"]
+ENCODE_ECEPHYS = "encode_ecephys"
 
 MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 
@@ -93,8 +96,18 @@ ALREADY_COMPRESSED = (
 )
 
 
-# The PlanItem fields that only a "compress_range" item sets.
-RANGE_FIELDS = ("part_number", "range_start", "range_end", "part_count", "upload_id")
+# The PlanItem fields that only a "compress_range" or "encode_ecephys" item sets.
+RANGE_FIELDS = (
+    "part_number",
+    "range_start",
+    "range_end",
+    "part_count",
+    "upload_id",
+    "sample_start",
+    "sample_end",
+    "stream",
+    "options",
+)
 
 
 class PlanItem(BaseModel):
@@ -105,7 +118,7 @@ class PlanItem(BaseModel):
     etag: str
     dest_key: str
     action: Action
-    codec: Literal["zstd"] | None = None
+    codec: Literal["zstd", "flac", "wavpack"] | None = None
     level: int | None = None
     # Only for action "compress_range" (one range of a chunked file; `size` and `etag` stay
     # those of the whole source): the part it becomes, its source bytes
@@ -115,6 +128,15 @@ class PlanItem(BaseModel):
     range_end: int | None = None
     part_count: int | None = None
     upload_id: str | None = None
+    # Only for action "encode_ecephys" (`dest_key` is the stream's Zarr store, `range_start`/
+    # `range_end` the bytes [start, end) of samples [sample_start, sample_end), whole chunks;
+    # `part_number` of `part_count` the range's place): the stream's description
+    # (ecephys.recording.RecordingStream) and the options (ecephys.codec.EcephysOptions), as
+    # JSON, for the domain knows neither type.
+    sample_start: int | None = None
+    sample_end: int | None = None
+    stream: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _leave_out_unset_range_fields(
@@ -154,15 +176,18 @@ def plan_item(
     asset_name: str,
     level: int = DEFAULT_LEVEL,
     compress: bool = True,
+    dest_relative: str | None = None,
 ) -> PlanItem:
     """Plan one staged object: its destination under the asset and its action.
 
     `compress=False` (the modality's transformation task is skipped, or its codec is none)
-    copies every file as it is.
+    copies every file as it is. `dest_relative` places it elsewhere under the asset than its
+    staged path (the ecephys transformation's `ecephys/ecephys_clipped/...`).
     """
     relative = key[len(prefix) :].lstrip("/") if prefix else key
     action = choose_action(relative) if compress else "copy"
-    dest = f"{asset_name}/{relative}" + (".zst" if action == "compress" else "")
+    placed = relative if dest_relative is None else dest_relative
+    dest = f"{asset_name}/{placed}" + (".zst" if action == "compress" else "")
     return PlanItem(
         source_key=key,
         size=size,

@@ -197,7 +197,11 @@ def read_manifest(s3: Any, archive: str, asset_name: str) -> dict[str, Any] | No
 
 
 def archived_relative(asset_name: str, entry: dict[str, Any]) -> str:
-    """The session-relative path a manifest object was transferred from."""
+    """The session-relative path a manifest object was transferred from (recorded as
+    `source_relative` when the asset places it elsewhere: an ecephys stream's Zarr, the
+    ecephys transformation's `ecephys_clipped/` files)."""
+    if entry.get("source_relative"):
+        return str(entry["source_relative"])
     rel = str(entry["dest_key"])[len(asset_name) + 1 :]
     if entry.get("action") == "compress" and rel.endswith(".zst"):
         rel = rel[: -len(".zst")]
@@ -233,6 +237,9 @@ def _content_difference(
     recorded_etag = str(archived.get("source_etag") or "").strip('"')
     if recorded_etag and recorded_etag == entry.etag.strip('"'):
         return None
+    if archived.get("action") == "encode_ecephys":
+        # its checksum is a tree hash over the plan's ranges (pipeline.ecephys_seal)
+        return "its ETag differs from the archived recording's"
     recorded = str(archived.get("source_sha256") or "").lower()
     if not recorded:
         return "the manifest records no checksum to compare it with, and its ETag differs"

@@ -45,6 +45,7 @@ from upload_processor.domain.contracts import (
     FinalizeInput,
     RejectedInput,
 )
+from upload_processor.domain.plan import ENCODE_ECEPHYS as ENCODE
 from upload_processor.domain.report import REPORT_FILENAME, Report
 from upload_processor.errors import (
     AssetExistsError,
@@ -55,9 +56,10 @@ from upload_processor.errors import (
     is_transient,
     transient_as_retryable,
 )
-from upload_processor.pipeline import staging_cleanup
+from upload_processor.pipeline import ecephys_seal, staging_cleanup
 from upload_processor.pipeline.announce import failed_event, rejected_event
 from upload_processor.pipeline.archive_guard import (
+    archived_relative,
     asset_objects,
     holds_asset_lock,
     read_manifest,
@@ -83,7 +85,13 @@ logger = logging.getLogger(__name__)
 
 
 def seal_transfers(
-    s3: Any, *, archive: str, job_id: str, plan: list[list[dict[str, Any]]], verify_mode: str
+    s3: Any,
+    *,
+    archive: str,
+    job_id: str,
+    plan: list[list[dict[str, Any]]],
+    verify_mode: str,
+    recorded: list[TransferResult] | None = None,
 ) -> list[TransferResult]:
     """Complete the chunked uploads and check every planned object is in the archive.
 
@@ -104,9 +112,11 @@ def seal_transfers(
     `full` also decompresses every compressed object and compares it with the source's
     SHA-256 (the Transfer iterations already did that for whole files).
     """
-    recorded = collect_results(s3, archive, job_id)
-    planned = {item["dest_key"] for batch in plan for item in batch}
-    whole = [r for r in recorded if r.action != "compress_range"]
+    if recorded is None:
+        recorded = collect_results(s3, archive, job_id)
+    # an ecephys stream's ranges are sealed by ecephys_seal.seal_streams
+    planned = {i["dest_key"] for batch in plan for i in batch if i.get("action") != ENCODE}
+    whole = [r for r in recorded if r.action not in ("compress_range", ENCODE)]
     parts: dict[str, list[TransferResult]] = {}
     for result in recorded:
         if result.action == "compress_range":
@@ -402,7 +412,7 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     """Verify the transfers, write the metadata, remove a failed job's leftovers, write the
     manifest last; returns the manifest."""
     name, archive = event.gather.asset_name, event.gather.archive_bucket
-    results = _sealed_results(s3, event)
+    results, streams = _sealed_results(s3, event)
     written = _write_core_metadata(s3, event)
     originals, staged_metadata = _copy_original_metadata(s3, event)
     written += originals
@@ -412,6 +422,7 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
         )
     _archive_report(s3, event)
     keep = {r["dest_key"] for r in results} | set(written) | {f"{name}/{REPORT_FILENAME}"}
+    keep |= streams.keys
     removed = _remove_leftovers(s3, archive, name, keep)
     manifest: dict[str, Any] = {
         "asset_name": name,
@@ -428,19 +439,32 @@ def _seal(s3: Any, event: CompleteInput) -> dict[str, Any]:
     return manifest
 
 
-def _sealed_results(s3: Any, event: CompleteInput) -> list[dict[str, Any]]:
+def _sealed_results(
+    s3: Any, event: CompleteInput
+) -> tuple[list[dict[str, Any]], ecephys_seal.SealedStreams]:
     """Seal and verify every planned transfer; each result carries the source ETag it was
-    planned from, which a later job compares staged files with."""
+    planned from, which a later job compares staged files with. The ecephys streams' Zarr
+    metadata is written here, once their chunks are verified; each stream is one object."""
     gather = event.gather
-    plan = json.loads(read_bytes(s3, gather.archive_bucket, str(gather.plan_key)))
+    archive, job_id = gather.archive_bucket, event.job_id
+    plan = json.loads(read_bytes(s3, archive, str(gather.plan_key)))
+    recorded = collect_results(s3, archive, job_id)
     sealed = seal_transfers(
-        s3, archive=gather.archive_bucket, job_id=event.job_id, plan=plan, verify_mode=gather.verify
+        s3, archive=archive, job_id=job_id, plan=plan, verify_mode=gather.verify, recorded=recorded
+    )
+    streams = ecephys_seal.seal_streams(
+        s3, archive=archive, job_id=job_id, plan=plan, recorded=recorded
     )
     etags = {item["dest_key"]: item.get("etag") for batch in plan for item in batch}
-    return [
+    results = [
         {**r.to_dict(), "stored": r.stored_as, "source_etag": etags.get(r.planned_dest_key) or ""}
         for r in sealed
     ]
+    for result in results:  # placed elsewhere than its staged path (ecephys_clipped/)
+        relative = result["source_key"][len(event.prefix) :].lstrip("/")
+        if archived_relative(gather.asset_name, result) != relative:
+            result["source_relative"] = relative
+    return sorted(results + streams.entries, key=lambda r: r["dest_key"]), streams
 
 
 def _write_core_metadata(s3: Any, event: CompleteInput) -> list[str]:

@@ -12,7 +12,7 @@ Map) is upload_processor.pipeline.gather_stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,10 +24,11 @@ from upload_processor.adapters.staging import Entry, SessionSource
 from upload_processor.domain.job_settings import GatherPreliminarySettings, gather_settings
 from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import job_asset_name
-from upload_processor.domain.plan import PlanItem, collision_issues, plan_item
+from upload_processor.domain.plan import ENCODE_ECEPHYS, PlanItem, collision_issues, plan_item
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
-from upload_processor.domain.units import GiB, MiB
+from upload_processor.domain.units import DEFAULT_LEVEL, GiB, MiB
 from upload_processor.domain.upload_job import JOB_FILENAME, parse_listed_files
+from upload_processor.ecephys.recording import RecordingStream
 from upload_processor.errors import (
     FilesMissingError,
     JobCancelledError,
@@ -44,6 +45,7 @@ from upload_processor.metadata import (
     data_description,
     metadata_type_of,
 )
+from upload_processor.pipeline import ecephys_plan
 
 BATCH_SIZE = 100
 BATCH_BYTES = 2 * GiB  # one Map iteration moves at most this much (well inside 15 minutes)
@@ -74,6 +76,8 @@ class Gathered:
     # The transfer plan of `data` (`build_plan`), made once: the collision check reads it and
     # GatherMetadata writes it.
     plan: list[PlanItem] = field(default_factory=list)
+    # the ecephys streams to encode (the ecephys transformation's recordings, checked)
+    streams: list[RecordingStream] = field(default_factory=list)
 
     @property
     def reject(self) -> bool:
@@ -302,6 +306,7 @@ def gather_session(
     location: str | None = None,
     default_tz: str | None = None,
     prefix: str = "",
+    ecephys_range_size: int | None = None,
 ) -> Gathered:
     """Assemble and validate a session's metadata into a report (no side effects); naive
     timestamps in the metadata files are read in ``default_tz``, the deployment's zone. The
@@ -332,7 +337,11 @@ def gather_session(
     )
     assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
     issues += assembly.issues
-    plan = build_plan(prefix, data, name, job)
+    recordings = ecephys_plan.find_recordings(source, data, ecephys_plan.ecephys_settings(job))
+    issues += recordings.issues
+    plan = build_plan(
+        prefix, data, name, job, recordings.streams, ecephys_range_size=ecephys_range_size
+    )
     issues += _data_issues(data, plan, job)
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
@@ -344,6 +353,7 @@ def gather_session(
         data=data,
         raise_if_invalid=settings.raise_if_invalid,
         plan=plan,
+        streams=recordings.streams,
     )
 
 
@@ -441,9 +451,12 @@ def transformation(job: dict[str, Any], modality: str | None) -> dict[str, Any]:
 
 
 def compression_level(job: dict[str, Any], modality: str | None) -> int:
-    """The zstd level the resolved job asks for this modality (default 3)."""
+    """The zstd level the resolved job asks for this modality (default 3; an audio codec's
+    level is not a zstd level: the files it does not encode get the default)."""
     settings = transformation(job, modality).get("job_settings") or {}
-    return int(settings.get("level", 3))
+    if settings.get("codec", "zstd") != "zstd" or settings.get("level") is None:
+        return DEFAULT_LEVEL
+    return int(settings["level"])
 
 
 def compresses(job: dict[str, Any], modality: str | None) -> bool:
@@ -453,20 +466,52 @@ def compresses(job: dict[str, Any], modality: str | None) -> bool:
     return not task.get("skip_task") and codec not in (None, "none")
 
 
-def build_plan(prefix: str, data: list[Entry], name: str, job: dict[str, Any]) -> list[PlanItem]:
-    """One plan item per data object, sorted by key for a stable plan."""
+def build_plan(
+    prefix: str,
+    data: list[Entry],
+    name: str,
+    job: dict[str, Any],
+    streams: Sequence[RecordingStream] = (),
+    *,
+    ecephys_range_size: int | None = None,
+) -> list[PlanItem]:
+    """One plan item per data object, sorted by key for a stable plan; with the ecephys
+    transformation (`streams`: the recordings `ecephys_plan.find_recordings` checked), one
+    `encode_ecephys` item per range of each stream, and the ecephys folder's other files
+    under `ecephys/ecephys_clipped/` (`ecephys_range_size`: source bytes per range, default
+    `ecephys_plan.RANGE_BYTES`)."""
+    settings = ecephys_plan.ecephys_settings(job)
+    options = ecephys_plan.options_of(settings) if settings is not None else None
+    encoded = {s.source_key: s for s in streams} if options is not None else {}
     items = []
     for entry in sorted(data, key=lambda e: e.relative):
         modality = entry.relative.split("/", 1)[0] if "/" in entry.relative else None
+        key = join(prefix, entry.relative)
+        stream = encoded.get(entry.relative)
+        ranges: list[PlanItem] = []
+        if stream is not None and options is not None:
+            ranges = ecephys_plan.encode_items(
+                prefix_key=key,
+                entry=entry,
+                stream=stream,
+                options=options,
+                asset_name=name,
+                range_bytes=ecephys_range_size or ecephys_plan.RANGE_BYTES,
+            )
+            items += ranges
+        if ranges and options is not None and not options.keep_raw:
+            continue  # (a stream of no samples has no range: its file is archived as it is)
+        clipped = options is not None and modality == ecephys_plan.MODALITY
         items.append(
             plan_item(
                 prefix=prefix,
-                key=join(prefix, entry.relative),
+                key=key,
                 size=entry.size,
                 etag=entry.etag,
                 asset_name=name,
                 level=compression_level(job, modality),
                 compress=compresses(job, modality),
+                dest_relative=ecephys_plan.clipped_relative(entry.relative) if clipped else None,
             )
         )
     return items
@@ -477,14 +522,17 @@ def batches(
 ) -> list[list[dict[str, Any]]]:
     """The plan as batches of at most `size` objects and `max_bytes` bytes, one Map iteration
     each (moto's Map recurses per item: ~100 objects an iteration keeps it shallow). A range of
-    a chunked file is a batch of its own, so the ranges run in parallel."""
+    a chunked file or of an ecephys stream is a batch of its own, so the ranges run in
+    parallel (and an ecephys batch holds nothing else: the Map routes it to the ecephys
+    function by its first item's action)."""
     out: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     weight = 0
     for item in items:
         dumped = item.model_dump(mode="json", exclude_none=True)
-        cost = (item.range_end - item.range_start) if item.action == "compress_range" else item.size
-        if item.action == "compress_range":
+        ranged = item.action in ("compress_range", ENCODE_ECEPHYS)
+        cost = (item.range_end or 0) - (item.range_start or 0) if ranged else item.size
+        if ranged:
             out.append([dumped])
             continue
         if current and (len(current) >= size or weight + cost > max_bytes):

@@ -30,7 +30,7 @@ from upload_processor.domain.contracts import ExecutionInput, GatherCounts, Gath
 from upload_processor.domain.job_settings import gather_settings, verify_mode
 from upload_processor.domain.metadata_source import MetadataService
 from upload_processor.domain.naming import job_asset_name
-from upload_processor.domain.plan import PlanItem, needs_chunks
+from upload_processor.domain.plan import ENCODE_ECEPHYS, PlanItem, needs_chunks
 from upload_processor.domain.report import REPORT_FILENAME, Issue, Report
 from upload_processor.errors import AssetExistsError, transient_as_retryable
 from upload_processor.pipeline import gather as session
@@ -46,6 +46,8 @@ from upload_processor.pipeline.archive_guard import (
 from upload_processor.pipeline.transfer import start_chunked
 from upload_processor.settings import Settings
 
+RANGE_ACTIONS = ("compress_range", ENCODE_ECEPHYS)
+
 
 @dataclass(frozen=True)
 class GatherContext:
@@ -58,6 +60,7 @@ class GatherContext:
     files_wait_seconds: float = 0.0
     chunk_threshold: int | None = None
     range_size: int | None = None
+    ecephys_range_size: int | None = None
     store: JobStore | None = None
     default_tz: str | None = None  # naive timestamps in metadata files are read in it
 
@@ -79,6 +82,7 @@ def run(
         files_wait_seconds=settings.files_wait_seconds,
         chunk_threshold=settings.chunk_threshold,
         range_size=settings.range_size,
+        ecephys_range_size=settings.ecephys_range_size,
         store=store,
         default_tz=settings.default_time_zone,
     )
@@ -164,6 +168,7 @@ def gather(request: ExecutionInput, context: GatherContext) -> GatherResult:
             location=f"s3://{archive}/{name}",
             default_tz=context.default_tz,
             prefix=request.prefix,
+            ecephys_range_size=context.ecephys_range_size,
         )
         report_key = _save_report(s3, request, gathered.report)
         if context.store is not None:
@@ -232,8 +237,15 @@ def _gather_leased(
         report_key,
         metadata_versions=gathered.versions,
         plan_key=plan_key,
-        counts=GatherCounts(files=len(plan), bytes_in=sum(i.size for i in plan)),
+        counts=_counts(plan),
     )
+
+
+def _counts(plan: list[PlanItem]) -> GatherCounts:
+    """Files and source bytes the plan moves: an ecephys stream's ranges count as its one
+    file (each range item carries the whole file's size)."""
+    objects = {(item.source_key, item.dest_key): item.size for item in plan}
+    return GatherCounts(files=len(objects), bytes_in=sum(objects.values()))
 
 
 def _write_plan(
@@ -260,9 +272,10 @@ def _write_plan(
     for batch in planned:
         for raw in batch:
             # a failed job's object (compressed, or stored as is under its plain name):
-            # Transfer keeps it if it verifies, else redoes it
+            # Transfer keeps it if it verifies, else redoes it (ranges are redone: their
+            # results, not their objects, say what is done)
             left = raw["dest_key"] in existing or as_is_key(raw["dest_key"]) in existing
-            if left and raw["action"] != "compress_range":
+            if left and raw["action"] not in RANGE_ACTIONS:
                 raw["resume"] = True
     return _put_plan(context, request.job_id, planned)
 

@@ -2,13 +2,16 @@
 
 The package, one module per concern (modelled on s3transfer):
 
-- `route`: `transfer`, one plan item routed by its action (compress, compress_range, copy);
+- `route`: `transfer`, one plan item routed by its action (compress, compress_range, copy,
+  encode_ecephys);
 - `compress`: streaming zstd compression of one object into a multipart upload (`PartWriter`);
 - `as_is`: a file zstd does not shrink, stored as is under its plain name instead;
 - `chunked`: a file too big for one invocation: `start_chunked` opens its multipart upload
   and plans one range per part, `complete_chunked` seals it, `abort_chunked` frees it;
 - `ranges`: one range of a chunked file compressed into one part (`compress_range`);
 - `copy`: server-side copy (CopyObject, UploadPartCopy above the copy threshold);
+- `ecephys`: one time range of an ecephys stream encoded into its Zarr chunks
+  (`encode_ecephys`; the codec is imported lazily, from the ecephys function's layer);
 - `verification`: `verify` (the whole archived object) and `verify_part` (one part);
 - `result`: `TransferResult`, what a transfer did, carried between states as JSON;
 - `source`: reading the planned source, conditioned on its planned ETag;

@@ -47,6 +47,8 @@ from upload_processor.pipeline.transfer.result import TransferResult
 from upload_processor.pipeline.transfer.route import transfer
 from upload_processor.pipeline.transfer.verification import verify
 
+RANGE_ACTIONS = ("compress_range", "encode_ecephys")
+
 
 def batch_id(batch: list[dict[str, Any]]) -> str:
     """A stable id for a batch: a hash of its items (the same plan gives the same ids).
@@ -94,7 +96,9 @@ def run_batch(
                     result = _transfer_recorded(
                         s3, item, job_id, ident, copy_threshold=copy_threshold, **buckets
                     )
-                if request.verify == "full" and item.action != "compress_range":
+                # a range is verified as it is written (a part by Finalize once completed,
+                # an ecephys chunk by decoding it before its PUT)
+                if request.verify == "full" and item.action not in RANGE_ACTIONS:
                     verify(s3, result, dest_bucket=dest_bucket)
                 results.append(result.to_dict())
             put_json(s3, dest_bucket, key, results, indent=None)

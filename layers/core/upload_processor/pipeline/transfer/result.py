@@ -42,6 +42,12 @@ class TransferResult:
     A file planned for compression that zstd did not shrink is stored as is (`as_is.py`): its
     result is a `copy` to the plain name with `stored` "as_is", `stored_reason` (the sizes),
     and `planned_key`, the `.zst` key the plan gave it (what Finalize matches it to).
+
+    An `encode_ecephys` result (one time range of an ecephys stream, `transfer.ecephys`):
+    `dest_key` is the stream's Zarr store, `source_sha256` the SHA-256 of the range's source
+    bytes [range_start, range_end), `bytes_out` its chunks' stored bytes, and `chunks` one
+    {key, bytes, checksum_sha256, source_sha256, source_bytes} per written chunk; `correction`
+    the stream's LSB correction the range was encoded with (None: lsb_correction off).
     """
 
     source_key: str
@@ -76,6 +82,9 @@ class TransferResult:
     def stored_as(self) -> str:
         """How the object is stored: "zstd" (a zstd stream) or "as_is" (the source's bytes)."""
         return self.stored or (STORED_ZSTD if self.codec == CODEC_ZSTD else STORED_AS_IS)
+
+    chunks: tuple[dict[str, Any], ...] | None = None
+    correction: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: Step Functions carries results between states as JSON.
@@ -139,6 +148,8 @@ class TransferResult:
             stored=_opt_str(data.get("stored")),
             stored_reason=_opt_str(data.get("stored_reason")),
             planned_key=_opt_str(data.get("planned_key")),
+            chunks=(None if data.get("chunks") is None else tuple(dict(c) for c in data["chunks"])),
+            correction=None if data.get("correction") is None else dict(data["correction"]),
         )
 
 

@@ -6,6 +6,7 @@ from upload_processor.domain.plan import PlanItem
 from upload_processor.errors import TransferError
 from upload_processor.pipeline.transfer.compress import compress_object
 from upload_processor.pipeline.transfer.copy import copy_object
+from upload_processor.pipeline.transfer.ecephys import encode_ecephys
 from upload_processor.pipeline.transfer.faults import (
     S3Client,
     refuse_own_source,
@@ -39,7 +40,9 @@ def transfer(
     parts). `copy` is server-side: one CopyObject up to `copy_threshold` (S3's limit is
     5 GiB), UploadPartCopy in `copy_part_size` ranges above it. `compress_range` compresses
     one range of a chunked file into one part of its multipart upload (`start_chunked`) and
-    returns that part's result, for `complete_chunked`.
+    returns that part's result, for `complete_chunked`. `encode_ecephys` encodes one time
+    range of an ecephys stream into its Zarr chunks (`transfer.ecephys`; the ecephys function
+    runs it, which has the codec's layer).
 
     Either way the source must still be the object that was planned (same ETag and size),
     and a failure leaves nothing behind at the destination: no partial object, no dangling
@@ -57,6 +60,8 @@ def transfer(
             return compress_object(s3, item, part_size=part_size, **buckets)
         if item.action == "compress_range":
             return compress_range(s3, item, **buckets)
+        if item.action == "encode_ecephys":
+            return encode_ecephys(s3, item, **buckets)
         if item.action == "copy":
             return copy_object(
                 s3, item, copy_threshold=copy_threshold, copy_part_size=copy_part_size, **buckets
