@@ -21,7 +21,7 @@ from upload_processor.domain.archive import failure_key, results_key
 from upload_processor.domain.contracts import FailedInput, StateError
 from upload_processor.domain.plan import PlanItem
 from upload_processor.errors import SourceChangedError
-from upload_processor.pipeline import finalize
+from upload_processor.pipeline import finalize, seal
 from upload_processor.pipeline.transfer import TransferResult
 from upload_processor.pipeline.transfer.batch import _record_failure
 from upload_processor_tools.local.template import load_template
@@ -190,7 +190,7 @@ def test_a_chunked_completion_after_a_range_failed_raises_the_recorded_cause(
     _record_changed(s3, "b2", dest_key)
     plan = [[{"dest_key": dest_key}]]
     with pytest.raises(SourceChangedError) as raised:
-        finalize.seal_transfers(s3, archive=ARCHIVE, job_id="job-1", plan=plan, verify_mode="quick")
+        seal.seal_transfers(s3, archive=ARCHIVE, job_id="job-1", plan=plan, verify_mode="quick")
     assert "changed while this job was transferring it" in str(raised.value)
     assert "expected parts" not in str(raised.value)
     assert s3.list_multipart_uploads(Bucket=ARCHIVE).get("Uploads", []) == []

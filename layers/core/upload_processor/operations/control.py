@@ -40,7 +40,7 @@ from upload_processor.errors import (
     UploadProcessorError,
 )
 from upload_processor.pipeline.archive_guard import release_quietly
-from upload_processor.pipeline.finalize import abort_job_uploads
+from upload_processor.pipeline.seal import abort_job_uploads
 
 MAX_EXECUTION_NAME = 80
 

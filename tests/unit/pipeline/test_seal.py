@@ -15,7 +15,7 @@ from moto import mock_aws
 from upload_processor.domain.contracts import TransferBatchInput
 from upload_processor.domain.plan import plan_item
 from upload_processor.errors import VerificationError
-from upload_processor.pipeline import finalize
+from upload_processor.pipeline import seal
 from upload_processor.pipeline.gather import batches
 from upload_processor.pipeline.transfer.batch import run_batch
 
@@ -55,7 +55,7 @@ def _transferred(s3: Any, count: int) -> list[list[dict[str, Any]]]:
 
 
 def _seal(s3: Any, plan: list[list[dict[str, Any]]]) -> Any:
-    return finalize.seal_transfers(s3, archive=ARCHIVE, job_id=JOB, plan=plan, verify_mode="quick")
+    return seal.seal_transfers(s3, archive=ARCHIVE, job_id=JOB, plan=plan, verify_mode="quick")
 
 
 def test_quick_verification_lists_the_asset_instead_of_heading_every_object(s3: Any) -> None:
@@ -97,5 +97,5 @@ def test_a_result_without_an_etag_is_still_checked_by_its_head(s3: Any) -> None:
     bare = [r.__class__(**{**r.__dict__, "etag": None}) for r in results]
     s3.put_object(Bucket=ARCHIVE, Key=bare[1].dest_key, Body=b"other")
     with pytest.raises(VerificationError, match="bytes"):
-        finalize.check_stored(s3, bare[1], dest_bucket=ARCHIVE)
+        seal.check_stored(s3, bare[1], dest_bucket=ARCHIVE)
     assert plan
