@@ -11,7 +11,7 @@ from upload_processor.errors import OperationRefusedError
 from upload_processor.operations.control import _original_input
 
 BASE = {"job_id": "j", "job": {}, "bucket": "staging", "prefix": "lab/s"}
-FUNCTIONS = {"gather": "g", "transfer": "t", "finalize": "f"}
+FUNCTIONS = {"gather": "g", "transfer": "t", "finalize": "f", "ecephys": "e"}
 
 
 def test_an_input_with_every_function_is_rerun() -> None:
@@ -22,4 +22,15 @@ def test_an_input_with_every_function_is_rerun() -> None:
 def test_an_input_from_before_the_registration_states_is_refused() -> None:
     raw = json.dumps({**BASE, "functions": FUNCTIONS})
     with pytest.raises(OperationRefusedError, match=r"Upload its upload_job\.json again"):
+        _original_input(raw, "j")
+
+
+def test_an_input_from_before_the_ecephys_function_is_refused() -> None:
+    raw = json.dumps(
+        {
+            **BASE,
+            "functions": {"gather": "g", "transfer": "t", "finalize": "f", "registration": "r"},
+        }
+    )
+    with pytest.raises(OperationRefusedError, match=r"no ecephys function"):
         _original_input(raw, "j")

@@ -32,7 +32,7 @@ from typing import Any
 from upload_processor.adapters.jobs import ACTIVE, JobStatus, JobStore
 from upload_processor.adapters.notify import RETRY_ADVICE
 from upload_processor.domain.archive import RESULTS, work_key
-from upload_processor.domain.contracts import ExecutionInput
+from upload_processor.domain.contracts import ExecutionInput, Functions
 from upload_processor.errors import (
     JobNotFoundError,
     JobStateConflictError,
@@ -95,14 +95,16 @@ def prepare_work_area(s3: Any, *, archive: str | None, job_id: str) -> dict[str,
 
 
 def _original_input(raw: str, job_id: str) -> ExecutionInput:
-    """The failed execution's input. One started before the deployment had the registration
-    states names no `functions.registration`: re-running it would seal the asset and then
-    fail, so it is refused with what to do instead."""
+    """The failed execution's input. One started before the deployment had a function the
+    state machine now invokes (the registration states, EcephysTransferFunction) names no
+    `functions.<role>` for it: re-running it would fail in a state its input cannot feed, so
+    it is refused with what to do instead."""
     functions = (json.loads(raw) or {}).get("functions") or {}
-    if functions and "registration" not in functions:
+    missing = [role for role in Functions.model_fields if role not in functions]
+    if functions and missing:
         raise OperationRefusedError(
-            f"job {job_id}'s execution was started by an earlier deployment (before the "
-            "registration states after Finalize); retrying it would run states its input cannot "
+            f"job {job_id}'s execution was started by an earlier deployment (its input names "
+            f"no {', '.join(missing)} function); retrying it would run states its input cannot "
             "feed. Upload its upload_job.json again (a new version starts a new job)"
         )
     return ExecutionInput.model_validate_json(raw)
