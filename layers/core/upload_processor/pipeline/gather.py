@@ -331,7 +331,7 @@ def gather_session(
     assembly = assemble(files, asset_name=name, location=location, job=facts, extra=extra)
     issues += assembly.issues
     plan = build_plan(prefix, data, name, job)
-    issues += _data_issues(data, plan, job)
+    issues += _data_issues(data, plan, job, prefix)
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
@@ -395,7 +395,9 @@ def _built_data_description(
         return None
 
 
-def _data_issues(data: list[Entry], plan: list[PlanItem], job: dict[str, Any]) -> list[Issue]:
+def _data_issues(
+    data: list[Entry], plan: list[PlanItem], job: dict[str, Any], prefix: str
+) -> list[Issue]:
     """What is wrong with the data files: none at all, folders that are not the declared
     modalities, empty files, and keys that would collide once archived."""
     issues = []
@@ -408,7 +410,7 @@ def _data_issues(data: list[Entry], plan: list[PlanItem], job: dict[str, Any]) -
         )
     issues += _folder_issues(data, list(job["modalities"]))
     issues += _empty_file_issues(data)
-    issues += collision_issues(plan)
+    issues += collision_issues(plan, prefix)
     return issues
 
 
