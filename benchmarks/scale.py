@@ -2,10 +2,10 @@
 
 The model has two halves. `s3_requests` counts the S3 requests of a job, operation by
 operation, as the code makes them (a test runs a 10,000-object plan through the local cloud's
-Map and compares its count, request by request, with this formula:
-tests/e2e/test_scale_model.py). `estimate` turns a job into what an operator sizes: Map and
-Lambda concurrency, S3 requests per second on the busiest prefix, duration, and the cost at
-list prices. ``python -m benchmarks.scale`` prints the table of docs/scale.md (``--write``
+Map and compares its count, request by request, with this formula: tests/e2e/
+test_data_movement.py, the ten-thousand-object test). `estimate` turns a job into what an
+operator sizes: Map and Lambda concurrency, S3 requests per second on the busiest prefix,
+duration, and the cost at list prices. ``python -m benchmarks.scale`` prints the table of docs/scale.md (``--write``
 rewrites it there).
 
 Assumptions (also in docs/scale.md):

@@ -210,11 +210,12 @@ def archive_key_collisions(items: list[PlanItem]) -> dict[str, list[str]]:
     return {dest: sorted(keys) for dest, keys in sorted(sources.items()) if len(keys) > 1}
 
 
-def collision_issues(items: list[PlanItem]) -> list[Issue]:
+def collision_issues(items: list[PlanItem], prefix: str = "") -> list[Issue]:
     """One `session.archive_key_collision` error per archive key two staged files map to,
-    naming both (all) files and the fix."""
+    naming both (all) files, relative to the session's `prefix`, and the fix."""
     issues = []
-    for dest, keys in archive_key_collisions(items).items():
+    for dest, staged in archive_key_collisions(items).items():
+        keys = [k[len(prefix) :].lstrip("/") if prefix else k for k in staged]
         names = " and ".join(repr(k) for k in keys)
         issues.append(
             Issue(

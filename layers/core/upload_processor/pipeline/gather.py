@@ -342,7 +342,7 @@ def gather_session(
     plan = build_plan(
         prefix, data, name, job, recordings.streams, ecephys_range_size=ecephys_range_size
     )
-    issues += _data_issues(data, plan, job)
+    issues += _data_issues(data, plan, job, prefix)
     report = Report.from_issues(issues, asset_name=name, merged_from=assembly.merged_from)
     return Gathered(
         asset_name=name,
@@ -407,7 +407,9 @@ def _built_data_description(
         return None
 
 
-def _data_issues(data: list[Entry], plan: list[PlanItem], job: dict[str, Any]) -> list[Issue]:
+def _data_issues(
+    data: list[Entry], plan: list[PlanItem], job: dict[str, Any], prefix: str
+) -> list[Issue]:
     """What is wrong with the data files: none at all, folders that are not the declared
     modalities, empty files, and keys that would collide once archived."""
     issues = []
@@ -420,7 +422,7 @@ def _data_issues(data: list[Entry], plan: list[PlanItem], job: dict[str, Any]) -
         )
     issues += _folder_issues(data, list(job["modalities"]))
     issues += _empty_file_issues(data)
-    issues += collision_issues(plan)
+    issues += collision_issues(plan, prefix)
     return issues
 
 
