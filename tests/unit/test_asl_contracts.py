@@ -41,6 +41,7 @@ OUTPUTS: dict[str, Any] = {
     "gather": GatherResult,
     "transfer": TransferBatchResult,
     "finalize": dict,
+    "register": dict,
 }
 FINALIZE_INPUTS = {
     typing.get_args(model.model_fields["outcome"].annotation)[0]: model

@@ -30,7 +30,12 @@ from upload_processor.errors import PinError
 from upload_processor.settings import FUNCTION_ENV
 from upload_processor_tools.local.template import load_template
 
-NAMES = {"gather": "gather-fn", "transfer": "transfer-fn", "finalize": "finalize-fn"}
+NAMES = {
+    "gather": "gather-fn",
+    "transfer": "transfer-fn",
+    "finalize": "finalize-fn",
+    "register": "register-fn",
+}
 
 
 def _job(tasks: dict[str, Any] | None = None, modalities=("behavior", "ecephys")) -> dict:

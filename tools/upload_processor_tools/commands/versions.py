@@ -41,6 +41,7 @@ FUNCTION_NAME_ENV = {
     "gather": "UPLOAD_PROCESSOR_GATHER_FUNCTION",
     "transfer": "UPLOAD_PROCESSOR_TRANSFER_FUNCTION",
     "finalize": "UPLOAD_PROCESSOR_FINALIZE_FUNCTION",
+    "register": "UPLOAD_PROCESSOR_REGISTER_FUNCTION",
 }
 
 
@@ -141,6 +142,12 @@ def versions(
         envvar=FUNCTION_NAME_ENV["finalize"],
         help="FinalizeFunction's name (default: located).",
     ),
+    register_function: str | None = typer.Option(
+        None,
+        "--register-function",
+        envvar=FUNCTION_NAME_ENV["register"],
+        help="RegisterFunction's name (default: located).",
+    ),
     deployment: DeploymentOptions = DEPLOYMENT,
 ) -> None:
     """List the published versions of the pipeline functions and the code version each carries
@@ -152,6 +159,7 @@ def versions(
         "gather": gather_function,
         "transfer": transfer_function,
         "finalize": finalize_function,
+        "register": register_function,
     }
     try:
         names = locate_functions(where, given)

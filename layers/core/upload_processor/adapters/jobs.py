@@ -31,6 +31,10 @@ and the asset lease of a job that is no longer RECEIVED or PROCESSING is stale
 - Finalize: COMPLETE with `archive_uri` and the counts `files`, `bytes_in`, `bytes_out`
   (and `staging_cleanup` when the job asked for it: upload_processor.pipeline.staging_cleanup);
   REJECTED or FAILED with `error`;
+- registration (the states after Finalize: upload_processor.domain.registration):
+  `registration.<step>` = a StepOutcome map (`record_registration`, no status change: the
+  job stays COMPLETE whatever a step says), and `announced_at` (`claim_announcement`: the
+  asset's event and `end` notification are sent once);
 - operators (`operations.py`): `attempts`, `retry_of`, `previous_execution_arns`,
   `last_error` (retry); `cancel_reason` (cancel).
 
@@ -50,6 +54,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from upload_processor.domain.registration import StepOutcome
 from upload_processor.errors import InvalidQueryError, JobStateConflictError
 
 _SER = TypeSerializer()
@@ -272,6 +277,76 @@ class JobStore:
                 f"job {job_id} is {now}; a {now} job never becomes {status}, so nothing was "
                 "written (it was cancelled or finished meanwhile)"
             ) from None
+
+    def record_registration(self, job_id: str, step: str, outcome: StepOutcome) -> None:
+        """Set `registration.<step>` to `outcome` (a map); the status is never touched.
+
+        One UpdateItem on a record that already has a `registration` map (every record past
+        its first step); the first step's write creates the map instead (conditional on it
+        being absent, so two steps racing never drop each other's outcome). A missing job
+        is a JobStateConflictError (nothing is created).
+        """
+        value = _SER.serialize(outcome.model_dump(mode="json"))
+        stamp = {"S": now_iso()}
+        exceptions = self._client.exceptions
+        for _ in range(3):
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"job_id": {"S": job_id}},
+                    UpdateExpression="SET #r.#s = :o, #u = :u",
+                    ConditionExpression="attribute_exists(job_id) AND attribute_exists(#r)",
+                    ExpressionAttributeNames={"#r": "registration", "#s": step, "#u": "updated_at"},
+                    ExpressionAttributeValues={":o": value, ":u": stamp},
+                )
+                return
+            except exceptions.ConditionalCheckFailedException:
+                pass
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"job_id": {"S": job_id}},
+                    UpdateExpression="SET #r = :m, #u = :u",
+                    ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(#r)",
+                    ExpressionAttributeNames={"#r": "registration", "#u": "updated_at"},
+                    ExpressionAttributeValues={":m": {"M": {step: value}}, ":u": stamp},
+                )
+                return
+            except exceptions.ConditionalCheckFailedException:
+                if self.get(job_id) is None:
+                    raise JobStateConflictError(
+                        f"job {job_id} has no record; registration step {step} was not recorded"
+                    ) from None
+        raise JobStateConflictError(f"job {job_id}: could not record registration step {step}")
+
+    def claim_announcement(self, job_id: str) -> bool:
+        """Mark the job announced (`announced_at`) unless it already is; True if this call did.
+
+        The asset's event and `end` notification go out only after a successful claim, so a
+        retried Announce never sends them twice (`release_announcement` undoes a claim whose
+        sending failed, so the retry sends them).
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #a = :a",
+                ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(#a)",
+                ExpressionAttributeNames={"#a": "announced_at"},
+                ExpressionAttributeValues={":a": {"S": now_iso()}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_announcement(self, job_id: str) -> None:
+        """Undo `claim_announcement` (the sending failed: the next attempt sends)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="REMOVE #a",
+            ExpressionAttributeNames={"#a": "announced_at"},
+        )
 
     def list_by_status(self, status: JobStatus, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first, from the status index."""

@@ -25,9 +25,12 @@ Tasks map to functions as the state machine runs them:
   steps: a job pinned to a version records its outcome with that version's code).
 - `remove_source_folders` (the opt-in staging cleanup, a step of Finalize) → FinalizeFunction
   as well: a pin on either pins the function; two different pins are an error.
+- the registration tasks (`register_data_asset`, `update_docdb_record`, the Code Ocean ones:
+  upload_processor.domain.registration.STEP_TASKS) → RegisterFunction, which runs every
+  registration state after Finalize (Catalog ... Announce).
 
 Ingest writes the resolved ARNs into the execution input (`functions`: {"gather",
-"transfer", "finalize"}) and every Lambda task of the state machine invokes
+"transfer", "finalize", "register"}) and every Lambda task of the state machine invokes
 `$.functions.<role>`. `upload-processor versions` lists what each function has published.
 """
 
@@ -43,11 +46,12 @@ from upload_processor.errors import ConfigurationError, PinError
 
 ALIAS = "live"  # template.yaml: AutoPublishAlias of the pipeline functions
 DESCRIPTION_PREFIX = "upload-processor "  # template.yaml: VersionDescription
-ROLES = ("gather", "transfer", "finalize")
+ROLES = ("gather", "transfer", "finalize", "register")
 LOGICAL_IDS = {
     "gather": "GatherMetadataFunction",
     "transfer": "TransferFunction",
     "finalize": "FinalizeFunction",
+    "register": "RegisterFunction",
 }
 TASK_FUNCTIONS = {
     "gather_preliminary_metadata": "gather",
@@ -55,6 +59,12 @@ TASK_FUNCTIONS = {
     "modality_transformation_settings": "transfer",
     "gather_final_metadata": "finalize",
     "remove_source_folders": "finalize",
+    "register_data_asset": "register",
+    "update_docdb_record": "register",
+    "register_data_asset_to_codeocean": "register",
+    "get_codeocean_asset_id": "register",
+    "codeocean_pipeline_settings": "register",
+    "run_codeocean_pipeline": "register",
 }
 _FILE = "upload_job.json"
 
@@ -215,7 +225,7 @@ def resolve_pins(
     *,
     file: str = _FILE,
 ) -> dict[str, str]:
-    """{"gather", "transfer", "finalize": the function ARN each step invokes}.
+    """{"gather", "transfer", "finalize", "register": the function ARN each step invokes}.
 
     A pinned function: the qualified ARN of its newest published version carrying the pinned
     code version. Otherwise: its alias `live`. Raises PinError (naming the task and listing

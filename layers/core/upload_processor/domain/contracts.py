@@ -13,6 +13,8 @@ Who writes what:
 - `TransferBatchInput`: the Map's ItemSelector (one plan batch); `TransferBatchResult`: Transfer.
 - `FinalizeInput` (`CompleteInput` | `RejectedInput` | `FailedInput`): the Finalize, Reject and
   MarkFailed tasks' Parameters, told apart by `outcome`.
+- `domain.registration.RegistrationInput`: the registration states' (Catalog, ..., Announce)
+  Parameters, with Finalize's result.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Functions(Contract):
     gather: str
     transfer: str
     finalize: str
+    register: str  # the registration states after Finalize (domain.registration)
 
 
 class JobPayload(Contract):
