@@ -29,6 +29,10 @@ ENV_VARS = {
     "job_types_prefix": "JOB_TYPES_PREFIX",
     "registry_table": "REGISTRY_TABLE",
     "metadata_service": "METADATA_SERVICE",
+    "codeocean_domain": "CODEOCEAN_DOMAIN",
+    "codeocean_token_secret": "CODEOCEAN_TOKEN_SECRET",
+    "codeocean_ready_timeout": "CODEOCEAN_READY_TIMEOUT_SECONDS",
+    "codeocean_poll_seconds": "CODEOCEAN_POLL_SECONDS",
 }
 # The pipeline functions IngestFunction resolves versions of: role -> environment variable.
 FUNCTION_ENV = {
@@ -62,6 +66,10 @@ class Settings:
     registry_table: str = ""
     metadata_service: str = ""  # a service spec; empty: the stack's own registry table
     function_names: Mapping[str, str] = field(default_factory=dict)
+    codeocean_domain: str = ""  # https://codeocean.example.org; empty: no Code Ocean
+    codeocean_token_secret: str = ""  # Secrets Manager name or ARN of the API token
+    codeocean_ready_timeout: float = 600.0  # seconds a new data asset may take to be ready
+    codeocean_poll_seconds: float = 5.0  # between two looks at a data asset being made
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +94,10 @@ class Settings:
             job_types_prefix=get("job_types_prefix") or None,
             registry_table=get("registry_table"),
             metadata_service=get("metadata_service"),
+            codeocean_domain=get("codeocean_domain"),
+            codeocean_token_secret=get("codeocean_token_secret"),
+            codeocean_ready_timeout=float(get("codeocean_ready_timeout") or 600),
+            codeocean_poll_seconds=float(get("codeocean_poll_seconds") or 5),
             function_names={role: env[var] for role, var in FUNCTION_ENV.items() if env.get(var)},
         )
 
