@@ -29,6 +29,9 @@ ENV_VARS = {
     "job_types_prefix": "JOB_TYPES_PREFIX",
     "registry_table": "REGISTRY_TABLE",
     "metadata_service": "METADATA_SERVICE",
+    "assets_table": "ASSETS_TABLE",
+    "event_source": "EVENT_SOURCE",
+    "catalog_backend": "CATALOG_BACKEND",
     "codeocean_domain": "CODEOCEAN_DOMAIN",
     "codeocean_token_secret": "CODEOCEAN_TOKEN_SECRET",
     "codeocean_ready_timeout": "CODEOCEAN_READY_TIMEOUT_SECONDS",
@@ -65,6 +68,9 @@ class Settings:
     job_types_prefix: str | None = None
     registry_table: str = ""
     metadata_service: str = ""  # a service spec; empty: the stack's own registry table
+    assets_table: str = ""  # the catalog of archived assets (adapters.catalog)
+    event_source: str = "upload-processor"  # the `source` of the stack's EventBridge events
+    catalog_backend: str = ""  # "" the assets table; "docdb:https://..." also AIND's DocDB
     function_names: Mapping[str, str] = field(default_factory=dict)
     codeocean_domain: str = ""  # https://codeocean.example.org; empty: no Code Ocean
     codeocean_token_secret: str = ""  # Secrets Manager name or ARN of the API token
@@ -94,6 +100,9 @@ class Settings:
             job_types_prefix=get("job_types_prefix") or None,
             registry_table=get("registry_table"),
             metadata_service=get("metadata_service"),
+            assets_table=get("assets_table"),
+            event_source=get("event_source") or "upload-processor",
+            catalog_backend=get("catalog_backend"),
             codeocean_domain=get("codeocean_domain"),
             codeocean_token_secret=get("codeocean_token_secret"),
             codeocean_ready_timeout=float(get("codeocean_ready_timeout") or 600),

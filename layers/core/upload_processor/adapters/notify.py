@@ -224,16 +224,33 @@ def retrying(
 
 
 def completion(
-    *, job: dict[str, Any], asset_name: str, archive_uri: str, counts: dict[str, int]
+    *,
+    job: dict[str, Any],
+    asset_name: str,
+    archive_uri: str,
+    counts: dict[str, int],
+    registration: str | None = None,
+    steps: dict[str, str] | None = None,
 ) -> Notification:
-    """The end-of-job message: where the asset is and what it holds."""
+    """The end-of-job message: where the asset is, what it holds and, once the registration
+    steps ran, their outcome (`registration`: the summary line, `steps`: one line per step)."""
     subject = _subject(f"Upload complete: {asset_name}")
     lines = [
         f"Your upload {asset_name} is archived and verified at {archive_uri}.",
         f"Files: {counts.get('files', 0)}, bytes in: {counts.get('bytes_in', 0)}, "
         f"bytes out: {counts.get('bytes_out', 0)}.",
     ]
-    details = {"event": "end", "archive": archive_uri, "counts": counts}
+    details: dict[str, Any] = {"event": "end", "archive": archive_uri, "counts": counts}
+    if registration is not None:
+        lines.append(f"Registration: {registration}")
+        lines += [f"  {name}: {line}" for name, line in (steps or {}).items()]
+        if registration.startswith("FAILED"):
+            lines.append(
+                "The asset is archived and intact; only the registration steps above failed "
+                "(`upload-processor status JOB` shows them)."
+            )
+        details["registration"] = registration
+        details["registration_steps"] = steps or {}
     return Notification(
         "end", subject, "\n".join(lines), _attributes("end", job, asset_name), details
     )

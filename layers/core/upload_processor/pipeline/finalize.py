@@ -2,8 +2,10 @@
 
 `complete`: verify every transferred object, write the asset's metadata (`metadata.nd.json`, the
 core files, the staged originals under `original_metadata/`) and `manifest.json` last (its
-presence marks the asset complete), mark the job COMPLETE, notify. `rejected`: mark the job
-REJECTED and send the user the report's problems. `failed`: mark the job FAILED and notify.
+presence marks the asset complete), mark the job COMPLETE (the registration states after it
+catalog and announce the asset and send the `end` notification: pipeline.registration).
+`rejected`: mark the job REJECTED, send the user the report's problems and put `Upload Job
+Rejected` on EventBridge. `failed`: mark the job FAILED, notify, put `Upload Job Failed`.
 
 The archive is never overwritten (upload_processor.pipeline.archive_guard): `complete` writes only while
 the job holds the asset's lease and no manifest exists, and writes the manifest itself with
@@ -29,6 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters import notify
+from upload_processor.adapters.events import FAILED, REJECTED
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.s3 import (
     is_conflict,
@@ -54,6 +57,7 @@ from upload_processor.errors import (
     transient_as_retryable,
 )
 from upload_processor.pipeline import staging_cleanup
+from upload_processor.pipeline.announce import job_event
 from upload_processor.pipeline.archive_guard import (
     asset_objects,
     holds_asset_lock,
@@ -321,8 +325,9 @@ def _mark_complete(
     cleanup: dict[str, Any] | None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """The job is COMPLETE: its record, the `end` notification if asked, Finalize's result
-    (`noop` when a note says why nothing was archived)."""
+    """The job is COMPLETE: its record and Finalize's result (`noop` when a note says why
+    nothing was archived). The `end` notification is Announce's (pipeline.announce), sent once
+    the registration steps after Finalize have run, so it can say their outcome."""
     name = event.gather.asset_name
     archive_uri = f"s3://{event.gather.archive_bucket}/{name}/"
     extra: dict[str, Any] = {"note": note} if note else {}
@@ -336,13 +341,6 @@ def _mark_complete(
         **counts,
         **extra,
     )
-    job = event.job
-    if notify.wants(job, "end"):
-        notify.publish(
-            sns,
-            topic_arn,
-            notify.completion(job=job, asset_name=name, archive_uri=archive_uri, counts=counts),
-        )
     result: dict[str, Any] = {
         "status": str(JobStatus.COMPLETE),
         "asset_name": name,
@@ -454,7 +452,14 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def rejected(
-    *, s3: Any, sns: Any, store: JobStore, topic_arn: str, event: RejectedInput
+    *,
+    s3: Any,
+    sns: Any,
+    store: JobStore,
+    topic_arn: str,
+    event: RejectedInput,
+    events: Any = None,
+    event_source: str = "upload-processor",
 ) -> dict[str, Any]:
     """Mark the job REJECTED and tell the user exactly what to fix."""
     gather = event.gather
@@ -474,6 +479,19 @@ def rejected(
         report_uri=f"s3://{event.bucket}/{gather.report_key}",
     )
     message_id = notify.publish(sns, topic_arn, message)
+    if events is not None:
+        job_event(
+            events,
+            source=event_source,
+            detail_type=REJECTED,
+            job_id=event.job_id,
+            job=event.job,
+            staging_uri=event.staging_uri,
+            asset_name=gather.asset_name,
+            report_uri=f"s3://{event.bucket}/{gather.report_key}",
+            errors=len(report.errors),
+            problems=[f"{i.file}: {i.field}: {i.message}" for i in report.errors[:20]],
+        )
     return {
         "status": str(JobStatus.REJECTED),
         "message_id": message_id,
@@ -482,7 +500,14 @@ def rejected(
 
 
 def failed(
-    *, sns: Any, store: JobStore, topic_arn: str, event: FailedInput, s3: Any = None
+    *,
+    sns: Any,
+    store: JobStore,
+    topic_arn: str,
+    event: FailedInput,
+    s3: Any = None,
+    events: Any = None,
+    event_source: str = "upload-processor",
 ) -> dict[str, Any]:
     """Mark the job FAILED with its cause and notify (operators always get `fail`).
 
@@ -491,7 +516,20 @@ def failed(
     (AccessDenied, a missing table) fails MarkFailed at once.
     """
     with transient_as_retryable(f"marking job {event.job_id} failed"):
-        return _failed(sns=sns, store=store, topic_arn=topic_arn, event=event, s3=s3)
+        result = _failed(sns=sns, store=store, topic_arn=topic_arn, event=event, s3=s3)
+    if events is not None:
+        job_event(
+            events,
+            source=event_source,
+            detail_type=FAILED,
+            job_id=event.job_id,
+            job=event.job,
+            staging_uri=event.staging_uri,
+            step=event.step,
+            error=result["error"],
+            cause=result.get("cause"),
+        )
+    return result
 
 
 def _failed(
@@ -520,7 +558,11 @@ def _failed(
         failed_step=event.step,
     )
     notify.publish(sns, topic_arn, message)
-    return {"status": str(JobStatus.FAILED), "error": message.details["error"]}
+    return {
+        "status": str(JobStatus.FAILED),
+        "error": message.details["error"],
+        "cause": message.details["cause"],
+    }
 
 
 def run(
@@ -533,6 +575,23 @@ def run(
     s3, sns = client("s3"), client("sns")
     if isinstance(request, CompleteInput):
         return complete(s3=s3, sns=sns, store=store, topic_arn=topic, event=request)
+    source = settings.event_source
     if isinstance(request, RejectedInput):
-        return rejected(s3=s3, sns=sns, store=store, topic_arn=topic, event=request)
-    return failed(sns=sns, store=store, topic_arn=topic, event=request, s3=s3)
+        return rejected(
+            s3=s3,
+            sns=sns,
+            store=store,
+            topic_arn=topic,
+            event=request,
+            events=client("events"),
+            event_source=source,
+        )
+    return failed(
+        sns=sns,
+        store=store,
+        topic_arn=topic,
+        event=request,
+        s3=s3,
+        events=client("events"),
+        event_source=source,
+    )
