@@ -194,16 +194,6 @@ class MetadataRequestError(MetadataServiceError):
     transient = False
 
 
-<<<<<<< HEAD
-class CodeOceanError(UploadProcessorError):
-    """Code Ocean refused a request for good (401, 403, 400, 404, ...) or answered something
-    unusable: retrying the same call will not help. The message names the call, the HTTP
-    status and Code Ocean's own message; a 429 or 5xx is a TransientError instead."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-=======
 class RegistrationError(UploadProcessorError):
     """A registration step after Finalize (catalog, Code Ocean, pipelines, announce) could not
     do its work; the job stays COMPLETE and records it as `registration: FAILED (reason)`."""
@@ -211,7 +201,16 @@ class RegistrationError(UploadProcessorError):
 
 class EventPublishError(RegistrationError):
     """EventBridge refused an event (PutEvents' FailedEntryCount): its error code and message."""
->>>>>>> h16a
+
+
+class CodeOceanError(RegistrationError):
+    """Code Ocean refused a request for good (401, 403, 400, 404, ...) or answered something
+    unusable: retrying the same call will not help. The message names the call, the HTTP
+    status and Code Ocean's own message; a 429 or 5xx is a TransientError instead."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InvalidQueryError(UploadProcessorError, ValueError):
