@@ -130,7 +130,9 @@ class FakeCodeOcean:
                 fake._serve(self, "POST")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,8 +147,15 @@ class FakeCodeOcean:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def fail(self, status: int, *, method: str | None = None, path: str | None = None,
-             times: int = 1, retry_after: str | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        retry_after: str | None = None,
+    ) -> None:
         """The next `times` matching requests answer `status`."""
         self.faults.append(Fault(status, method, path, times, retry_after))
 
@@ -163,20 +172,25 @@ class FakeCodeOcean:
             body = json.loads(raw) if raw else None
         except ValueError:
             return self._answer(req, 400, {"message": "body is not JSON"})
-        rel = path[len(API):] if path.startswith(API) else path
+        rel = path[len(API) :] if path.startswith(API) else path
         with self._lock:
             self.requests.append((method, rel, body))
             fault = next(
-                (f for f in self.faults if f.times > 0
-                 and (f.method is None or f.method == method)
-                 and (f.path is None or re.fullmatch(f.path, rel))),
+                (
+                    f
+                    for f in self.faults
+                    if f.times > 0
+                    and (f.method is None or f.method == method)
+                    and (f.path is None or re.fullmatch(f.path, rel))
+                ),
                 None,
             )
             if fault is not None:
                 fault.times -= 1
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                return self._answer(req, fault.status, {"message": f"injected {fault.status}"},
-                                    headers)
+                return self._answer(
+                    req, fault.status, {"message": f"injected {fault.status}"}, headers
+                )
         if not self._authorised(req.headers.get("Authorization") or ""):
             return self._answer(req, 401, {"message": "Unauthorized"})
         try:
@@ -214,13 +228,23 @@ class FakeCodeOcean:
         if params.source is None or params.source.aws is None:
             raise BadRequest("source.aws is required for an external asset")
         asset = DataAsset(
-            id=str(uuid.uuid4()), created=next(self._clock), name=params.name,
-            mount=params.mount, last_used=0, owner=self.owner, state="draft", type="dataset",
-            description=params.description, tags=list(params.tags),
+            id=str(uuid.uuid4()),
+            created=next(self._clock),
+            name=params.name,
+            mount=params.mount,
+            last_used=0,
+            owner=self.owner,
+            state="draft",
+            type="dataset",
+            description=params.description,
+            tags=list(params.tags),
             custom_metadata=params.custom_metadata,
-            source_bucket={"origin": "aws", "bucket": params.source.aws.bucket,
-                           "prefix": params.source.aws.prefix,
-                           "external": bool(params.source.aws.keep_on_external_storage)},
+            source_bucket={
+                "origin": "aws",
+                "bucket": params.source.aws.bucket,
+                "prefix": params.source.aws.prefix,
+                "external": bool(params.source.aws.keep_on_external_storage),
+            },
         ).to_dict()
         self.assets[asset["id"]] = asset
         self._polls[asset["id"]] = 0
@@ -245,12 +269,14 @@ class FakeCodeOcean:
         names = [a or b for a, b in re.findall(r'name:(?:"([^"]*)"|(\S+))', query)]
         tags = re.findall(r"tag:(\S+)", query)
         found = [
-            a for a in self.assets.values()
+            a
+            for a in self.assets.values()
             if all(n.lower() in a["name"].lower() for n in names)
             and all(t.lower() in [x.lower() for x in a.get("tags") or []] for t in tags)
         ]
-        return DataAssetSearchResults(has_more=False, results=[
-            DataAsset.from_dict(a) for a in found]).to_dict()
+        return DataAssetSearchResults(
+            has_more=False, results=[DataAsset.from_dict(a) for a in found]
+        ).to_dict()
 
     def _run(self, body: Any) -> tuple[int, Any]:
         check_body(RunParams, body)
@@ -261,8 +287,12 @@ class FakeCodeOcean:
             if mounted.id not in self.assets:
                 return 404, {"message": f"data asset {mounted.id} not found"}
         computation = Computation(
-            id=str(uuid.uuid4()), created=next(self._clock), name="Run",
-            owner=self.owner, run_time=0, state="initializing",
+            id=str(uuid.uuid4()),
+            created=next(self._clock),
+            name="Run",
+            owner=self.owner,
+            run_time=0,
+            state="initializing",
             data_assets=[{"id": d.id, "mount": d.mount} for d in params.data_assets or []],
         ).to_dict()
         computation["_run_params"] = body  # what was asked, for assertions
@@ -270,8 +300,9 @@ class FakeCodeOcean:
         return 200, {k: v for k, v in computation.items() if not k.startswith("_")}
 
     @staticmethod
-    def _answer(req: BaseHTTPRequestHandler, status: int, answer: Any,
-                headers: dict[str, str] | None = None) -> None:
+    def _answer(
+        req: BaseHTTPRequestHandler, status: int, answer: Any, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(answer).encode()
         req.send_response(status)
         req.send_header("Content-Type", "application/json")

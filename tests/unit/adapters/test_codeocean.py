@@ -99,7 +99,10 @@ def test_401_is_permanent_and_names_the_call(co: FakeCodeOcean) -> None:
     with pytest.raises(CodeOceanError) as caught:
         _client(co, token="wrong").find_asset(NAME)
     assert not isinstance(caught.value, TransientError)
-    assert str(caught.value) == f"401 Unauthorized while searching data assets for {NAME}: Unauthorized"
+    assert (
+        str(caught.value)
+        == f"401 Unauthorized while searching data assets for {NAME}: Unauthorized"
+    )
 
 
 def test_a_429_is_retried_by_the_sdk_and_then_succeeds(co: FakeCodeOcean) -> None:
@@ -125,7 +128,7 @@ def test_a_5xx_on_create_is_not_repeated_by_the_sdk(co: FakeCodeOcean) -> None:
 
 
 def test_unreachable_code_ocean_is_transient() -> None:
-    client = CodeOceanClient(connect("http://127.0.0.1:9", "t"))
+    client = CodeOceanClient(connect("http://127.0.0.1:9", "t", backoff=0))
     with pytest.raises(TransientError, match="unreachable"):
         client.get_asset("x")
 
@@ -138,7 +141,9 @@ def test_run_mounts_the_asset_and_passes_the_run_params(co: FakeCodeOcean) -> No
             "pipeline_id": "pipe-1",
             "version": 3,
             "data_assets": [{"id": asset.id, "mount": "extra"}],
-            "processes": [{"name": "sort", "named_parameters": [{"param_name": "a", "value": "1"}]}],
+            "processes": [
+                {"name": "sort", "named_parameters": [{"param_name": "a", "value": "1"}]}
+            ],
         }
     )
     computation = client.run(run, asset.id, mount=NAME)
@@ -159,7 +164,7 @@ def test_the_fake_refuses_bodies_the_sdk_types_do_not_accept() -> None:
         check_body(DataAssetParams, {"name": "a", "tags": [], "mount": "a", "colour": "red"})
     with pytest.raises(BadRequest, match="mount is required"):
         check_body(DataAssetParams, {"name": "a", "tags": []})
-    with pytest.raises(BadRequest, match="source.aws.bucket is required"):
+    with pytest.raises(BadRequest, match=r"source\.aws\.bucket is required"):
         check_body(DataAssetParams, {"name": "a", "tags": [], "mount": "a", "source": {"aws": {}}})
 
 
@@ -173,5 +178,5 @@ def test_the_token_comes_from_secrets_manager_plain_or_json() -> None:
         assert read_token("json", secrets=secrets) == "tok-2"
         with pytest.raises(ConfigurationError, match="secret empty is empty"):
             read_token("empty", secrets=secrets)
-        with pytest.raises(ConfigurationError, match="missing.*ResourceNotFoundException"):
+        with pytest.raises(ConfigurationError, match=r"missing .*ResourceNotFoundException"):
             read_token("missing", secrets=secrets)

@@ -87,7 +87,7 @@ def read_token(secret_id: str, *, secrets: Any = None, max_age: int = SECRET_MAX
             provider = parameters.SecretsProvider(boto3_client=secrets)
             raw = provider.get(secret_id, max_age=max_age)
     except parameters.exceptions.GetParameterError as exc:
-        cause = exc.__cause__ or exc
+        cause = exc.__cause__ or exc.__context__ or exc
         if is_transient(cause):
             raise TransientError(f"reading secret {secret_id}: {cause}") from exc
         code = error_code(cause) or type(cause).__name__
@@ -218,8 +218,7 @@ class CodeOceanClient:
             data_assets=[DataAssetsRunParam(id=asset_id, mount=mount), *extra],
             parameters=run.parameters,
             named_parameters=[
-                NamedRunParam(param_name=p.param_name, value=p.value)
-                for p in run.named_parameters
+                NamedRunParam(param_name=p.param_name, value=p.value) for p in run.named_parameters
             ]
             if run.named_parameters
             else None,

@@ -174,7 +174,9 @@ def modality_pipelines(job: Mapping[str, Any]) -> list[ModalityPipeline]:
         if entry.get("skip_task") is True:
             continue
         settings = PipelineJobSettings.model_validate(entry.get("job_settings") or {})
-        found.append(ModalityPipeline(modality=modality, settings=settings.pipeline_monitor_settings))
+        found.append(
+            ModalityPipeline(modality=modality, settings=settings.pipeline_monitor_settings)
+        )
     return found
 
 

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 STEP = "codeocean"
 ASSET_ID = "codeocean_asset_id"
-NO_TOKEN = "no Code Ocean token configured"
+NO_TOKEN = "no Code Ocean token configured"  # noqa: S105 (a reason, not a secret)
 NO_DOMAIN = "no Code Ocean domain configured"
 METADATA_MAX_BYTES = 16 * 1000 * 1000
 
@@ -92,9 +92,7 @@ def register(
             description = describe_asset(
                 request.asset_name, _data_description(request, ctx), request.job
             )
-            asset = client.create_asset(
-                description, request.archive_bucket, request.asset_name
-            )
+            asset = client.create_asset(description, request.archive_bucket, request.asset_name)
             logger.info("created Code Ocean data asset %s for %s", asset.id, request.asset_name)
         else:
             logger.info("reusing Code Ocean data asset %s for %s", asset.id, request.asset_name)
@@ -106,6 +104,4 @@ def register(
     except (CodeOceanError, ConfigurationError) as exc:
         made = {ASSET_ID: asset.id} if asset is not None else {}
         return StepOutcome.failed(str(exc), **made)
-    return StepOutcome.ok(
-        **{ASSET_ID: asset.id, "link": data_asset_link(client.domain, asset.id)}
-    )
+    return StepOutcome.ok(**{ASSET_ID: asset.id, "link": data_asset_link(client.domain, asset.id)})

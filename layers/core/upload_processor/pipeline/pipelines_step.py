@@ -73,9 +73,7 @@ def start(
             details[_computation_key(pipeline.modality)] = computation.id
             details[f"{pipeline.modality}.link"] = run_link(client.domain, run)  # type: ignore[union-attr]
             if pipeline.recorded_only():
-                details[f"{pipeline.modality}.recorded_only"] = ", ".join(
-                    pipeline.recorded_only()
-                )
+                details[f"{pipeline.modality}.recorded_only"] = ", ".join(pipeline.recorded_only())
     except ConfigurationError as exc:
         refused.append(str(exc))
     except Exception:
