@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from upload_processor.adapters import s3 as s3_io
+from upload_processor.adapters.aws import client as aws_client
 from upload_processor.adapters.codeocean import CodeOceanClient, connect, read_token
 from upload_processor.domain.codeocean import data_asset_link, describe_asset
 from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
@@ -44,11 +45,16 @@ def not_configured(settings: Settings) -> str | None:
     return None
 
 
-def open_client(settings: Settings, secrets: Any = None) -> CodeOceanClient:
-    """The SDK client for the deployment's domain, with the token from Secrets Manager
-    (Powertools' cached provider unless `secrets`, a boto3 client, is given)."""
-    token = read_token(settings.codeocean_token_secret, secrets=secrets)
-    return CodeOceanClient(connect(settings.codeocean_domain, token))
+def open_client(ctx: StepContext) -> CodeOceanClient:
+    """The SDK client for the deployment's domain, with the token from Secrets Manager.
+
+    In Lambda (the context's factory is adapters.aws.client) through Powertools' default
+    provider, cached across warm invocations; elsewhere (`upload-processor register`, tests)
+    through the context's own client, so the token comes from the deployment the caller named.
+    """
+    secrets = None if ctx.client is aws_client else ctx.client("secretsmanager")
+    token = read_token(ctx.settings.codeocean_token_secret, secrets=secrets)
+    return CodeOceanClient(connect(ctx.settings.codeocean_domain, token))
 
 
 def _data_description(request: RegistrationInput, ctx: StepContext) -> dict[str, Any]:
@@ -86,7 +92,7 @@ def register(
         return recorded  # made before: nothing to ask Code Ocean
     asset = None
     try:
-        client = codeocean or open_client(settings)
+        client = codeocean or open_client(ctx)
         asset = client.find_asset(request.asset_name)
         if asset is None:
             description = describe_asset(

@@ -61,7 +61,7 @@ def start(
     todo = [p for p in wanted if _computation_key(p.modality) not in details]
     refused: list[str] = []
     try:
-        client = (codeocean or open_client(ctx.settings)) if todo else None
+        client = (codeocean or open_client(ctx)) if todo else None
         for pipeline in todo:
             run = pipeline.settings.run_params
             try:
