@@ -41,7 +41,7 @@ OUTPUTS: dict[str, Any] = {
     "gather": GatherResult,
     "transfer": TransferBatchResult,
     "finalize": dict,
-    "register": dict,
+    "registration": dict,
 }
 FINALIZE_INPUTS = {
     typing.get_args(model.model_fields["outcome"].annotation)[0]: model
@@ -87,7 +87,8 @@ def _added_by_asl(states: dict[str, Any]) -> dict[str, Any]:
     added: dict[str, Any] = {}
     for state in states.values():
         for catch in state.get("Catch", []):
-            added[catch["ResultPath"].removeprefix("$.")] = StateError
+            if catch["ResultPath"]:  # null: the Catch keeps the state as it was
+                added[catch["ResultPath"].removeprefix("$.")] = StateError
         path = state.get("ResultPath")
         if not path:
             continue

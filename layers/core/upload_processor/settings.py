@@ -42,7 +42,7 @@ FUNCTION_ENV = {
     "gather": "GATHER_METADATA_FUNCTION",
     "transfer": "TRANSFER_FUNCTION",
     "finalize": "FINALIZE_FUNCTION",
-    "register": "REGISTER_FUNCTION",
+    "registration": "REGISTER_FUNCTION",
 }
 
 
@@ -132,7 +132,7 @@ class Settings:
         return f"registry-table:{self.registry_table}" if self.registry_table else None
 
     def pipeline_functions(self) -> dict[str, str]:
-        """{"gather", "transfer", "finalize", "register": function name}, from IngestFunction's environment."""
+        """{"gather", "transfer", "finalize", "registration": function name}, from IngestFunction's environment."""
         missing = [var for role, var in FUNCTION_ENV.items() if not self.function_names.get(role)]
         if missing:
             raise ConfigurationError(f"environment variable(s) {', '.join(missing)} not set")

@@ -34,7 +34,7 @@ NAMES = {
     "gather": "gather-fn",
     "transfer": "transfer-fn",
     "finalize": "finalize-fn",
-    "register": "register-fn",
+    "registration": "register-fn",
 }
 
 
@@ -218,7 +218,7 @@ def _arn(client: Any, name: str, qualifier: str) -> str:
 
 def test_without_a_pin_every_function_runs_on_its_alias(awslambda) -> None:
     out = resolve_pins(_job(), awslambda, NAMES)
-    assert set(out) == {"gather", "transfer", "finalize"}
+    assert set(out) == {"gather", "transfer", "finalize", "registration"}
     for role, name in NAMES.items():
         assert out[role].endswith(f":function:{name}:{ALIAS}")
 
@@ -286,6 +286,8 @@ def test_versions_command_lists_every_published_version(awslambda) -> None:
         "transfer-fn",
         "--finalize-function",
         "finalize-fn",
+        "--registration-function",
+        "register-fn",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

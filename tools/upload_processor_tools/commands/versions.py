@@ -41,7 +41,7 @@ FUNCTION_NAME_ENV = {
     "gather": "UPLOAD_PROCESSOR_GATHER_FUNCTION",
     "transfer": "UPLOAD_PROCESSOR_TRANSFER_FUNCTION",
     "finalize": "UPLOAD_PROCESSOR_FINALIZE_FUNCTION",
-    "register": "UPLOAD_PROCESSOR_REGISTER_FUNCTION",
+    "registration": "UPLOAD_PROCESSOR_REGISTER_FUNCTION",
 }
 
 
@@ -142,10 +142,10 @@ def versions(
         envvar=FUNCTION_NAME_ENV["finalize"],
         help="FinalizeFunction's name (default: located).",
     ),
-    register_function: str | None = typer.Option(
+    registration_function: str | None = typer.Option(
         None,
-        "--register-function",
-        envvar=FUNCTION_NAME_ENV["register"],
+        "--registration-function",
+        envvar=FUNCTION_NAME_ENV["registration"],
         help="RegisterFunction's name (default: located).",
     ),
     deployment: DeploymentOptions = DEPLOYMENT,
@@ -159,7 +159,7 @@ def versions(
         "gather": gather_function,
         "transfer": transfer_function,
         "finalize": finalize_function,
-        "register": register_function,
+        "registration": registration_function,
     }
     try:
         names = locate_functions(where, given)

@@ -104,6 +104,32 @@ class LocalCloud(DeployedResources):
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
         return url
 
+    def event_queue(self, name: str, pattern: dict[str, Any]) -> str:
+        """An SQS queue that an EventBridge rule (on the default bus, with `pattern`) targets,
+        as a subscriber of the stack's events would set it up; returns its URL."""
+        sqs, events = self.client("sqs"), self.client("events")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
+        return url
+
+    def events_received(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every EventBridge event delivered to an `event_queue` so far."""
+        sqs = self.client("sqs")
+        out = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return out
+            for message in batch:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
     def messages(self, queue_url: str) -> list[dict[str, Any]]:
         """Every SNS message delivered to a subscribed queue so far (the SNS envelopes)."""
         sqs = self.client("sqs")

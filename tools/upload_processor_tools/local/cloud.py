@@ -116,6 +116,11 @@ class DeployedResources:
         """The metadata registry table's name (local mode's metadata service)."""
         return self._d().name("RegistryTable")
 
+    @property
+    def assets_table(self) -> str:
+        """The catalog of archived assets."""
+        return self._d().name("AssetsTable")
+
 
 class Deployer:
     """Creates the translated template's resources with boto3 against moto."""

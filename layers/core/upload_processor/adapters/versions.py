@@ -30,7 +30,7 @@ Tasks map to functions as the state machine runs them:
   registration state after Finalize (Catalog ... Announce).
 
 Ingest writes the resolved ARNs into the execution input (`functions`: {"gather",
-"transfer", "finalize", "register"}) and every Lambda task of the state machine invokes
+"transfer", "finalize", "registration"}) and every Lambda task of the state machine invokes
 `$.functions.<role>`. `upload-processor versions` lists what each function has published.
 """
 
@@ -46,12 +46,12 @@ from upload_processor.errors import ConfigurationError, PinError
 
 ALIAS = "live"  # template.yaml: AutoPublishAlias of the pipeline functions
 DESCRIPTION_PREFIX = "upload-processor "  # template.yaml: VersionDescription
-ROLES = ("gather", "transfer", "finalize", "register")
+ROLES = ("gather", "transfer", "finalize", "registration")
 LOGICAL_IDS = {
     "gather": "GatherMetadataFunction",
     "transfer": "TransferFunction",
     "finalize": "FinalizeFunction",
-    "register": "RegisterFunction",
+    "registration": "RegisterFunction",
 }
 TASK_FUNCTIONS = {
     "gather_preliminary_metadata": "gather",
@@ -59,12 +59,12 @@ TASK_FUNCTIONS = {
     "modality_transformation_settings": "transfer",
     "gather_final_metadata": "finalize",
     "remove_source_folders": "finalize",
-    "register_data_asset": "register",
-    "update_docdb_record": "register",
-    "register_data_asset_to_codeocean": "register",
-    "get_codeocean_asset_id": "register",
-    "codeocean_pipeline_settings": "register",
-    "run_codeocean_pipeline": "register",
+    "register_data_asset": "registration",
+    "update_docdb_record": "registration",
+    "register_data_asset_to_codeocean": "registration",
+    "get_codeocean_asset_id": "registration",
+    "codeocean_pipeline_settings": "registration",
+    "run_codeocean_pipeline": "registration",
 }
 _FILE = "upload_job.json"
 
@@ -225,7 +225,7 @@ def resolve_pins(
     *,
     file: str = _FILE,
 ) -> dict[str, str]:
-    """{"gather", "transfer", "finalize", "register": the function ARN each step invokes}.
+    """{"gather", "transfer", "finalize", "registration": the function ARN each step invokes}.
 
     A pinned function: the qualified ARN of its newest published version carrying the pinned
     code version. Otherwise: its alias `live`. Raises PinError (naming the task and listing

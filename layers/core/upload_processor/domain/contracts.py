@@ -46,7 +46,7 @@ class Functions(Contract):
     gather: str
     transfer: str
     finalize: str
-    register: str  # the registration states after Finalize (domain.registration)
+    registration: str  # the registration states after Finalize (domain.registration)
 
 
 class JobPayload(Contract):
