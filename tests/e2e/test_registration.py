@@ -40,9 +40,7 @@ def _run(cloud, session: Path, prefix: str) -> dict:
 def test_a_sealed_asset_is_catalogued_and_announced_once(cloud, tmp_path: Path) -> None:
     inbox = cloud.event_queue("subscriber", pattern("upload-processor"))
     alice = cloud.subscribe_queue("alice", subscription_filter(ALICE))
-    execution = _run(
-        cloud, _session(tmp_path, "s", email_notification_types=["end"]), "lab/ok"
-    )
+    execution = _run(cloud, _session(tmp_path, "s", email_notification_types=["end"]), "lab/ok")
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     record = cloud.job(execution["name"])
     assert record["status"] == "COMPLETE"

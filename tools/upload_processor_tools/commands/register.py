@@ -13,6 +13,8 @@ is not found or not COMPLETE), 2 usage, 3 AWS or a service could not answer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -43,6 +45,12 @@ def register(
         metavar="JOB",
         help="A job id (or a unique prefix of it or of its hash), or an asset name (its newest job).",
     ),
+    register_function: str | None = typer.Option(
+        None,
+        "--register-function",
+        envvar="UPLOAD_PROCESSOR_REGISTER_FUNCTION",
+        help="RegisterFunction's name, whose settings the steps run with (default: located).",
+    ),
     as_json: bool = JsonOption,
     table: str | None = TableOption,
     deployment: DeploymentOptions = DEPLOYMENT,
@@ -57,7 +65,7 @@ def register(
     store = job_store(where, table)
     ref = resolve_job_ref(store, where.client("dynamodb"), job)
     try:
-        settings = Settings.from_env(where.function_environment(REGISTER_FUNCTION))
+        settings = Settings.from_env(_environment(where, register_function))
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     except Exception as exc:
@@ -80,7 +88,15 @@ def register(
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-def _render(result: dict) -> None:
+def _environment(where: Any, name: str | None) -> dict[str, str]:
+    """RegisterFunction's environment: the named function's, else the located stack's."""
+    if not name:
+        return dict(where.function_environment(REGISTER_FUNCTION))
+    config = where.client("lambda").get_function_configuration(FunctionName=name)
+    return dict(config.get("Environment", {}).get("Variables", {}))
+
+
+def _render(result: dict[str, Any]) -> None:
     console = Console()
     ran = {r["step"]: r for r in result["ran"]}
     table = Table(title=f"registration of {result['asset_name']} (job {result['job_id']})")

@@ -200,10 +200,12 @@ class CodeOceanClient:
                     f"data asset {asset.id} failed in Code Ocean: "
                     f"{asset.failure_reason or 'no reason given'}"
                 )
-            if self._clock() >= deadline:
+            left = deadline - self._clock()
+            if left <= 0:
                 raise CodeOceanTimeoutError(f"timeout: asset not ready after {timeout:g} s")
-            self._sleep(poll)
             asset = self.get_asset(asset.id)
+            if asset.state == DataAssetState.Draft:
+                self._sleep(min(poll, max(left, 0)))
 
     def run(self, run: RunParamsSettings, asset_id: str, mount: str) -> Computation:
         """Start the capsule or pipeline with the data asset mounted at `mount` (and the
