@@ -30,7 +30,9 @@ def test_an_aind_job_file_runs_unchanged_in_the_deployments_zone(
     assert "America/Los_Angeles" in notes[("job.naive_datetime", "acq_datetime")]
     setting = "tasks.gather_preliminary_metadata.job_settings.metadata_dir"
     assert "staged session" in notes[("job.setting_ignored", setting)]
-    assert ("job.task_ignored", "tasks.register_data_asset") in notes
+    assert ("job.task_ignored", "tasks.register_data_asset") not in notes  # the Catalog's
+    assert ("job.task_ignored", "tasks.get_codeocean_asset_id") in notes
+    assert record["registration"]["catalog"]["status"] == "OK"
     staged.assert_untouched()
 
 

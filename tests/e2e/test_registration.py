@@ -11,6 +11,7 @@ from pathlib import Path
 from upload_processor.adapters.catalog import CatalogStore
 from upload_processor.adapters.events import pattern
 from upload_processor.adapters.notify import subscription_filter
+from upload_processor.domain.catalog import AssetQuery
 from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
@@ -69,3 +70,107 @@ def test_a_sealed_asset_is_catalogued_and_announced_once(cloud, tmp_path: Path) 
 
     (end,) = cloud.messages(alice)
     assert "Registration: OK" in end["Message"]
+
+
+def _catalog(cloud) -> CatalogStore:
+    return CatalogStore(cloud.client("dynamodb"), cloud.assets_table)
+
+
+def _items(cloud, asset: str) -> list[str]:
+    out = cloud.client("dynamodb").query(
+        TableName=cloud.assets_table,
+        KeyConditionExpression="asset_name = :a",
+        ExpressionAttributeValues={":a": {"S": asset}},
+    )
+    return sorted(i["item"]["S"] for i in out["Items"])
+
+
+def test_a_rejected_job_is_announced_and_catalogues_nothing(cloud, tmp_path: Path) -> None:
+    inbox = cloud.event_queue("subscriber", pattern("upload-processor"))
+    session = _session(tmp_path, "s")
+    acquisition = json.loads((session / "acquisition_ecephys.json").read_text())
+    acquisition["subject_id"] = "750999"
+    (session / "acquisition_ecephys.json").write_text(json.dumps(acquisition))
+    execution = _run(cloud, session, "lab/bad")
+    record = cloud.job(execution["name"])
+    assert record["status"] == "REJECTED"
+    assert "registration" not in record
+    received = cloud.events_received(inbox)
+    assert [e["detail-type"] for e in received] == ["Upload Job Rejected"]
+    detail = received[0]["detail"]
+    assert detail["job_id"] == execution["name"]
+    assert detail["report_uri"] == f"s3://{cloud.staging_bucket}/lab/bad/upload_report.json"
+    assert detail["errors"] >= 1 and detail["problems"]
+    assert _items(cloud, ASSET) == []
+    assert _catalog(cloud).search(AssetQuery.build(subject="750101")) == []
+
+
+def test_a_rerun_never_duplicates_the_record(cloud, tmp_path: Path) -> None:
+    inbox = cloud.event_queue("subscriber", pattern("upload-processor"))
+    session = _session(tmp_path, "s")
+    first = _run(cloud, session, "lab/one")
+    assert cloud.job(first["name"])["status"] == "COMPLETE"
+    # the same session staged again: the archive already holds it (a no-op job)
+    cloud.upload_session(session, "lab/two")
+    second = next(
+        cloud.wait(e["executionArn"]) for e in cloud.executions() if e["name"] != first["name"]
+    )
+    record = cloud.job(second["name"])
+    assert record["status"] == "COMPLETE"
+    assert record["registration"]["catalog"]["status"] == "SKIPPED"
+    # and the first job's Catalog step run again (an operator redoing registration)
+    state = json.loads(first["output"])  # the registration states keep the state as it was
+    out, errored = cloud.invoke(
+        "RegisterFunction",
+        {
+            "step": "catalog",
+            "job_id": first["name"],
+            "job": state["job"],
+            "bucket": state["bucket"],
+            "prefix": state["prefix"],
+            "gather": state["gather"]["result"],
+            "finalize": state["finalize"]["result"],
+        },
+    )
+    assert not errored, out
+    assert out["status"] == "OK"
+    assert _items(cloud, ASSET) == ["asset", "modality#behavior", "modality#ecephys"]
+    assert [e.asset_name for e in _catalog(cloud).search(AssetQuery.build(subject="750101"))] == [
+        ASSET
+    ]
+    # one event: the no-op job sealed nothing
+    assert [e["detail-type"] for e in cloud.events_received(inbox)] == ["Upload Asset Archived"]
+
+
+def test_a_catalog_that_is_down_leaves_the_job_complete_and_says_so(cloud, tmp_path: Path) -> None:
+    inbox = cloud.event_queue("subscriber", pattern("upload-processor"))
+    alice = cloud.subscribe_queue("alice", subscription_filter(ALICE))
+    cloud.client("dynamodb").delete_table(TableName=cloud.assets_table)
+    execution = _run(cloud, _session(tmp_path, "s", email_notification_types=["end"]), "lab/ok")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    record = cloud.job(execution["name"])
+    assert record["status"] == "COMPLETE"
+    catalog = record["registration"]["catalog"]
+    assert catalog["status"] == "FAILED"
+    assert "ResourceNotFoundException" in catalog["reason"]
+    assert record["registration"]["announce"]["status"] == "OK"
+
+    (end,) = cloud.messages(alice)
+    assert "Registration: FAILED (catalog: ResourceNotFoundException" in end["Message"]
+    assert "archived and intact" in end["Message"]
+    (event,) = cloud.events_received(inbox)
+    assert event["detail"]["registration"].startswith("FAILED (catalog: ")
+    # the asset is sealed and whole: its manifest lists every object, each one present
+    s3 = cloud.client("s3")
+    manifest = json.loads(
+        s3.get_object(Bucket=cloud.archive_bucket, Key=f"{ASSET}/manifest.json")["Body"].read()
+    )
+    for obj in manifest["objects"]:
+        s3.head_object(Bucket=cloud.archive_bucket, Key=obj["dest_key"])
+    history = cloud.client("stepfunctions").get_execution_history(
+        executionArn=execution["executionArn"]
+    )["events"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
+    ]
+    assert entered[-4:] == ["Catalog", "CatalogFailed", "Announce", "Registered"]

@@ -69,6 +69,13 @@ TASK_NOTES = {
     "if it still has the ETag that was archived. The staging bucket is versioned: a removed "
     "object stays recoverable as a noncurrent version. The job record's `staging_cleanup` "
     "says what was removed and what was kept",
+    "register_data_asset": "on by default: once the asset is sealed, the Catalog state puts "
+    "its record (subject, project, modalities, acquisition time, data level, where "
+    "`metadata.nd.json` is) in the deployment's catalog (`upload-processor assets search`); "
+    '`{"skip_task": true}` here or on `update_docdb_record` skips it. `job_settings.'
+    "docdb_version` is accepted (the deployment's CatalogBackend decides where records go)",
+    "update_docdb_record": "the same Catalog state as `register_data_asset` (AIND updates its "
+    "DocDB record there): skipping either skips the catalog record",
 }
 
 

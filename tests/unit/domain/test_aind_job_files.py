@@ -64,16 +64,20 @@ def test_every_aind_setting_it_carries_is_reported_with_its_reason(path: Path) -
                 assert known[name] in message
 
 
-def test_the_v2_task_ids_are_ignored_with_a_note() -> None:
+def test_the_v2_task_ids_not_run_are_ignored_with_a_note() -> None:
     job, _ = parse_upload_job(
         (EXAMPLES / "aind_data_schema_v2.json").read_bytes(), default_tz="UTC"
     )
-    fields = [n.field for n in resolve_job(job).notes if n.rule == "job.task_ignored"]
+    resolution = resolve_job(job)
+    fields = [n.field for n in resolution.notes if n.rule == "job.task_ignored"]
     assert fields == [
         "tasks.codeocean_pipeline_settings",
         "tasks.get_codeocean_asset_id",
-        "tasks.register_data_asset",
     ]
+    # register_data_asset is the Catalog state's task: honoured, with its settings
+    register = resolution.resolved["tasks"]["register_data_asset"]
+    assert register["skip_task"] is False
+    assert register["job_settings"] == {"docdb_version": "v2"}
 
 
 def test_a_naive_acq_datetime_without_a_default_zone_is_still_refused() -> None:

@@ -104,7 +104,12 @@ def _complete(document: dict[str, Any], based_on: str | None, presets: dict[str,
     A preset that leaves a task out would reject every upload naming that task, so a partial
     one must say which type it overrides (`--based-on`); the stored document is the merge.
     """
-    from upload_processor.domain.job_types import OPT_IN_TASKS, TASK_IDS, deep_merge
+    from upload_processor.domain.job_types import (
+        DEFAULT_ON_TASKS,
+        OPT_IN_TASKS,
+        TASK_IDS,
+        deep_merge,
+    )
 
     if based_on:
         if based_on not in presets:
@@ -112,7 +117,8 @@ def _complete(document: dict[str, Any], based_on: str | None, presets: dict[str,
                 f"--based-on {based_on}: no such job type; defined: {', '.join(sorted(presets))}", 1
             )
         return deep_merge(presets[based_on], document)
-    missing = [t for t in TASK_IDS if t not in document.get("tasks", {}) and t not in OPT_IN_TASKS]
+    implied = {**OPT_IN_TASKS, **DEFAULT_ON_TASKS}  # present in every job type anyway
+    missing = [t for t in TASK_IDS if t not in document.get("tasks", {}) and t not in implied]
     if missing:
         fail(
             f"the preset leaves out {', '.join(missing)}: uploads naming them would be "

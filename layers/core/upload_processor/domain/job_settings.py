@@ -123,12 +123,23 @@ class NoSettings(_Settings):
     """A task that takes no settings."""
 
 
+class CatalogSettings(_Settings):
+    """`register_data_asset` / `update_docdb_record` (the Catalog state after Finalize).
+
+    `docdb_version` is AIND's (which DocDB the record goes to); here it is recorded on the
+    catalog record, the deployment's CatalogBackend says where records go."""
+
+    docdb_version: str = "v2"
+
+
 SETTINGS_MODELS: dict[str, type[_Settings]] = {
     "gather_preliminary_metadata": GatherPreliminarySettings,
     "check_s3_folder_exists": NoSettings,
     "modality_transformation_settings": TransformationSettings,
     "gather_final_metadata": GatherFinalSettings,
     "remove_source_folders": NoSettings,
+    "register_data_asset": CatalogSettings,
+    "update_docdb_record": CatalogSettings,
 }
 
 

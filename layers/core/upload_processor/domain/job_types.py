@@ -23,6 +23,8 @@ TASK_IDS = (
     "modality_transformation_settings",
     "gather_final_metadata",
     "remove_source_folders",
+    "register_data_asset",
+    "update_docdb_record",
 )
 MODALITY_TASKS = ("modality_transformation_settings",)
 # Tasks a job must ask for: skipped unless the upload's tasks (or its job type) set
@@ -30,6 +32,13 @@ MODALITY_TASKS = ("modality_transformation_settings",)
 # existed) leaves them out. `remove_source_folders` removes the staged session once its asset
 # is sealed and verified (upload_processor.pipeline.staging_cleanup).
 OPT_IN_TASKS: dict[str, dict[str, Any]] = {"remove_source_folders": {"skip_task": True}}
+# Tasks every job type has, run unless skipped, even when a preset (say one stored before the
+# task existed) leaves them out: the registration states after Finalize
+# (upload_processor.domain.registration.STEP_TASKS).
+DEFAULT_ON_TASKS: dict[str, dict[str, Any]] = {
+    "register_data_asset": {},
+    "update_docdb_record": {},
+}
 
 # Task ids of aind-data-transfer-service (its v1 DAG and UploadJobConfigsV2 2.x) that this
 # pipeline does not run (its own steps do the work, or the task is about Code Ocean, DocDB or
@@ -43,10 +52,8 @@ AIND_TASKS_NOT_RUN = (
     "compress_data",
     "check_metadata_files",
     "upload_data_to_s3",
-    "register_data_asset",
     "register_data_asset_to_codeocean",
     "get_codeocean_asset_id",
-    "update_docdb_record",
     "codeocean_pipeline_settings",
     "run_codeocean_pipeline",
     "remove_folder",
@@ -294,9 +301,10 @@ def _resolve_modality_task(preset: dict[str, Any], override: Any, modality: str)
 
 def with_opt_in_tasks(preset_tasks: dict[str, Any]) -> dict[str, Any]:
     """A preset's tasks with every opt-in task present, skipped unless the preset says
-    otherwise: a job type that leaves one out (or gives it `{}`) never runs it by default."""
+    otherwise: a job type that leaves one out (or gives it `{}`) never runs it by default; and
+    every default-on task present (run unless the preset skips it)."""
     out = dict(preset_tasks)
-    for task_id, base in OPT_IN_TASKS.items():
+    for task_id, base in {**DEFAULT_ON_TASKS, **OPT_IN_TASKS}.items():
         out[task_id] = deep_merge(base, preset_tasks.get(task_id) or {})
     return out
 
