@@ -144,7 +144,7 @@ def settings_problems(job: Mapping[str, Any]) -> list[str]:
         if not isinstance(entry, Mapping):
             problems.append(f"tasks.{PIPELINES_TASK}.{modality} must be an object")
             continue
-        if entry.get("skip_task") is True:
+        if entry.get("skip_task") is True or not entry.get("job_settings"):
             continue
         try:
             PipelineJobSettings.model_validate(entry.get("job_settings") or {})
@@ -171,8 +171,8 @@ def modality_pipelines(job: Mapping[str, Any]) -> list[ModalityPipeline]:
     task = (job.get("tasks") or {}).get(PIPELINES_TASK) or {}
     found: list[ModalityPipeline] = []
     for modality, entry in task.items():
-        if entry.get("skip_task") is True:
-            continue
+        if entry.get("skip_task") is True or not entry.get("job_settings"):
+            continue  # skipped, or no pipeline named for this modality
         settings = PipelineJobSettings.model_validate(entry.get("job_settings") or {})
         found.append(
             ModalityPipeline(modality=modality, settings=settings.pipeline_monitor_settings)
