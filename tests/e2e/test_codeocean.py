@@ -89,7 +89,7 @@ def _cli(cloud: LocalCloud, *args: str) -> Any:
             "--table",
             cloud.jobs_table,
             "--register-function",
-            cloud.name("RegisterFunction"),
+            cloud.deployment.name("RegisterFunction"),
         ]
         if args[0] == "register"
         else [*args, "--table", cloud.jobs_table],
