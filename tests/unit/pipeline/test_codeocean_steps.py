@@ -269,3 +269,42 @@ def test_no_pipeline_settings_is_skipped(world: dict) -> None:
     assert (
         _run(world, "pipelines", _job())["reason"] == "the job has no codeocean_pipeline_settings"
     )
+
+
+def _two_modalities() -> dict[str, Any]:
+    tasks = json.loads(json.dumps(PIPELINES))
+    tasks["codeocean_pipeline_settings"]["behavior"] = {
+        "job_settings": {"pipeline_monitor_settings": {"run_params": {"pipeline_id": "p-2"}}}
+    }
+    return tasks
+
+
+def test_a_5xx_before_any_run_is_raised_for_the_states_retry(world: dict) -> None:
+    co: FakeCodeOcean = world["co"]
+    _run(world, "codeocean", _job())
+    co.fail(503, method="POST", path="computations")
+    with pytest.raises(TransientError):
+        _run(world, "pipelines", _job(**_two_modalities()))
+    assert _run(world, "pipelines", _job(**_two_modalities()))["status"] == "OK"
+    assert len(co.computations) == 2
+
+
+def test_a_5xx_after_a_run_started_keeps_it_and_a_redo_starts_only_the_rest(world: dict) -> None:
+    co: FakeCodeOcean = world["co"]
+    _run(world, "codeocean", _job())
+    tasks = _two_modalities()
+    original = co._run
+
+    def run_then_fail(body: Any) -> tuple[int, Any]:
+        if co.computations:
+            return 503, {"message": "unavailable"}
+        return original(body)
+
+    co._run = run_then_fail  # type: ignore[method-assign]
+    result = _run(world, "pipelines", _job(**tasks))
+    assert result["status"] == "FAILED"
+    assert result["reason"].startswith("behavior: not started (Code Ocean 503")
+    assert set(result["details"]) >= {"ecephys.computation_id", "ecephys.link"}
+    co._run = original  # type: ignore[method-assign]
+    assert _run(world, "pipelines", _job(**tasks))["status"] == "OK"
+    assert len(co.computations) == 2  # ecephys was not started a second time

@@ -7,9 +7,10 @@ its computation id and a link go on the job record (`registration.pipelines`, on
 hold that this pipeline does not act on (`capture_settings`, the monitor's polling and alert
 settings: domain.codeocean.RECORDED_ONLY) is listed as `<modality>.recorded_only`.
 
-Never started twice: a modality whose computation is already recorded is not run again, and
-the computations started before a fault are recorded before it is raised, so a retried state
-or `upload-processor register JOB` starts only the ones still missing.
+Never started twice: a modality whose computation is already recorded is not run again. A
+transient fault before any run started is raised for the state's Retry; after some started,
+the step records them and FAILED for the rest (instead of raising: the Catch would record the
+failure without them), so `upload-processor register JOB` starts only the ones still missing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import logging
 from upload_processor.adapters.codeocean import CodeOceanClient
 from upload_processor.domain.codeocean import modality_pipelines, run_link
 from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
-from upload_processor.errors import CodeOceanError, ConfigurationError, UploadJobError
+from upload_processor.errors import (
+    CodeOceanError,
+    ConfigurationError,
+    TransientError,
+    UploadJobError,
+)
 from upload_processor.pipeline.codeocean_step import ASSET_ID, not_configured, open_client
 from upload_processor.pipeline.step_context import StepContext
 
@@ -39,7 +45,7 @@ def start(
 
     SKIPPED when the job asks for none or Code Ocean is not configured; FAILED (naming the
     modality and Code Ocean's reason) when a run was refused or there is no data asset to
-    mount; a TransientError is raised for the state's Retry once what did start is recorded.
+    mount; a TransientError is raised for the state's Retry only while nothing has started.
     """
     try:
         wanted = modality_pipelines(request.job)
@@ -76,12 +82,13 @@ def start(
                 details[f"{pipeline.modality}.recorded_only"] = ", ".join(pipeline.recorded_only())
     except ConfigurationError as exc:
         refused.append(str(exc))
-    except Exception:
-        # a transient fault: keep what did start, so the retry starts only the rest
-        ctx.store.record_registration(
-            request.job_id, STEP, StepOutcome.failed("interrupted; retrying", **details)
-        )
-        raise
+    except TransientError as exc:
+        if not details:
+            raise  # nothing started yet: the state's Retry runs the step again
+        # some runs started: record them (a Catch would record the failure without them) and
+        # leave the rest to `upload-processor register JOB`, which starts only what is missing
+        left = [p.modality for p in todo if _computation_key(p.modality) not in details]
+        refused.append(f"{', '.join(left)}: not started ({exc}); run `register` again")
     if refused:
         return StepOutcome.failed("; ".join(refused), **details)
     return StepOutcome.ok(**details)
