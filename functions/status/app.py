@@ -2,7 +2,11 @@
 
 GET /jobs        recent jobs, newest first: ?state= &since= &user= &job_type= &limit= &next_token=
 GET /jobs/{id}   one job (a job id, or an asset name: its newest job): the record, its
-                 execution's steps (Step Functions history) and its report's summary
+                 execution's steps (Step Functions history), its report's summary and its
+                 registration steps' outcomes
+GET /assets      the catalog: ?subject= &project= &modality= &data_level= &since= &until=
+                 &limit= (upload_processor.operations.catalog)
+GET /assets/{name}  one asset's catalog record
 
 The same data as `upload-processor status` (upload_processor.operations.status); this only routes.
 """
@@ -18,9 +22,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_processor.adapters.aws import client
+from upload_processor.adapters.catalog import CatalogStore
 from upload_processor.adapters.jobs import JobStore
 from upload_processor.entrypoints.api import install_error_routes, json_response
 from upload_processor.errors import InvalidQueryError
+from upload_processor.operations.catalog import asset_record, search_assets
 from upload_processor.operations.status import job_detail, list_page
 from upload_processor.settings import Settings
 
@@ -36,17 +42,26 @@ def _store() -> JobStore:
     return JobStore(client("dynamodb"), Settings.from_env().require("jobs_table"))
 
 
-@app.get("/jobs")
-def list_jobs() -> Response:
-    """One page of jobs; `next_token` (null on the last page) asks for the next one."""
-    query = app.current_event.get_query_string_value
-    raw_limit = query("limit") or str(DEFAULT_LIMIT)
+def _catalog() -> CatalogStore:
+    return CatalogStore(client("dynamodb"), Settings.from_env().require("assets_table"))
+
+
+def _limit() -> int:
+    raw_limit = app.current_event.get_query_string_value("limit") or str(DEFAULT_LIMIT)
     try:
         limit = int(raw_limit)
     except ValueError:
         raise InvalidQueryError(f"limit must be a whole number, got {raw_limit!r}") from None
     if not 1 <= limit <= MAX_API_LIMIT:
         raise InvalidQueryError(f"limit must be between 1 and {MAX_API_LIMIT}, got {limit}")
+    return limit
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    """One page of jobs; `next_token` (null on the last page) asks for the next one."""
+    query = app.current_event.get_query_string_value
+    limit = _limit()
     page = list_page(
         _store(),
         state=query("state"),
@@ -69,6 +84,33 @@ def get_job(job_id: str) -> Response:
             404, {"message": f"no job {job_id!r} (neither a job id nor an asset name)"}
         )
     return json_response(200, detail)
+
+
+@app.get("/assets")
+def search() -> Response:
+    """The archived assets matching every condition given, newest acquisition first."""
+    query = app.current_event.get_query_string_value
+    page = search_assets(
+        _catalog(),
+        subject=query("subject"),
+        project=query("project"),
+        modality=query("modality"),
+        data_level=query("data_level"),
+        since=query("since"),
+        until=query("until"),
+        limit=_limit(),
+    )
+    return json_response(200, page)
+
+
+@app.get("/assets/<name>")
+def get_asset(name: str) -> Response:
+    """One asset's catalog record."""
+    name = unquote(name)
+    record = asset_record(_catalog(), name)
+    if record is None:
+        return json_response(404, {"message": f"no asset {name!r} in the catalog"})
+    return json_response(200, record)
 
 
 @app.exception_handler(InvalidQueryError)

@@ -174,3 +174,107 @@ def test_a_catalog_that_is_down_leaves_the_job_complete_and_says_so(cloud, tmp_p
         e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
     ]
     assert entered[-4:] == ["Catalog", "CatalogFailed", "Announce", "Registered"]
+
+
+def _api_event(path: str, resource: str, path_parameters=None, query=None) -> dict:
+    """An API Gateway REST proxy event (IAM-authorised), as the status API receives it."""
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json"},
+        "multiValueHeaders": {"Accept": ["application/json"]},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abcdef1234",
+            "httpMethod": "GET",
+            "identity": {"userArn": "arn:aws:iam::123456789012:user/operator"},
+            "path": f"/v1{path}",
+            "requestId": "c0ffee00-0000-4000-8000-000000000001",
+            "resourcePath": resource,
+            "stage": "v1",
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def _api(cloud, path: str, resource: str, path_parameters=None, query=None) -> tuple[int, dict]:
+    payload, failed = cloud.invoke(
+        "StatusFunction", _api_event(path, resource, path_parameters, query)
+    )
+    assert not failed, payload
+    return payload["statusCode"], json.loads(payload["body"])
+
+
+def _cli(cloud, *args: str):
+    from typer.testing import CliRunner
+
+    from upload_processor_tools.cli import app
+
+    return CliRunner().invoke(app, ["assets", *args, "--assets-table", cloud.assets_table])
+
+
+def test_the_catalog_answers_the_cli_and_the_api(cloud, tmp_path: Path) -> None:
+    sessions = {
+        "a": ("750101", datetime(2025, 6, 12, 15, 3, tzinfo=ACQ.tzinfo)),
+        "b": ("750101", datetime(2025, 5, 20, 9, 30, tzinfo=ACQ.tzinfo)),
+        "c": ("750102", datetime(2025, 6, 15, 11, 0, tzinfo=ACQ.tzinfo)),
+    }
+    for key, (subject, when) in sessions.items():
+        session = build_session(
+            tmp_path / key, subject_id=subject, acq_datetime=when, data_mb_per_modality=0.02
+        )
+        cloud.upload_session(session, f"lab/{key}")
+    cloud.wait_idle()
+    statuses = [cloud.job(e["name"])["status"] for e in cloud.executions()]
+    assert statuses == ["COMPLETE"] * 3
+    a, b, c = (
+        "750101_2025-06-12_15-03-00",
+        "750101_2025-05-20_09-30-00",
+        "750102_2025-06-15_11-00-00",
+    )
+
+    def names(result) -> list[str]:
+        assert result.exit_code == 0, result.output
+        return [i["asset_name"] for i in json.loads(result.stdout)["items"]]
+
+    args = ["search", "--subject", "750101", "--modality", "ecephys", "--since", "2025-06-01"]
+    assert names(_cli(cloud, *args, "--json")) == [a]
+    assert names(_cli(cloud, "search", "--subject", "750101", "--json")) == [a, b]
+    assert names(_cli(cloud, "search", "--modality", "behavior", "--json")) == [c, a, b]
+    assert names(_cli(cloud, "search", "--until", "2025-06-12", "--json")) == [a, b]
+    assert names(_cli(cloud, "search", "--data-level", "raw", "--json")) == [c, a, b]
+    assert names(_cli(cloud, "search", "--data-level", "derived", "--json")) == []
+    project = "Example Foraging Project"
+    assert names(
+        _cli(cloud, "search", "--project", project, "--since", "2025-06-13", "--json")
+    ) == [c]
+    table = _cli(cloud, *args)
+    assert table.exit_code == 0 and a in table.stdout and b not in table.stdout
+    bad = _cli(cloud, "search", "--since", "June")
+    assert bad.exit_code == 2 and "since 'June'" in bad.output
+    shown = _cli(cloud, "show", a, "--json")
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    assert record["metadata_uri"] == f"s3://{cloud.archive_bucket}/{a}/metadata.nd.json"
+    assert _cli(cloud, "show", "nope").exit_code == 1
+
+    status, page = _api(
+        cloud,
+        "/assets",
+        "/assets",
+        query={"subject": "750101", "modality": "ecephys", "since": "2025-06-01"},
+    )
+    assert status == 200
+    assert page == json.loads(_cli(cloud, *args, "--json").stdout)
+    status, one = _api(cloud, f"/assets/{a}", "/assets/{name}", {"name": a})
+    assert status == 200 and one == record
+    status, body = _api(cloud, "/assets/nope", "/assets/{name}", {"name": "nope"})
+    assert status == 404 and "nope" in body["message"]
+    status, body = _api(cloud, "/assets", "/assets", query={"until": "tomorrow"})
+    assert status == 400 and "until" in body["message"]

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from upload_processor import __version__
 from upload_processor_tools.commands import help_style
+from upload_processor_tools.commands.assets import assets_app
 from upload_processor_tools.commands.common import (
     DEPLOYMENT,
     DeploymentOptions,
@@ -47,6 +48,7 @@ notifications_app = typer.Typer(help="Subscribe to job alerts (SNS).", no_args_i
 schema_app = typer.Typer(help="JSON Schemas of the files users write.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(registry_app, name="registry")
+app.add_typer(assets_app, name="assets")
 app.add_typer(job_types_app, name="job-types")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(schema_app, name="schema")

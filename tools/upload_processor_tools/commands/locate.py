@@ -34,6 +34,7 @@ from upload_processor.errors import NotLocatedError
 
 STACK_ENV = "UPLOAD_PROCESSOR_STACK"
 TABLE_ENV = "UPLOAD_PROCESSOR_JOBS_TABLE"
+ASSETS_TABLE_ENV = "UPLOAD_PROCESSOR_ASSETS_TABLE"
 QUEUE_ENV = "UPLOAD_PROCESSOR_INGEST_QUEUE_URL"
 DLQ_ENV = "UPLOAD_PROCESSOR_INGEST_DLQ_URL"
 CONFIG_ENV = "UPLOAD_PROCESSOR_CONFIG_FILE"
@@ -177,6 +178,14 @@ class Locator:
                 ) from None
             return name
         return self._find(given, TABLE_ENV, "JobsTableName", "jobs table", "--table NAME")
+
+    def assets_table(self, given: str | None = None) -> str:
+        """The catalog's table (AssetsTable)."""
+        if not (given or os.environ.get(ASSETS_TABLE_ENV) or self.stack) and self.endpoint_url:
+            return f"{LOCAL_STACK}-AssetsTable"
+        return self._find(
+            given, ASSETS_TABLE_ENV, "AssetsTableName", "assets table", "--assets-table NAME"
+        )
 
     def _local_queue(self, logical: str) -> str:
         sqs = self.client("sqs")

@@ -178,6 +178,34 @@ def render_detail(console: Console, detail: dict[str, Any]) -> None:
     _render_execution(console, record, detail.get("execution"))
     console.print()
     _render_report(console, detail.get("report"))
+    if detail.get("registration"):
+        console.print()
+        _render_registration(console, detail["registration"])
+
+
+def _render_registration(console: Console, registration: dict[str, Any]) -> None:
+    """The registration steps after Finalize: the summary, then one line per step with what
+    it made (ids, links) or why it failed or was skipped."""
+    summary = registration["summary"]
+    style = "green" if summary == "OK" else "red" if summary.startswith("FAILED") else "yellow"
+    console.print(f"[bold]Registration[/] [{style}]{escape(summary)}[/]", soft_wrap=True)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("Step", "Outcome", "At (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Reason / details", overflow="fold", ratio=1)
+    for step in registration["steps"]:
+        said = step.get("reason") or ", ".join(
+            f"{k}={v}" for k, v in (step.get("details") or {}).items()
+        )
+        status = step["status"]
+        colour = {"OK": "green", "FAILED": "red", "SKIPPED": "yellow"}.get(status, "white")
+        table.add_row(
+            step["step"],
+            f"[{colour}]{status}[/]",
+            str(step.get("at") or "")[11:19] or "-",
+            escape(said or "-"),
+        )
+    console.print(table)
 
 
 def _render_record(console: Console, record: dict[str, Any]) -> None:
@@ -189,7 +217,8 @@ def _render_record(console: Console, record: dict[str, Any]) -> None:
     )
     keys = [k for k in _RECORD_ORDER if k in record]
     keys += sorted(k for k in record if k.endswith("_at"))
-    keys += sorted(k for k in record if k not in keys)
+    # the registration steps have their own section (_render_registration)
+    keys += sorted(k for k in record if k not in keys and k != "registration")
     width = max(map(len, keys))
     for key in keys:
         value = record[key]

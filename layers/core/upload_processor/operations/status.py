@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from upload_processor.adapters.jobs import JobStore, iso
+from upload_processor.domain.registration import Registration
 from upload_processor.domain.report import Report
 from upload_processor.errors import InvalidQueryError
 
@@ -238,8 +239,25 @@ def report_summary(s3: Any, record: dict[str, Any]) -> dict[str, Any] | None:
     return summary
 
 
+def registration_summary(record: dict[str, Any]) -> dict[str, Any] | None:
+    """What the registration states after Finalize recorded: `{"summary": "OK" | "FAILED
+    (step: reason)" | ..., "steps": [{"step", "status", "reason", "details", "at"}]}` in the
+    state machine's order; None when none has run (a job not COMPLETE, or still running)."""
+    registration = Registration.from_record(record)
+    if not registration.steps:
+        return None
+    return {
+        "summary": registration.summary(),
+        "steps": [
+            {"step": name, **outcome.model_dump(mode="json")}
+            for name, outcome in registration.ordered()
+        ],
+    }
+
+
 def job_detail(store: JobStore, *, sfn: Any, s3: Any, job_or_asset: str) -> dict[str, Any] | None:
-    """`{"job": record, "execution": {...} | None, "report": {...} | None}`, or None."""
+    """`{"job": record, "execution": {...} | None, "report": {...} | None, "registration":
+    {...} | None}`, or None."""
     record = store.find(job_or_asset)
     if record is None:
         return None
@@ -247,4 +265,5 @@ def job_detail(store: JobStore, *, sfn: Any, s3: Any, job_or_asset: str) -> dict
         "job": record,
         "execution": execution_info(sfn, record.get("execution_arn")),
         "report": report_summary(s3, record),
+        "registration": registration_summary(record),
     }
