@@ -194,3 +194,23 @@ def test_no_token_configured_is_skipped_and_the_job_says_so(
     assert steps["codeocean"] == {**steps["codeocean"], "status": "SKIPPED"}
     assert steps["codeocean"]["reason"] == "no Code Ocean domain configured"
     assert steps["pipelines"]["status"] == "SKIPPED"
+
+
+def test_a_rerun_of_the_same_session_makes_no_second_asset_and_starts_nothing(
+    cloud: LocalCloud, co: FakeCodeOcean, tmp_path: Path
+) -> None:
+    session = _session(tmp_path, PIPELINES)
+    first = _archive(cloud, session)
+    assert first["registration"]["codeocean"]["status"] == "OK"
+    cloud.upload_session(session, "lab/again")  # the same session staged again: a no-op job
+    second = next(
+        cloud.wait(e["executionArn"]) for e in cloud.executions() if e["name"] != first["job_id"]
+    )
+    record = cloud.job(second["name"])
+    assert record is not None and record["status"] == "COMPLETE"
+    for step in ("codeocean", "pipelines"):
+        outcome = record["registration"][step]
+        assert outcome["status"] == "SKIPPED", outcome
+        assert "already held this exact session" in outcome["reason"]
+    assert len(co.assets) == 1 and len(co.computations) == 1
+    assert len(co.calls("POST", "data_assets")) == 1

@@ -34,6 +34,10 @@ ASSET_ID = "codeocean_asset_id"
 NO_TOKEN = "no Code Ocean token configured"  # noqa: S105 (a reason, not a secret)
 NO_DOMAIN = "no Code Ocean domain configured"
 METADATA_MAX_BYTES = 16 * 1000 * 1000
+NOOP = (
+    "the archive already held this exact session; the job that sealed it registers it "
+    "(`upload-processor register` on that job)"
+)
 
 
 def not_configured(settings: Settings) -> str | None:
@@ -84,6 +88,8 @@ def register(
     reason; a TransientError (429, 5xx, unreachable) is raised for the state's Retry.
     """
     settings = ctx.settings
+    if request.finalize.noop:
+        return StepOutcome.skipped(NOOP)
     missing = not_configured(settings) if codeocean is None else None
     if missing:
         return StepOutcome.skipped(missing)

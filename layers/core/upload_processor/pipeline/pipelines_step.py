@@ -26,7 +26,7 @@ from upload_processor.errors import (
     TransientError,
     UploadJobError,
 )
-from upload_processor.pipeline.codeocean_step import ASSET_ID, not_configured, open_client
+from upload_processor.pipeline.codeocean_step import ASSET_ID, NOOP, not_configured, open_client
 from upload_processor.pipeline.step_context import StepContext
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def start(
     modality and Code Ocean's reason) when a run was refused or there is no data asset to
     mount; a TransientError is raised for the state's Retry only while nothing has started.
     """
+    if request.finalize.noop:  # not started again for the same data
+        return StepOutcome.skipped(NOOP)
     try:
         wanted = modality_pipelines(request.job)
     except UploadJobError as exc:
