@@ -37,6 +37,10 @@ def test_the_demo_archives_one_session_and_rejects_the_other(tmp_path: Path) -> 
     assert "job status: REJECTED" in text
     assert "Upload rejected:" in text and "subject_id" in text
     assert "OK: one archived asset, one rejection with its reasons" in text
+    # after the archive: the catalog record and the two events a subscriber's rule received
+    assert "Catalog record" in text and "metadata.nd.json" in text
+    assert "received 'Upload Asset Archived'" in text and '"registration": "OK"' in text
+    assert "received 'Upload Job Rejected'" in text
     # at 80 columns every URI is whole on its line; the workflow's status does not read as the job's
     lines = [line.strip() for line in out.stdout.splitlines()]
     assert "s3://upload-local-staging-123456789012/rig-7/750101_2025-06-12_15-03-00/" in lines

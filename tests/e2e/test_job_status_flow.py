@@ -118,8 +118,11 @@ def test_status_of_a_complete_job_shows_its_steps_and_report(jobs) -> None:
         "IsRejected",
         "TransferFiles",
         "Finalize",
+        "Catalog",
+        "Announce",
+        "Registered",
     ]
-    for name in ("GatherMetadata", "TransferFiles", "Finalize"):
+    for name in ("GatherMetadata", "TransferFiles", "Finalize", "Catalog", "Announce"):
         step = steps[name]
         assert step["outcome"] == "succeeded", step
         assert step["started_at"] <= step["ended_at"] and step["duration_s"] >= 0
@@ -127,6 +130,12 @@ def test_status_of_a_complete_job_shows_its_steps_and_report(jobs) -> None:
     report = detail["report"]
     assert report["status"] == "valid" and report["errors"] == 0
     assert report["uri"] == f"s3://{cloud.staging_bucket}/{complete['report_key']}"
+    registration = detail["registration"]
+    assert registration["summary"] == "OK"
+    assert [(s["step"], s["status"]) for s in registration["steps"]] == [
+        ("catalog", "OK"),
+        ("announce", "OK"),
+    ]
 
     by_asset = json.loads(_cli(cloud, ASSET, "--json").stdout)  # an asset name works too
     assert by_asset["job"]["job_id"] == complete["job_id"]
@@ -138,6 +147,8 @@ def test_status_of_a_complete_job_shows_its_steps_and_report(jobs) -> None:
     )
     assert result.exit_code == 0, result.output
     for text in ("GatherMetadata", "TransferFiles", "Finalize", "succeeded", "Report valid"):
+        assert text in result.stdout, text
+    for text in ("Registration OK", "catalog", "announce", "event_id="):
         assert text in result.stdout, text
 
 
@@ -268,7 +279,11 @@ def test_the_status_api_serves_the_same_data(jobs, handler, monkeypatch) -> None
     status, detail = call(f"/jobs/{job_id}", "/jobs/{id}", {"id": job_id})
     assert status == 200
     assert detail == json.loads(_cli(cloud, job_id, "--json").stdout)
-    assert [s["name"] for s in detail["execution"]["steps"]][-1] == "Finalize"
+    assert [s["name"] for s in detail["execution"]["steps"]][-3:] == [
+        "Catalog",
+        "Announce",
+        "Registered",
+    ]
 
     status, body = call("/jobs/nope", "/jobs/{id}", {"id": "nope"})
     assert status == 404 and "nope" in body["message"]
@@ -330,6 +345,8 @@ def test_the_status_api_is_iam_authorised_and_its_role_read_only(jobs) -> None:
     assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events} == {
         ("/jobs", "get"),
         ("/jobs/{id}", "get"),
+        ("/assets", "get"),
+        ("/assets/{name}", "get"),
     }
 
     table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{cloud.jobs_table}"
@@ -340,6 +357,9 @@ def test_the_status_api_is_iam_authorised_and_its_role_read_only(jobs) -> None:
         assert not _role_allows(cloud, action, table), action
     registry = f"arn:aws:dynamodb:us-east-1:123456789012:table/{cloud.registry_table}"
     assert not _role_allows(cloud, "dynamodb:GetItem", registry)
+    assets = f"arn:aws:dynamodb:us-east-1:123456789012:table/{cloud.assets_table}"
+    assert _role_allows(cloud, "dynamodb:Query", f"{assets}/index/subject-acquired_at")
+    assert not _role_allows(cloud, "dynamodb:PutItem", assets)
 
     staging = f"arn:aws:s3:::{cloud.staging_bucket}"
     report = f"{staging}/{complete['report_key']}"

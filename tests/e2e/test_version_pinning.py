@@ -16,7 +16,7 @@ from upload_processor_tools.sample import build_session
 
 ACQ = datetime(2025, 6, 12, 15, 3, tzinfo=timezone(timedelta(hours=-7)))
 EMAIL = "scientist@example.org"
-PIPELINE = ("GatherMetadataFunction", "TransferFunction", "FinalizeFunction")
+PIPELINE = ("GatherMetadataFunction", "TransferFunction", "FinalizeFunction", "RegisterFunction")
 
 
 def _session(tmp_path: Path, name: str, tasks: dict[str, Any] | None) -> Path:
@@ -78,17 +78,19 @@ def test_a_job_without_a_pin_runs_on_the_alias(cloud, tmp_path: Path) -> None:
         "gather": f"{_fn(cloud, 'GatherMetadataFunction')}:{ALIAS}",
         "transfer": f"{_fn(cloud, 'TransferFunction')}:{ALIAS}",
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        "registration": f"{_fn(cloud, 'RegisterFunction')}:{ALIAS}",
     }
     assert record["functions"] == expected
     assert json.loads(execution["input"])["functions"] == expected
     scheduled = _scheduled(cloud, execution["executionArn"])
-    assert scheduled[0] == expected["gather"] and scheduled[-1] == expected["finalize"]
+    assert scheduled[0] == expected["gather"] and scheduled[-1] == expected["registration"]
     # live points at the newest gather version (2) and at version 1 of the others
     versions = {(c.logical_id, c.version) for c in calls}
     assert versions == {
         ("GatherMetadataFunction", "2"),
         ("TransferFunction", "1"),
         ("FinalizeFunction", "1"),
+        ("RegisterFunction", "1"),
     }
     assert not any(c.errored for c in calls)
 
@@ -110,6 +112,7 @@ def test_a_job_pinned_to_the_published_version_runs_on_that_version(cloud, tmp_p
         "gather": gather_v1,
         "transfer": transfer_v1,
         "finalize": f"{_fn(cloud, 'FinalizeFunction')}:{ALIAS}",
+        "registration": f"{_fn(cloud, 'RegisterFunction')}:{ALIAS}",
     }
     scheduled = _scheduled(cloud, execution["executionArn"])
     assert scheduled[0] == gather_v1

@@ -3,8 +3,11 @@
 The first is a valid behavior + ecephys session: it ends as an archived, verified asset. It
 carries no data_description.json: the pipeline builds it from the job and the project's funding
 and investigators, which the demo registers in the local registry first (as a lab registers its
-projects once). The second has acquisitions that disagree on subject_id: it is rejected and the user receives an
-SNS message saying what to fix. The demo checks both outcomes itself and says if either is off.
+projects once). Once sealed, the asset is catalogued (its catalog record is shown, as
+`upload-processor assets show` prints it) and announced: a subscriber's EventBridge rule (an SQS
+target) receives `Upload Asset Archived`. The second has acquisitions that disagree on
+subject_id: it is rejected (`Upload Job Rejected`) and the user receives an SNS message saying
+what to fix. The demo checks both outcomes itself and says if either is off.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class DemoOutcome:
     problems: list[str] = field(default_factory=list)
     asset_keys: list[str] = field(default_factory=list)
     rejection: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -73,11 +77,14 @@ def run_demo(
     console.rule("[bold]Local cloud")
     with LocalCloud() as cloud:
         inbox = _introduce(cloud, console)
+        subscriber = _subscribe_events(cloud, console)
         project = _register_project(cloud, console)
         console.rule("[bold]Session 1: a valid behavior + ecephys session")
         _valid_session(cloud, console, root / "good", data_mb, project, outcome)
+        _show_registration(cloud, console, subscriber, outcome)
         console.rule("[bold]Session 2: acquisitions that disagree on subject_id")
         _invalid_session(cloud, console, root / "bad", inbox, outcome)
+        _show_rejection_event(cloud, console, subscriber, outcome)
     console.rule("[bold]Outcome")
     if outcome.ok:
         console.print("[green]OK[/green]: one archived asset, one rejection with its reasons")
@@ -92,6 +99,59 @@ def _introduce(cloud: LocalCloud, console: Console) -> str:
     console.print(f"    staging s3://{cloud.staging_bucket}", soft_wrap=True)
     console.print(f"    archive s3://{cloud.archive_bucket}", soft_wrap=True)
     return cloud.subscribe_queue("demo-scientist-inbox", {"user_email": ["scientist@example.org"]})
+
+
+def _subscribe_events(cloud: LocalCloud, console: Console) -> str:
+    """A downstream subscriber: an EventBridge rule with the stack's event pattern, SQS target."""
+    from upload_processor.adapters.events import pattern
+
+    queue = cloud.event_queue("demo-subscriber", pattern("upload-processor"))
+    console.print("  a subscriber's EventBridge rule (default bus) sends the stack's events to SQS")
+    return queue
+
+
+def _show_registration(
+    cloud: LocalCloud, console: Console, subscriber: str, outcome: DemoOutcome
+) -> None:
+    """The sealed asset's catalog record and the event its subscriber received."""
+    from upload_processor.adapters.catalog import CatalogStore
+    from upload_processor_tools.commands.assets import render_record
+
+    console.rule("[bold]After the archive: catalog and announcement")
+    record = next((cloud.job(e["name"]) for e in cloud.executions()), None) or {}
+    asset = record.get("asset_name", "")
+    entry = CatalogStore(cloud.client("dynamodb"), cloud.assets_table).get(asset)
+    console.print("[bold]Catalog record[/bold] (upload-processor assets show NAME)")
+    if entry is None:
+        outcome.problems.append(f"no catalog record for {asset}")
+    else:
+        render_record(console, entry.model_dump(mode="json"))
+    received = cloud.events_received(subscriber)
+    outcome.events += received
+    archived = [e for e in received if e["detail-type"] == "Upload Asset Archived"]
+    if len(archived) != 1:
+        outcome.problems.append(f"expected one Upload Asset Archived event, got {len(archived)}")
+    for event in archived:
+        console.print(f"[bold]The subscriber's queue received[/bold] {event['detail-type']!r}")
+        console.print_json(json.dumps(event["detail"], default=str))
+
+
+def _show_rejection_event(
+    cloud: LocalCloud, console: Console, subscriber: str, outcome: DemoOutcome
+) -> None:
+    """The rejection's event, as the subscriber received it."""
+    received = cloud.events_received(subscriber)
+    outcome.events += received
+    types = [e["detail-type"] for e in received]
+    if types != ["Upload Job Rejected"]:
+        outcome.problems.append(f"expected one Upload Job Rejected event, got {types}")
+        return
+    detail = received[0]["detail"]
+    console.print(
+        f"[bold]The subscriber's queue received[/bold] 'Upload Job Rejected' "
+        f"({detail['errors']} error(s), report {detail['report_uri']})",
+        soft_wrap=True,
+    )
 
 
 def _register_project(cloud: LocalCloud, console: Console) -> dict[str, Any]:

@@ -36,12 +36,13 @@ def _metadata(s3: Any, request: RegistrationInput) -> dict[str, Any] | None:
         return None
 
 
-def entry_for(s3: Any, request: RegistrationInput) -> CatalogEntry:
-    """The sealed asset's catalog record."""
+def entry_for(s3: Any, request: RegistrationInput) -> tuple[CatalogEntry, dict[str, Any] | None]:
+    """The sealed asset's catalog record, and its metadata document (None: it has none)."""
     bucket, name = request.archive_bucket, request.asset_name
+    metadata = _metadata(s3, request)
     try:
-        return entry_from_metadata(
-            _metadata(s3, request),
+        entry = entry_from_metadata(
+            metadata,
             request.job,
             asset_name=name,
             archive_uri=request.archive_uri,
@@ -55,6 +56,7 @@ def entry_for(s3: Any, request: RegistrationInput) -> CatalogEntry:
         raise RegistrationError(
             f"{name}/metadata.nd.json: no catalog record can be made from it ({exc})"
         ) from exc
+    return entry, metadata
 
 
 def register(request: RegistrationInput, ctx: StepContext) -> StepOutcome:
@@ -63,7 +65,7 @@ def register(request: RegistrationInput, ctx: StepContext) -> StepOutcome:
         return StepOutcome.skipped(
             "the archive already held this exact session; the job that sealed it catalogued it"
         )
-    entry = entry_for(ctx.client("s3"), request)
+    entry, metadata = entry_for(ctx.client("s3"), request)
     table = ctx.settings.require("assets_table")
     CatalogStore(ctx.client("dynamodb"), table).put(entry)
     details = {"catalog_table": table, "asset_name": entry.asset_name}
@@ -71,5 +73,6 @@ def register(request: RegistrationInput, ctx: StepContext) -> StepOutcome:
     if backend.startswith(DOCDB_PREFIX):
         from upload_processor.adapters.catalog_docdb import DocDbCatalog
 
-        details["docdb_id"] = DocDbCatalog.from_url(backend[len(DOCDB_PREFIX) :]).upsert(entry)
+        docdb = DocDbCatalog.from_url(backend[len(DOCDB_PREFIX) :])
+        details["docdb_id"] = docdb.upsert(entry, metadata)
     return StepOutcome.ok(**details)
