@@ -266,9 +266,17 @@ def test_a_typo_in_the_pipeline_settings_is_failed_naming_the_field(world: dict)
 
 
 def test_no_pipeline_settings_is_skipped(world: dict) -> None:
-    assert (
-        _run(world, "pipelines", _job())["reason"] == "the job has no codeocean_pipeline_settings"
+    assert _run(world, "pipelines", _job())["reason"] == (
+        "the job names no pipeline (codeocean_pipeline_settings.<modality>.job_settings)"
     )
+    off = json.loads(json.dumps(PIPELINES))
+    off["codeocean_pipeline_settings"]["ecephys"]["skip_task"] = True
+    result = _run(world, "pipelines", _job(**off))
+    assert (result["status"], result["reason"]) == (
+        "SKIPPED",
+        "skip_task: true on every modality of codeocean_pipeline_settings",
+    )
+    assert world["co"].requests == []
 
 
 def _two_modalities() -> dict[str, Any]:

@@ -16,9 +16,10 @@ failure without them), so `upload-processor register JOB` starts only the ones s
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from upload_processor.adapters.codeocean import CodeOceanClient
-from upload_processor.domain.codeocean import modality_pipelines, run_link
+from upload_processor.domain.codeocean import PIPELINES_TASK, modality_pipelines, run_link
 from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
 from upload_processor.errors import (
     CodeOceanError,
@@ -38,6 +39,15 @@ def _computation_key(modality: str) -> str:
     return f"{modality}.computation_id"
 
 
+def _why_none(job: dict[str, Any]) -> str:
+    """Why no pipeline is started: every named one skipped, or none named."""
+    entries = ((job.get("tasks") or {}).get(PIPELINES_TASK) or {}).values()
+    named = [e for e in entries if isinstance(e, dict) and e.get("job_settings")]
+    if named:
+        return f"skip_task: true on every modality of {PIPELINES_TASK}"
+    return f"the job names no pipeline ({PIPELINES_TASK}.<modality>.job_settings)"
+
+
 def start(
     request: RegistrationInput, ctx: StepContext, *, codeocean: CodeOceanClient | None = None
 ) -> StepOutcome:
@@ -54,7 +64,7 @@ def start(
     except UploadJobError as exc:
         return StepOutcome.failed(str(exc))
     if not wanted:
-        return StepOutcome.skipped("the job has no codeocean_pipeline_settings")
+        return StepOutcome.skipped(_why_none(request.job))
     missing = not_configured(ctx.settings) if codeocean is None else None
     if missing:
         return StepOutcome.skipped(missing)
