@@ -285,3 +285,25 @@ def test_the_catalog_answers_the_cli_and_the_api(cloud, tmp_path: Path) -> None:
     assert status == 404 and "nope" in body["message"]
     status, body = _api(cloud, "/assets", "/assets", query={"until": "tomorrow"})
     assert status == 400 and "until" in body["message"]
+
+
+def test_a_failed_job_is_announced_as_failed(cloud, tmp_path: Path) -> None:
+    session = _session(tmp_path, "s")
+    first = _run(cloud, session, "lab/one")
+    assert cloud.job(first["name"])["status"] == "COMPLETE"
+    inbox = cloud.event_queue("subscriber", pattern("upload-processor"))
+    (session / "behavior" / "trials.csv").write_text("trial\n1\n")  # differs from the asset
+    cloud.upload_session(session, "lab/two")
+    second = next(
+        cloud.wait(e["executionArn"]) for e in cloud.executions() if e["name"] != first["name"]
+    )
+    record = cloud.job(second["name"])
+    assert record["status"] == "FAILED" and "registration" not in record
+    (event,) = cloud.events_received(inbox)
+    assert event["detail-type"] == "Upload Job Failed"
+    detail = event["detail"]
+    assert detail["job_id"] == second["name"]
+    assert detail["step"] == "GatherMetadata"
+    assert detail["error"] == "AssetExistsError"
+    assert ASSET in detail["cause"]
+    assert detail["staging_uri"] == f"s3://{cloud.staging_bucket}/lab/two/"

@@ -198,6 +198,47 @@ def test_each_finalize_payload_is_its_outcomes_model(state: str) -> None:
     assert required <= given, required - given
 
 
+REGISTRATION_STATES = sorted(
+    name
+    for name, state in ASL["States"].items()
+    if state.get("Parameters", {}).get("FunctionName.$") == "$.functions.registration"
+)
+
+
+def test_the_registration_states_run_after_finalize_and_end_well() -> None:
+    """Finalize -> Catalog -> ... -> Announce -> Registered (a Succeed): every registration
+    state's Catch goes on to the next step, never to MarkFailed or a Fail state."""
+    states = ASL["States"]
+    assert states["Finalize"]["Next"] == "Catalog"
+    assert states["Announce"]["Next"] == "Registered"
+    assert states["Registered"]["Type"] == "Succeed"
+    for name in REGISTRATION_STATES:
+        for catch in states[name]["Catch"]:
+            target = states[catch["Next"]]
+            assert target["Type"] != "Fail" and catch["Next"] != "MarkFailed", name
+        assert states[name]["ResultPath"] is None, name  # the state passes on unchanged
+
+
+@pytest.mark.parametrize("state", REGISTRATION_STATES)
+def test_each_registration_payload_is_the_registration_input(state: str) -> None:
+    from upload_processor.domain.registration import STEPS, RegistrationInput
+
+    payload = ASL["States"][state]["Parameters"]["Payload"]
+    model = RegistrationInput
+    given = {k.removesuffix(".$") for k in payload}
+    required = {n for n, f in model.model_fields.items() if f.is_required()}
+    assert given <= set(model.model_fields), given - set(model.model_fields)
+    assert required <= given, required - given
+    assert payload["step"] in STEPS
+    # a <State>Failed task records the failure of the step its state ran
+    if state.endswith("Failed"):
+        assert payload["error.$"] == "$.registration_error"
+        assert (
+            ASL["States"][state.removesuffix("Failed")]["Parameters"]["Payload"]["step"]
+            == (payload["step"])
+        )
+
+
 def _error_names(node: Any, state: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(node, dict):
         for name in node.get("ErrorEquals", []):
