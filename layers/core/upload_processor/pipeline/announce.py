@@ -20,7 +20,9 @@ from typing import Any
 
 from upload_processor.adapters import events, notify
 from upload_processor.domain.catalog import utc_key
+from upload_processor.domain.contracts import FailedInput, RejectedInput
 from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
+from upload_processor.domain.report import Report
 from upload_processor.pipeline.step_context import StepContext
 
 logger = logging.getLogger(__name__)
@@ -139,3 +141,37 @@ def job_event(
     except Exception:
         logger.exception("could not put the %r event of job %s", detail_type, job_id)
         return None
+
+
+def rejected_event(client: Any, *, source: str, event: RejectedInput, report: Report) -> None:
+    """`Upload Job Rejected`: where the report is and its first problems."""
+    gather = event.gather
+    job_event(
+        client,
+        source=source,
+        detail_type=events.REJECTED,
+        job_id=event.job_id,
+        job=event.job,
+        staging_uri=event.staging_uri,
+        asset_name=gather.asset_name,
+        report_uri=f"s3://{event.bucket}/{gather.report_key}",
+        errors=len(report.errors),
+        problems=[f"{i.file}: {i.field}: {i.message}" for i in report.errors[:20]],
+    )
+
+
+def failed_event(
+    client: Any, *, source: str, event: FailedInput, result: Mapping[str, Any]
+) -> None:
+    """`Upload Job Failed`: the step, the error and its cause (as the fail message says)."""
+    job_event(
+        client,
+        source=source,
+        detail_type=events.FAILED,
+        job_id=event.job_id,
+        job=event.job,
+        staging_uri=event.staging_uri,
+        step=event.step,
+        error=result["error"],
+        cause=result.get("cause"),
+    )

@@ -31,7 +31,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from upload_processor.adapters import notify
-from upload_processor.adapters.events import FAILED, REJECTED
 from upload_processor.adapters.jobs import JobStatus, JobStore
 from upload_processor.adapters.s3 import (
     is_conflict,
@@ -57,7 +56,7 @@ from upload_processor.errors import (
     transient_as_retryable,
 )
 from upload_processor.pipeline import staging_cleanup
-from upload_processor.pipeline.announce import job_event
+from upload_processor.pipeline.announce import failed_event, rejected_event
 from upload_processor.pipeline.archive_guard import (
     asset_objects,
     holds_asset_lock,
@@ -480,18 +479,7 @@ def rejected(
     )
     message_id = notify.publish(sns, topic_arn, message)
     if events is not None:
-        job_event(
-            events,
-            source=event_source,
-            detail_type=REJECTED,
-            job_id=event.job_id,
-            job=event.job,
-            staging_uri=event.staging_uri,
-            asset_name=gather.asset_name,
-            report_uri=f"s3://{event.bucket}/{gather.report_key}",
-            errors=len(report.errors),
-            problems=[f"{i.file}: {i.field}: {i.message}" for i in report.errors[:20]],
-        )
+        rejected_event(events, source=event_source, event=event, report=report)
     return {
         "status": str(JobStatus.REJECTED),
         "message_id": message_id,
@@ -518,17 +506,7 @@ def failed(
     with transient_as_retryable(f"marking job {event.job_id} failed"):
         result = _failed(sns=sns, store=store, topic_arn=topic_arn, event=event, s3=s3)
     if events is not None:
-        job_event(
-            events,
-            source=event_source,
-            detail_type=FAILED,
-            job_id=event.job_id,
-            job=event.job,
-            staging_uri=event.staging_uri,
-            step=event.step,
-            error=result["error"],
-            cause=result.get("cause"),
-        )
+        failed_event(events, source=event_source, event=event, result=result)
     return result
 
 
