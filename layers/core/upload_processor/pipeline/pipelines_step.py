@@ -77,19 +77,21 @@ def start(
     recorded = steps.get(STEP)
     details = dict(recorded.details) if recorded is not None else {}
     todo = [p for p in wanted if _computation_key(p.modality) not in details]
+    if not todo:
+        return StepOutcome.ok(**details)  # every one started before: nothing to ask Code Ocean
     refused: list[str] = []
     try:
-        client = (codeocean or open_client(ctx)) if todo else None
+        client = codeocean or open_client(ctx)
         for pipeline in todo:
             run = pipeline.settings.run_params
             try:
-                computation = client.run(run, asset_id, mount=request.asset_name)  # type: ignore[union-attr]
+                computation = client.run(run, asset_id, mount=request.asset_name)
             except CodeOceanError as exc:
                 refused.append(f"{pipeline.modality}: {exc}")
                 continue
             logger.info("started %s for %s: %s", run.target, pipeline.modality, computation.id)
             details[_computation_key(pipeline.modality)] = computation.id
-            details[f"{pipeline.modality}.link"] = run_link(client.domain, run)  # type: ignore[union-attr]
+            details[f"{pipeline.modality}.link"] = run_link(client.domain, run)
             if pipeline.recorded_only():
                 details[f"{pipeline.modality}.recorded_only"] = ", ".join(pipeline.recorded_only())
     except ConfigurationError as exc:
