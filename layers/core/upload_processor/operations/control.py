@@ -93,6 +93,20 @@ def prepare_work_area(s3: Any, *, archive: str | None, job_id: str) -> dict[str,
     return {"kept_batches": kept, "dropped_batches": dropped}
 
 
+def _original_input(raw: str, job_id: str) -> ExecutionInput:
+    """The failed execution's input. One started before the deployment had the registration
+    states names no `functions.registration`: re-running it would seal the asset and then
+    fail, so it is refused with what to do instead."""
+    functions = (json.loads(raw) or {}).get("functions") or {}
+    if functions and "registration" not in functions:
+        raise OperationRefusedError(
+            f"job {job_id}'s execution was started by an earlier deployment (before the "
+            "registration states after Finalize); retrying it would run states its input cannot "
+            "feed. Upload its upload_job.json again (a new version starts a new job)"
+        )
+    return ExecutionInput.model_validate_json(raw)
+
+
 def retry(*, store: JobStore, sfn: Any, s3: Any, job: str, force: bool = False) -> dict[str, Any]:
     """Start a new execution of a FAILED job; returns what was started. A job whose failure
     alert called a retry unsafe (RETRY_ADVICE "not ...") is refused unless `force`."""
@@ -101,7 +115,7 @@ def retry(*, store: JobStore, sfn: Any, s3: Any, job: str, force: bool = False) 
     _check_retryable(record, force)
     previous = _previous_execution(record)
     described = _finished_execution(sfn, job_id, previous)
-    original = ExecutionInput.model_validate_json(described.get("input") or "{}")
+    original = _original_input(described.get("input") or "{}", job_id)
     execution_input = original.model_copy(update={"retry_of": previous})
     work = prepare_work_area(s3, archive=record.get("archive_bucket"), job_id=job_id)
     attempts = int(record.get("attempts") or 1) + 1
