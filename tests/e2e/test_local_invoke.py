@@ -51,8 +51,11 @@ def test_local_invoke_runs_every_sample_event(
     elif event_file == "registry_get_instrument.json":
         assert payload["statusCode"] == 200, payload
         assert json.loads(payload["body"])["instrument_id"] == "447-EPHYS-1"
+    elif event_file == "register_catalog.json":
+        assert payload["step"] == "catalog" and payload["status"] == "OK", payload
+        assert payload["details"]["asset_name"] == "750101_2025-06-12_15-03-00"
     else:
-        assert payload == {"status": "FAILED", "error": "TransferError"}
+        assert payload["status"] == "FAILED" and payload["error"] == "TransferError"
 
 
 def test_local_invoke_names_the_functions_when_one_is_unknown(

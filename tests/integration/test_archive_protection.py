@@ -101,7 +101,12 @@ def test_only_the_status_api_scans_the_jobs_table(cloud) -> None:
 
 def test_the_state_machine_invokes_exactly_its_functions_and_their_versions(cloud) -> None:
     functions = cloud.deployment.functions
-    pipeline = ("GatherMetadataFunction", "TransferFunction", "FinalizeFunction")
+    pipeline = (
+        "GatherMetadataFunction",
+        "TransferFunction",
+        "FinalizeFunction",
+        "RegisterFunction",
+    )
     resources = {
         r
         for statement in _statements(cloud, "UploadStateMachineRole")
@@ -268,7 +273,7 @@ def test_the_audit_trail_is_in_the_template() -> None:
         fields = json.loads(setting["Format"])
         assert {"requestId", "caller", "userArn", "httpMethod", "status"} <= set(fields)
     functions = _of_type("AWS::Lambda::Function")
-    assert len(functions) == 6
+    assert len(functions) == 7
     for logical, function in functions.items():
         reserved = function["Properties"]["ReservedConcurrentExecutions"]
         condition, unreserved, number = reserved["Fn::If"]

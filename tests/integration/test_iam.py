@@ -57,6 +57,7 @@ ROLES = [
     "GatherMetadataFunctionRole",
     "TransferFunctionRole",
     "FinalizeFunctionRole",
+    "RegisterFunctionRole",
     "RegistryFunctionRole",
     "UploadStateMachineRole",
 ]
@@ -391,3 +392,30 @@ def test_job_records_are_written_but_never_deleted(cloud, role: str) -> None:
     assert allowed(cloud, role, "dynamodb:Query", f"{jobs}/index/status-created_at")
     for action in ("DeleteItem", "BatchWriteItem"):
         assert not allowed(cloud, role, f"dynamodb:{action}", jobs), action
+
+
+def test_the_register_function_catalogs_announces_and_never_touches_the_asset(cloud) -> None:
+    """RegisterFunction (the states after Finalize): reads the sealed asset, records outcomes
+    on the job (never creating or deleting one), puts catalog items, events and the end
+    notification; it writes nothing in any bucket and deletes nothing anywhere."""
+    role = "RegisterFunctionRole"
+    attrs = cloud.deployment.attrs
+    assets, jobs = attrs["AssetsTable"]["Arn"], attrs["JobsTable"]["Arn"]
+    for action in ("GetItem", "PutItem"):
+        assert allowed(cloud, role, f"dynamodb:{action}", assets), action
+    for action in ("GetItem", "UpdateItem"):
+        assert allowed(cloud, role, f"dynamodb:{action}", jobs), action
+    for table in (assets, jobs):
+        for action in ("DeleteItem", "BatchWriteItem", "Scan", "DeleteTable"):
+            assert not allowed(cloud, role, f"dynamodb:{action}", table), (table, action)
+    assert not allowed(cloud, role, "dynamodb:PutItem", jobs)
+    archive = f"arn:aws:s3:::{cloud.archive_bucket}/750101_2025-06-12_15-03-00/metadata.nd.json"
+    assert allowed(cloud, role, "s3:GetObject", archive)
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not allowed(cloud, role, action, archive), action
+    staging = f"arn:aws:s3:::{cloud.staging_bucket}/lab/s/upload_job.json"
+    assert not allowed(cloud, role, "s3:GetObject", staging)
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    assert allowed(cloud, role, "events:PutEvents", bus)
+    assert allowed(cloud, "FinalizeFunctionRole", "events:PutEvents", bus)  # rejected, failed
+    assert not allowed(cloud, "GatherMetadataFunctionRole", "events:PutEvents", bus)

@@ -27,7 +27,12 @@ def test_versions_lists_what_the_local_deployment_published() -> None:
         functions = json.loads(result.stdout)["functions"]
         assert [f["name"] for f in functions] == [
             server.deployment.functions[logical].name
-            for logical in ("GatherMetadataFunction", "TransferFunction", "FinalizeFunction")
+            for logical in (
+                "GatherMetadataFunction",
+                "TransferFunction",
+                "FinalizeFunction",
+                "RegisterFunction",
+            )
         ]
         for fn in functions:
             assert fn["alias"] == {"name": "live", "version": "1"}

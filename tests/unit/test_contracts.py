@@ -75,6 +75,16 @@ def test_the_sample_events_round_trip_through_their_models(name: str, parse: Any
     assert parse(event).model_dump(mode="json") == event
 
 
+def test_the_registration_event_parses_as_its_input() -> None:
+    from upload_processor.domain.registration import RegistrationInput
+
+    event = _event("register_catalog.json")
+    request = RegistrationInput.model_validate(event)
+    assert request.step == "catalog" and request.error is None
+    assert request.manifest_key == f"{request.asset_name}/manifest.json"
+    assert request.model_dump(mode="json", exclude_defaults=True).keys() <= event.keys()
+
+
 def test_the_finalize_event_parses_as_its_outcome() -> None:
     request = parse_finalize_input(_event("finalize_failed.json"))
     assert isinstance(request, FailedInput)

@@ -21,6 +21,9 @@ from upload_processor_tools.sample import build_session, project_record
 
 SAMPLE_PREFIX = "sample/750101_2025-06-12_15-03-00"
 SAMPLE_JOB_ID = "sample-750101-2025-06-12-15-03-00-local"
+# the job of the registration sample: seeded COMPLETE, as Finalize leaves a job
+SAMPLE_SEALED_JOB_ID = "sample-750101-2025-06-12-15-03-00-sealed"
+SAMPLE_ASSET = "750101_2025-06-12_15-03-00"
 SAMPLE_DATA_MB = 0.25
 STAGING = "upload-local-staging-123456789012"
 ARCHIVE = "upload-local-archive-123456789012"
@@ -48,11 +51,26 @@ def seed(cloud: Any) -> Path:
             "instrument", json.loads((folder / "instrument_ecephys.json").read_text())
         )
         cloud.registry.put("project", project_record())
+        _seed_sealed_job(cloud)
     finally:
         s3.put_bucket_notification_configuration(
             Bucket=cloud.staging_bucket, NotificationConfiguration=notifications
         )
     return folder
+
+
+def _seed_sealed_job(cloud: Any) -> None:
+    """The job record the registration sample names, COMPLETE as Finalize leaves it."""
+    from upload_processor.adapters.jobs import JobStore
+
+    JobStore(cloud.client("dynamodb"), cloud.jobs_table).create(
+        {
+            "job_id": SAMPLE_SEALED_JOB_ID,
+            "status": "COMPLETE",
+            "asset_name": SAMPLE_ASSET,
+            "archive_uri": f"s3://{ARCHIVE}/{SAMPLE_ASSET}/",
+        }
+    )
 
 
 def _resolved_job(folder: Path) -> dict[str, Any]:
@@ -102,6 +120,25 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "GET", "/instruments/{id}", None, {"id": "447-EPHYS-1"}
         ),
         "status_list_jobs.json": _api_event("GET", "/jobs", None),
+        "register_catalog.json": {
+            **base,
+            "job_id": SAMPLE_SEALED_JOB_ID,
+            "step": "catalog",
+            "gather": {
+                "status": "valid",
+                "asset_name": asset,
+                "reject": False,
+                "report_key": f"{SAMPLE_PREFIX}/upload_report.json",
+                "summary": "valid",
+                "archive_bucket": ARCHIVE,
+            },
+            "finalize": {
+                "status": "COMPLETE",
+                "asset_name": asset,
+                "archive_uri": f"s3://{ARCHIVE}/{asset}/",
+                "files": len(_entries(folder)),
+            },
+        },
         "finalize_failed.json": {
             **base,
             "outcome": "failed",
@@ -208,6 +245,7 @@ EVENT_FUNCTIONS = {
     "gather_metadata.json": "GatherMetadataFunction",
     "transfer.json": "TransferFunction",
     "finalize_failed.json": "FinalizeFunction",
+    "register_catalog.json": "RegisterFunction",
 }
 
 

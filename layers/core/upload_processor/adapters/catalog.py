@@ -59,8 +59,10 @@ class CatalogStore:
         self._table = table_name
 
     def put(self, entry: CatalogEntry) -> None:
-        """Write (or replace) the asset's record and its modality items; items of modalities
-        the asset no longer has are removed, so a re-run leaves exactly one record."""
+        """Write (or replace) the asset's record and its modality items: PutItem by key, so a
+        re-run replaces them and never adds one. A sealed asset never changes (the archive is
+        write-once), so its modalities, and so its items' keys, are the same on every run:
+        nothing is ever deleted (no role of the stack may delete catalog items)."""
         record = entry.model_dump(mode="json")
         items = [_item({**record, "item": RECORD, "kind": RECORD})]
         for modality in entry.modalities:
@@ -74,28 +76,8 @@ class CatalogStore:
                     }
                 )
             )
-        wanted = {f"{MODALITY_PREFIX}{m}" for m in entry.modalities}
-        stale = [k for k in self._item_keys(entry.asset_name) if k != RECORD and k not in wanted]
-        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": i}} for i in items]
-        requests += [
-            {"DeleteRequest": {"Key": {"asset_name": {"S": entry.asset_name}, "item": {"S": key}}}}
-            for key in stale
-        ]
-        for start in range(0, len(requests), 25):
-            pending = {self._table: requests[start : start + 25]}
-            while pending:
-                out = self._client.batch_write_item(RequestItems=pending)
-                pending = out.get("UnprocessedItems") or {}
-
-    def _item_keys(self, asset_name: str) -> list[str]:
-        out = self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="#a = :a",
-            ExpressionAttributeNames={"#a": "asset_name", "#i": "item"},
-            ExpressionAttributeValues={":a": {"S": asset_name}},
-            ProjectionExpression="#i",
-        )
-        return [i["item"]["S"] for i in out.get("Items", [])]
+        for item in items:
+            self._client.put_item(TableName=self._table, Item=item)
 
     def get(self, asset_name: str) -> CatalogEntry | None:
         """The asset's record, or None."""
