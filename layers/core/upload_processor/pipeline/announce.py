@@ -48,8 +48,9 @@ def archived_detail(
         "subject_id": job.get("subject_id"),
         "project_name": job.get("project_name"),
         "modalities": list(job.get("modalities") or []),
-        "acquisition_time": _acquired(job),
-        "data_level": "raw",
+        "acquisition_time": _acquired(job),  # UTC; acq_datetime: as the job gave it
+        "acq_datetime": job.get("acq_datetime"),
+        "data_level": "raw",  # this pipeline archives raw assets (data_description)
         "manifest_key": request.manifest_key,
         "metadata_key": request.metadata_key,
         "archive_bucket": request.archive_bucket,
