@@ -31,8 +31,16 @@ def test_an_aind_job_file_runs_unchanged_in_the_deployments_zone(
     setting = "tasks.gather_preliminary_metadata.job_settings.metadata_dir"
     assert "staged session" in notes[("job.setting_ignored", setting)]
     assert ("job.task_ignored", "tasks.register_data_asset") not in notes  # the Catalog's
-    assert ("job.task_ignored", "tasks.get_codeocean_asset_id") in notes
+    assert ("job.task_ignored", "tasks.get_codeocean_asset_id") not in notes  # Code Ocean's
+    assert ("job.task_ignored", "tasks.codeocean_pipeline_settings") not in notes
     assert record["registration"]["catalog"]["status"] == "OK"
+    # this deployment names no Code Ocean: both steps say so (tests/e2e/test_codeocean.py runs them)
+    for step in ("codeocean", "pipelines"):
+        outcome = record["registration"][step]
+        assert (outcome["status"], outcome["reason"]) == (
+            "SKIPPED",
+            "no Code Ocean domain configured",
+        )
     staged.assert_untouched()
 
 

@@ -173,7 +173,14 @@ def test_a_catalog_that_is_down_leaves_the_job_complete_and_says_so(cloud, tmp_p
     entered = [
         e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
     ]
-    assert entered[-4:] == ["Catalog", "CatalogFailed", "Announce", "Registered"]
+    assert entered[-6:] == [
+        "Catalog",
+        "CatalogFailed",
+        "RegisterCodeOcean",
+        "StartPipelines",
+        "Announce",
+        "Registered",
+    ]
 
 
 def _api_event(path: str, resource: str, path_parameters=None, query=None) -> dict:

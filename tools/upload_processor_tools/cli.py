@@ -23,6 +23,7 @@ from upload_processor_tools.commands.common import (
 from upload_processor_tools.commands.configure import configure
 from upload_processor_tools.commands.job_types import job_types_app
 from upload_processor_tools.commands.operator import cancel, redrive, retry
+from upload_processor_tools.commands.register import register
 from upload_processor_tools.commands.registry import registry_app
 from upload_processor_tools.commands.status import status
 from upload_processor_tools.commands.submit import submit
@@ -56,6 +57,7 @@ app.command("status")(status)
 app.command("retry")(retry)
 app.command("cancel")(cancel)
 app.command("redrive")(redrive)
+app.command("register")(register)
 app.command("versions")(versions)
 app.command("configure")(configure)
 local_app.command("serve")(local_serve)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from upload_processor.domain.codeocean import RECORDED_ONLY
 from upload_processor.domain.job_settings import AIND_SETTINGS
 from upload_processor.domain.job_types import AIND_TASKS_NOT_RUN, DEFAULT_JOB_TYPES, TASK_IDS
 from upload_processor.domain.upload_job import IGNORED_JOB_FIELDS, IGNORED_TASK_FIELDS, UploadJob
@@ -79,6 +80,18 @@ TASK_NOTES = {
     "docdb_version` is accepted (the deployment's CatalogBackend decides where records go)",
     "update_docdb_record": "the same Catalog state as `register_data_asset` (AIND updates its "
     "DocDB record there): skipping either skips the catalog record",
+    "get_codeocean_asset_id": "on by default, when the deployment names a Code Ocean "
+    "(`CodeOceanDomain`, `CodeOceanTokenSecret`; else recorded SKIPPED): the RegisterCodeOcean "
+    "state makes a Code Ocean data asset over the sealed asset (external, nothing copied), "
+    "waits until it is ready and records its id; `job_settings.docdb_version` is accepted",
+    "codeocean_pipeline_settings": "per modality: `job_settings.pipeline_monitor_settings` "
+    "(aind-codeocean-pipeline-monitor's shape). StartPipelines starts `run_params` (exactly one "
+    "of `capsule_id` / `pipeline_id`; `version`, `parameters`, `named_parameters`, `processes`, "
+    "`nextflow_profile`, `resume_run_id`, more `data_assets`: honoured) with the new data asset "
+    "mounted at the asset's name, and records the computation id and a link. Recorded but not "
+    "acted on (no monitor job follows the run): "
+    + "; ".join(f"`{name}` ({why})" for name, why in RECORDED_ONLY.items())
+    + ". A modality without job_settings runs nothing",
 }
 
 

@@ -6,7 +6,8 @@ name in `Retry`/`Catch` (a test ties every `ErrorEquals` to a class here), and t
 quotes them.
 
 Transient (worth retrying with backoff, see `is_transient`): throttling, 5xx and timeouts of
-any AWS service (S3, DynamoDB, SNS, Step Functions, Lambda), connection errors, and
+any AWS service (S3, DynamoDB, SNS, Step Functions, Lambda) and of an HTTP API whose errors
+carry a `status_code` (Code Ocean's SDK: 429 and 5xx), connection errors, and
 `TransientError` itself. Stages turn such a fault into `TransientError` (`as_transient`),
 which is the only application error the state machine retries; everything else (AccessDenied,
 NoSuchBucket, a validation error, ...) is permanent and fails the job once.
@@ -60,6 +61,10 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, TransientError):
         return True
+    status_code = getattr(exc, "status_code", None)
+    if isinstance(status_code, int) and not isinstance(status_code, bool):
+        # an HTTP API's error (Code Ocean's SDK): throttled (429) or the server's fault (5xx)
+        return status_code == 429 or status_code >= 500
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
@@ -217,6 +222,16 @@ class RegistrationError(UploadProcessorError):
 
 class EventPublishError(RegistrationError):
     """EventBridge refused an event (PutEvents' FailedEntryCount): its error code and message."""
+
+
+class CodeOceanError(RegistrationError):
+    """Code Ocean refused a request for good (401, 403, 400, 404, ...) or answered something
+    unusable: retrying the same call will not help. The message names the call, the HTTP
+    status and Code Ocean's own message; a 429 or 5xx is a TransientError instead."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InvalidQueryError(UploadProcessorError, ValueError):

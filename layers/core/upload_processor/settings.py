@@ -33,6 +33,10 @@ ENV_VARS = {
     "assets_table": "ASSETS_TABLE",
     "event_source": "EVENT_SOURCE",
     "catalog_backend": "CATALOG_BACKEND",
+    "codeocean_domain": "CODEOCEAN_DOMAIN",
+    "codeocean_token_secret": "CODEOCEAN_TOKEN_SECRET",
+    "codeocean_ready_timeout": "CODEOCEAN_READY_TIMEOUT_SECONDS",
+    "codeocean_poll_seconds": "CODEOCEAN_POLL_SECONDS",
 }
 # The pipeline functions IngestFunction resolves versions of: role -> environment variable.
 FUNCTION_ENV = {
@@ -71,6 +75,10 @@ class Settings:
     event_source: str = "upload-processor"  # the `source` of the stack's EventBridge events
     catalog_backend: str = ""  # "" the assets table; "docdb:https://..." also AIND's DocDB
     function_names: Mapping[str, str] = field(default_factory=dict)
+    codeocean_domain: str = ""  # https://codeocean.example.org; empty: no Code Ocean
+    codeocean_token_secret: str = ""  # Secrets Manager name or ARN of the API token
+    codeocean_ready_timeout: float = 600.0  # seconds a new data asset may take to be ready
+    codeocean_poll_seconds: float = 5.0  # between two looks at a data asset being made
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +107,10 @@ class Settings:
             assets_table=get("assets_table"),
             event_source=get("event_source") or "upload-processor",
             catalog_backend=get("catalog_backend"),
+            codeocean_domain=get("codeocean_domain"),
+            codeocean_token_secret=get("codeocean_token_secret"),
+            codeocean_ready_timeout=float(get("codeocean_ready_timeout") or 600),
+            codeocean_poll_seconds=float(get("codeocean_poll_seconds") or 5),
             function_names={role: env[var] for role, var in FUNCTION_ENV.items() if env.get(var)},
         )
 

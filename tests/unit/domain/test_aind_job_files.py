@@ -64,20 +64,23 @@ def test_every_aind_setting_it_carries_is_reported_with_its_reason(path: Path) -
                 assert known[name] in message
 
 
-def test_the_v2_task_ids_not_run_are_ignored_with_a_note() -> None:
+def test_the_v2_registration_task_ids_are_honoured() -> None:
     job, _ = parse_upload_job(
         (EXAMPLES / "aind_data_schema_v2.json").read_bytes(), default_tz="UTC"
     )
     resolution = resolve_job(job)
-    fields = [n.field for n in resolution.notes if n.rule == "job.task_ignored"]
-    assert fields == [
-        "tasks.codeocean_pipeline_settings",
-        "tasks.get_codeocean_asset_id",
-    ]
+    assert [n.field for n in resolution.notes if n.rule == "job.task_ignored"] == []
+    tasks = resolution.resolved["tasks"]
     # register_data_asset is the Catalog state's task: honoured, with its settings
-    register = resolution.resolved["tasks"]["register_data_asset"]
+    register = tasks["register_data_asset"]
     assert register["skip_task"] is False
     assert register["job_settings"] == {"docdb_version": "v2"}
+    # get_codeocean_asset_id: RegisterCodeOcean; codeocean_pipeline_settings: StartPipelines
+    assert tasks["get_codeocean_asset_id"]["skip_task"] is False
+    monitor = tasks["codeocean_pipeline_settings"]["ecephys"]["job_settings"][
+        "pipeline_monitor_settings"
+    ]
+    assert monitor["run_params"] == {"capsule_id": "87cbe6ce-9b38-4266-8d4a-62f0e23ba2d6"}
 
 
 def test_a_naive_acq_datetime_without_a_default_zone_is_still_refused() -> None:
@@ -106,7 +109,8 @@ def test_validate_accepts_an_aind_job_file_in_the_given_zone(tmp_path: Path) -> 
     report = json.loads(run.stdout)
     assert report["asset_name"] == "750101_2025-06-12_15-03-00"
     rules = {i["rule"] for i in report["issues"]}
-    assert {"job.naive_datetime", "job.setting_ignored", "job.task_ignored"} <= rules
+    assert {"job.naive_datetime", "job.setting_ignored"} <= rules
+    assert "job.task_ignored" not in rules  # its Code Ocean and catalog tasks are run
     refused = CliRunner().invoke(app, ["validate", str(session), "--offline", "--json"])
     assert refused.exit_code == 1  # no deployment, no --default-tz: the zone is unknown
     assert "job.naive_datetime" in refused.stdout

@@ -10,6 +10,7 @@ import pytest
 
 from upload_processor.domain.job_types import (
     DEFAULT_JOB_TYPES,
+    MODALITY_TASKS,
     OPT_IN_TASKS,
     TASK_IDS,
     deep_merge,
@@ -244,9 +245,7 @@ def test_skip_task_carried_through(task_id: str) -> None:
     resolved = resolve(_job(tasks={task_id: {"skip_task": True}}))
     assert resolved["tasks"][task_id]["skip_task"] is True
     others = [
-        t
-        for t in TASK_IDS
-        if t not in (task_id, "modality_transformation_settings") and t not in OPT_IN_TASKS
+        t for t in TASK_IDS if t != task_id and t not in MODALITY_TASKS and t not in OPT_IN_TASKS
     ]
     assert all(resolved["tasks"][t]["skip_task"] is False for t in others)
     assert all(resolved["tasks"][t]["skip_task"] is True for t in OPT_IN_TASKS)

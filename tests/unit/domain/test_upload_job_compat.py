@@ -29,10 +29,12 @@ def test_its_s3_prefix_is_our_asset_name() -> None:
     assert asset_name(job.subject_id, job.acq_datetime, job.platform) == raw["s3_prefix"]
 
 
-def test_it_resolves_against_the_job_type_with_the_codeocean_task_ignored() -> None:
+def test_it_resolves_against_the_job_type_with_the_codeocean_task_honoured() -> None:
     job, _ = parse_upload_job(FIXTURE.read_bytes())
     resolution = resolve_job(job)
-    assert [n.field for n in resolution.notes] == ["tasks.codeocean_pipeline_settings"]
+    assert resolution.notes == []
+    pipelines = resolution.resolved["tasks"]["codeocean_pipeline_settings"]
+    assert pipelines["ecephys"]["skip_task"] is True  # the dump skips it: no pipeline runs
     ecephys = resolution.resolved["tasks"]["modality_transformation_settings"]["ecephys"]
     assert ecephys["job_settings"] == {"codec": "flac", "level": 5}  # the ecephys type: FLAC
     assert isinstance(UploadJob.model_json_schema(), dict)

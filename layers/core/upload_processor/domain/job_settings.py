@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from upload_processor.domain.codeocean import PipelineJobSettings
 from upload_processor.domain.report import Issue
 from upload_processor.domain.units import DEFAULT_LEVEL
 
@@ -237,7 +238,7 @@ class CatalogSettings(_Settings):
     docdb_version: str = "v2"
 
 
-SETTINGS_MODELS: dict[str, type[_Settings]] = {
+SETTINGS_MODELS: dict[str, type[BaseModel]] = {
     "gather_preliminary_metadata": GatherPreliminarySettings,
     "check_s3_folder_exists": NoSettings,
     "modality_transformation_settings": TransformationSettings,
@@ -245,6 +246,8 @@ SETTINGS_MODELS: dict[str, type[_Settings]] = {
     "remove_source_folders": NoSettings,
     "register_data_asset": CatalogSettings,
     "update_docdb_record": CatalogSettings,
+    "get_codeocean_asset_id": CatalogSettings,
+    "codeocean_pipeline_settings": PipelineJobSettings,
 }
 
 
@@ -274,7 +277,7 @@ def verify_mode(job: Mapping[str, Any]) -> Literal["quick", "full"]:
     return task_settings(job, "gather_final_metadata", GatherFinalSettings).verify
 
 
-def _message(where: str, error: dict[str, Any], model: type[_Settings]) -> str:
+def _message(where: str, error: dict[str, Any], model: type[BaseModel]) -> str:
     field = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":
         parent = model
@@ -282,7 +285,7 @@ def _message(where: str, error: dict[str, Any], model: type[_Settings]) -> str:
             info = parent.model_fields.get(str(part))
             annotation = getattr(info, "annotation", None)
             inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
-            parent = next((a for a in inner if issubclass(a, _Settings)), parent)
+            parent = next((a for a in inner if issubclass(a, BaseModel)), parent)
         valid = ", ".join(parent.model_fields) or "none (this task takes no settings)"
         return f"{where}.{field} is not a setting of this task (a typo?); valid: {valid}"
     return f"{where}.{field}: {error['msg']} (got {error.get('input')!r})"
@@ -317,7 +320,7 @@ def check_tasks(tasks: dict[str, Any], file: str) -> list[Issue]:
     """Every problem of a resolved job's tasks' job_settings."""
     issues: list[Issue] = []
     for task_id, task in tasks.items():
-        if task_id == "modality_transformation_settings":
+        if task_id in ("modality_transformation_settings", "codeocean_pipeline_settings"):
             for modality, entry in (task or {}).items():
                 where = f"tasks.{task_id}.{modality}.job_settings"
                 issues += check(task_id, (entry or {}).get("job_settings"), where, file)

@@ -25,8 +25,10 @@ TASK_IDS = (
     "remove_source_folders",
     "register_data_asset",
     "update_docdb_record",
+    "get_codeocean_asset_id",
+    "codeocean_pipeline_settings",
 )
-MODALITY_TASKS = ("modality_transformation_settings",)
+MODALITY_TASKS = ("modality_transformation_settings", "codeocean_pipeline_settings")
 # Tasks a job must ask for: skipped unless the upload's tasks (or its job type) set
 # `"skip_task": false`, even when a job type (say an SSM preset written before the task
 # existed) leaves them out. `remove_source_folders` removes the staged session once its asset
@@ -38,6 +40,10 @@ OPT_IN_TASKS: dict[str, dict[str, Any]] = {"remove_source_folders": {"skip_task"
 DEFAULT_ON_TASKS: dict[str, dict[str, Any]] = {
     "register_data_asset": {},
     "update_docdb_record": {},
+    # the Code Ocean data asset (when the deployment names a Code Ocean), and each modality's
+    # pipeline (run only for a modality whose job_settings name one)
+    "get_codeocean_asset_id": {},
+    "codeocean_pipeline_settings": {},
 }
 
 # Task ids of aind-data-transfer-service (its v1 DAG and UploadJobConfigsV2 2.x) that this
@@ -53,8 +59,6 @@ AIND_TASKS_NOT_RUN = (
     "check_metadata_files",
     "upload_data_to_s3",
     "register_data_asset_to_codeocean",
-    "get_codeocean_asset_id",
-    "codeocean_pipeline_settings",
     "run_codeocean_pipeline",
     "remove_folder",
     "remove_staging_folder",

@@ -21,7 +21,7 @@ from upload_processor.adapters.jobs import JobStore
 from upload_processor.adapters.notify import cause_text
 from upload_processor.domain.registration import RegistrationInput, StepOutcome, skipped_by
 from upload_processor.errors import transient_as_retryable
-from upload_processor.pipeline import announce, catalog_step
+from upload_processor.pipeline import announce, catalog_step, codeocean_step, pipelines_step
 from upload_processor.pipeline.step_context import StepContext
 from upload_processor.settings import Settings
 
@@ -32,7 +32,12 @@ Step = Callable[[RegistrationInput, StepContext], StepOutcome]
 
 
 # The steps by name (domain.registration.STEPS); the Code Ocean steps join them here.
-STEPS: dict[str, Step] = {"catalog": catalog_step.register, "announce": announce.announce}
+STEPS: dict[str, Step] = {
+    "catalog": catalog_step.register,
+    "codeocean": codeocean_step.register,
+    "pipelines": pipelines_step.start,
+    "announce": announce.announce,
+}
 
 
 def failure_reason(error: Any) -> str:
