@@ -128,6 +128,15 @@ def test_a_sealed_asset_is_registered_and_its_pipeline_started(
     assert shown.exit_code == 0, shown.output
     assert asset_id in shown.output
 
+    # the catalog (after the Code Ocean steps) carries the data asset's id and the run
+    catalogued = CliRunner().invoke(
+        app, ["assets", "show", ASSET, "--json", "--assets-table", cloud.assets_table]
+    )
+    assert catalogued.exit_code == 0, catalogued.output
+    entry = json.loads(catalogued.output)
+    assert entry["codeocean_asset_id"] == asset_id
+    assert entry["codeocean_computations"] == {"ecephys": computation["id"]}
+
     # register JOB afterwards: nothing is missing, nothing is made again
     again = _cli(cloud, "register", record["job_id"], "--json")
     assert again.exit_code == 0, again.output

@@ -118,6 +118,8 @@ def test_status_of_a_complete_job_shows_its_steps_and_report(jobs) -> None:
         "IsRejected",
         "TransferFiles",
         "Finalize",
+        "RegisterCodeOcean",
+        "StartPipelines",
         "Catalog",
         "Announce",
         "Registered",

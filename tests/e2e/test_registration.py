@@ -174,10 +174,10 @@ def test_a_catalog_that_is_down_leaves_the_job_complete_and_says_so(cloud, tmp_p
         e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
     ]
     assert entered[-6:] == [
-        "Catalog",
-        "CatalogFailed",
         "RegisterCodeOcean",
         "StartPipelines",
+        "Catalog",
+        "CatalogFailed",
         "Announce",
         "Registered",
     ]

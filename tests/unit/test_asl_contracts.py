@@ -217,10 +217,13 @@ REGISTRATION_STATES = sorted(
 
 
 def test_the_registration_states_run_after_finalize_and_end_well() -> None:
-    """Finalize -> Catalog -> ... -> Announce -> Registered (a Succeed): every registration
+    """Finalize -> RegisterCodeOcean -> StartPipelines -> Catalog -> Announce -> Registered (a
+    Succeed; the catalog carries what the Code Ocean steps recorded): every registration
     state's Catch goes on to the next step, never to MarkFailed or a Fail state."""
     states = ASL["States"]
-    assert states["Finalize"]["Next"] == "Catalog"
+    assert states["Finalize"]["Next"] == "RegisterCodeOcean"
+    assert states["StartPipelines"]["Next"] == "Catalog"
+    assert states["Catalog"]["Next"] == "Announce"
     assert states["Announce"]["Next"] == "Registered"
     assert states["Registered"]["Type"] == "Succeed"
     for name in REGISTRATION_STATES:

@@ -21,9 +21,9 @@ def test_the_summary_names_every_failed_step_and_its_reason() -> None:
         }
     )
     assert registration.summary() == (
-        "FAILED (catalog: ResourceNotFoundException: no table; codeocean: 401 Unauthorized)"
+        "FAILED (codeocean: 401 Unauthorized; catalog: ResourceNotFoundException: no table)"
     )
-    assert [name for name, _ in registration.ordered()] == ["catalog", "codeocean", "announce"]
+    assert [name for name, _ in registration.ordered()] == ["codeocean", "catalog", "announce"]
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_a_failed_step_is_shown_with_its_reason_and_the_others_with_theirs() -> 
     summary = registration_summary(record)
     assert summary is not None
     assert summary["summary"] == "FAILED (catalog: ResourceNotFoundException: no table)"
-    assert [s["step"] for s in summary["steps"]] == ["catalog", "codeocean", "announce"]
+    assert [s["step"] for s in summary["steps"]] == ["codeocean", "catalog", "announce"]
     out = io.StringIO()
     _render_registration(Console(file=out, width=160, color_system=None), summary)
     text = out.getvalue()

@@ -42,6 +42,9 @@ class CatalogEntry(BaseModel):
     bytes_in: int = 0
     bytes_out: int = 0
     registered_at: str = ""
+    # What the Code Ocean steps before the catalog recorded (registration.codeocean/pipelines)
+    codeocean_asset_id: str = ""
+    codeocean_computations: dict[str, str] = Field(default_factory=dict)  # modality -> run id
 
 
 def utc_key(moment: str | datetime) -> str:

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from upload_processor.domain.archive import MANIFEST
 from upload_processor.domain.contracts import GatherResult, JobPayload, StateError
 
-StepName = Literal["catalog", "codeocean", "pipelines", "announce"]
-STEPS: tuple[str, ...] = ("catalog", "codeocean", "pipelines", "announce")
+StepName = Literal["codeocean", "pipelines", "catalog", "announce"]
+# In the state machine's order: the catalog record carries what the Code Ocean steps recorded.
+STEPS: tuple[str, ...] = ("codeocean", "pipelines", "catalog", "announce")
 StepStatus = Literal["OK", "FAILED", "SKIPPED"]
 METADATA_FILE = "metadata.nd.json"
 

@@ -2,7 +2,8 @@
 `update_docdb_record`).
 
 The record's fields come from the asset's own `metadata.nd.json` (read from the archive, so the
-catalog says what the asset holds) with the job's where it has none (domain.catalog). It is
+catalog says what the asset holds) with the job's where it has none (domain.catalog), and the
+Code Ocean data asset id and pipeline runs the steps before it recorded on the job. It is
 put by asset name into the stack's AssetsTable (adapters.catalog): a re-run replaces it, never
 adds one. When the deployment also points at AIND's DocDB (`CATALOG_BACKEND=docdb:https://...`)
 the same record is upserted there (adapters.catalog_docdb). A no-op job (the archive already
@@ -19,11 +20,34 @@ from botocore.exceptions import ClientError
 from upload_processor.adapters.catalog import CatalogStore
 from upload_processor.adapters.s3 import read_bytes
 from upload_processor.domain.catalog import CatalogEntry, entry_from_metadata
-from upload_processor.domain.registration import RegistrationInput, StepOutcome, utc_now
+from upload_processor.domain.registration import (
+    Registration,
+    RegistrationInput,
+    StepOutcome,
+    utc_now,
+)
 from upload_processor.errors import RegistrationError, error_code, is_transient
 from upload_processor.pipeline.step_context import StepContext
 
 DOCDB_PREFIX = "docdb:"
+COMPUTATION_SUFFIX = ".computation_id"  # pipelines_step's detail key: "<modality>.computation_id"
+
+
+def codeocean_fields(registration: Registration) -> dict[str, Any]:
+    """What the Code Ocean steps (they run before the catalog) recorded that the record
+    carries: the data asset's id and each modality's pipeline run, when they succeeded."""
+    fields: dict[str, Any] = {}
+    asset = registration.steps.get("codeocean")
+    if asset is not None and asset.status == "OK" and asset.details.get("codeocean_asset_id"):
+        fields["codeocean_asset_id"] = asset.details["codeocean_asset_id"]
+    runs = registration.steps.get("pipelines")
+    if runs is not None:
+        fields["codeocean_computations"] = {
+            key[: -len(COMPUTATION_SUFFIX)]: value
+            for key, value in runs.details.items()
+            if key.endswith(COMPUTATION_SUFFIX)
+        }
+    return fields
 
 
 def _metadata(s3: Any, request: RegistrationInput) -> dict[str, Any] | None:
@@ -66,6 +90,8 @@ def register(request: RegistrationInput, ctx: StepContext) -> StepOutcome:
             "the archive already held this exact session; the job that sealed it catalogued it"
         )
     entry, metadata = entry_for(ctx.client("s3"), request)
+    recorded = Registration.from_record(ctx.store.get(request.job_id))
+    entry = entry.model_copy(update=codeocean_fields(recorded))
     table = ctx.settings.require("assets_table")
     CatalogStore(ctx.client("dynamodb"), table).put(entry)
     details = {"catalog_table": table, "asset_name": entry.asset_name}
