@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from upload_processor.ecephys import encode as encode_module
-from upload_processor.ecephys.codec import EcephysOptions, decode_chunk
+from upload_processor.ecephys.codec import CHANNEL_MAJOR_FILTER, EcephysOptions, decode_chunk
 from upload_processor.ecephys.encode import encode_range, verify_chunk
 from upload_processor.ecephys.lsb import detect_lsb
 from upload_processor.ecephys.recording import RecordingStream
@@ -150,14 +150,15 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
 
 def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata() -> None:
     """The job's `lsb_correction="off"` and a correction passed along must not disagree: the
-    chunks and the .zarray both go without the filter."""
+    chunks and the .zarray both go without the correction (only the identity filter that
+    keeps FLAC's chunks channel-major)."""
     data = ecephys_samples(0.1, 4, scale=12)
     stream = _stream(data)
     options = EcephysOptions(chunk_duration_s=0.1, lsb_correction="off")
     correction = detect_lsb(data)
     assert correction.stream_factor == (12, 0)
     meta = traces_zarray(stream, options, correction)
-    assert meta["filters"] is None
+    assert meta["filters"] == [CHANNEL_MAJOR_FILTER] and meta["order"] == "F"
     (chunk,) = encode_range(data.tobytes(), stream, 0, options, correction)
     assert decode_chunk(chunk.data, meta).tobytes() == data.tobytes()
 

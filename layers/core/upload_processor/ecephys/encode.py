@@ -88,6 +88,7 @@ def encode_range(
             f"{active.stream_factor[0]} x n + {active.stream_factor[1]} exactly; encode the "
             "stream with lsb_correction='off'"
         )
+    filtered = bool(meta["filters"])
     view = np.frombuffer(raw, dtype="<i2").reshape(samples, stream.num_channels)
     out: list[EncodedChunk] = []
     for first in range(0, samples, per_chunk):
@@ -106,7 +107,7 @@ def encode_range(
             padded = np.zeros((per_chunk, stream.num_channels), dtype="<i2")
             padded[: len(values)] = values
             values = padded
-        data = encode_values(values, options, filtered=active is not None)
+        data = encode_values(values, options, filtered=filtered)
         key = chunk_key(stream, index)
         verify_chunk(data, source, meta, key=key)
         digest = hashlib.sha256(source).hexdigest()
@@ -135,8 +136,22 @@ def verify_chunk(
     if not filter_is_exact(*correction.stream_factor):
         raise EcephysVerificationError(f"{key}: its LSB filter does not decode exactly")
     expected = np.frombuffer(source, dtype="<i2")
-    restored = correction.restore(decoded[: len(expected)])
-    if len(restored) != len(expected) or not np.array_equal(restored, expected):
+    if meta.get("order", "C") == "F":
+        # channel-major: compare each channel's first samples with the source's column, as
+        # strided views (no transposed copy of either side)
+        length, channels = meta["chunks"]
+        rows = len(expected) // channels
+        if decoded.size != length * channels or rows * channels != len(expected):
+            raise EcephysVerificationError(
+                f"{key}: the encoded chunk decodes to {decoded.size} samples, not "
+                f"{length} x {channels}; nothing of it is archived"
+            )
+        decoded = decoded.reshape(channels, length)[:, :rows]
+        expected = expected.reshape(rows, channels).T
+    else:
+        decoded = decoded[: len(expected)]
+    restored = correction.restore(decoded)
+    if restored.shape != expected.shape or not np.array_equal(restored, expected):
         raise EcephysVerificationError(
             f"{key}: the encoded chunk does not decode to its {len(source)} source bytes; "
             "nothing of it is archived"
