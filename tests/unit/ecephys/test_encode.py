@@ -139,13 +139,19 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
     cycle; their bytes must be the library's, or readers would not read what we write."""
     from flac_numcodecs import Flac
 
-    from upload_processor.ecephys.codec import _flac_decode, _flac_encode
+    from upload_processor.ecephys.codec import _flac_decode, _flac_encode, _flac_samples
 
-    data = ecephys_samples(0.2, CHANNELS).reshape(-1)
-    for codec in (Flac(level=5), Flac(level=1, blocksize=1024)):
-        ours = _flac_encode(codec, data)
-        assert ours == codec.encode(data)
-        assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+    samples = ecephys_samples(0.2, CHANNELS)
+    for data in (samples.reshape(-1), samples, samples[:, :2], samples[:, :1]):
+        for codec in (Flac(level=5), Flac(level=1, blocksize=1024)):
+            ours = _flac_encode(codec, data)
+            assert ours == codec.encode(data)
+            assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+    # the int32 fast path: the flat int32 samples give the int16 chunk's bytes
+    codec = Flac(level=5, sample_rate=96_000)
+    flat = _flac_samples(samples, channel_major=True)
+    assert _flac_encode(codec, flat) == codec.encode(np.ascontiguousarray(samples.T).reshape(-1))
+    assert _flac_encode(codec, _flac_samples(samples, channel_major=False)) == codec.encode(samples)
 
 
 def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata() -> None:

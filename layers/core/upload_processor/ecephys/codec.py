@@ -141,16 +141,26 @@ def compressor_for(options: EcephysOptions) -> Any:
 
 
 def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
-    """`Flac.encode` (flac-numcodecs 0.1.2, the same steps and libFLAC settings) without its leak.
+    """`Flac.encode` (flac-numcodecs 0.1.2, the same steps and libFLAC settings) without its leak
+    and without its copies.
 
     pyflac's encoder and decoder hold a cffi handle to themselves, a cycle the garbage
     collector cannot see: every `Flac.encode`/`decode` keeps its whole buffer alive for the
     life of the process (measured: +20 MB per decoded 1 s x 384-channel chunk), which would
     make an iteration's memory grow with the file. Same bytes out; the cycle is broken after.
-    """
-    from flac_numcodecs.flac import FlacNumpyEncoder
 
-    samples = codec._prepare_data(data)
+    `data` is what `Flac.encode` takes (int16), or the flat int32 samples libFLAC reads (what
+    `_flac_samples` makes): pyflac's `process` would copy the int16 samples to int32 once more
+    (`astype` always copies); here libFLAC reads the caller's int32 array in place.
+    """
+    import numpy as np
+    from flac_numcodecs.flac import FlacNumpyEncoder
+    from pyflac._encoder import ffi, lib
+
+    if data.dtype == np.int32:  # already flat: one mono stream
+        samples = np.ascontiguousarray(data.reshape(-1, 1))
+    else:  # time x 1 or 2 channels (more are flattened), as flac-numcodecs encodes them
+        samples = np.ascontiguousarray(codec._prepare_data(data), dtype=np.int32)
     blocksize = min(len(samples), codec.max_blocksize) if len(samples) > 16 else 0
     if codec.blocksize is not None:
         blocksize = min(codec.blocksize, codec.max_blocksize)
@@ -164,11 +174,38 @@ def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
             sample_rate=codec.sample_rate,
         )
         try:
-            encoder.process()
+            # pyflac's `process` for one mono 16-bit buffer, minus its int32 copy
+            encoder._channels = samples.shape[1]
+            encoder._bits_per_sample = 16
+            encoder._init()
+            pointer = ffi.from_buffer("int32_t[]", samples)
+            try:
+                ok = lib.FLAC__stream_encoder_process_interleaved(
+                    encoder._encoder, pointer, len(samples)
+                )
+            finally:
+                ffi.release(pointer)
+            if not ok:
+                raise EcephysError(f"libFLAC could not encode the chunk: {encoder.state}")
+            encoder.finish()
         finally:
             encoder._FlacNumpyEncoder__raw_audio = None
             del encoder._encoder_handle
         return path.read_bytes()
+
+
+def _flac_samples(values: np.ndarray, *, channel_major: bool) -> np.ndarray:
+    """The flat int32 samples libFLAC reads for a time x channels int16 chunk: channel by channel
+    (`channel_major`, the array's order "F") or interleaved; one pass, widening and (for
+    channel-major) transposing together."""
+    import numpy as np
+
+    out = np.empty(values.size, dtype=np.int32)
+    if channel_major:
+        out.reshape(values.shape[1], values.shape[0])[...] = values.T
+    else:
+        out.reshape(values.shape)[...] = values
+    return out
 
 
 def _flac_decode(codec: Any, data: bytes) -> np.ndarray:
@@ -221,11 +258,15 @@ def encode_values(values: np.ndarray, options: EcephysOptions, *, filtered: bool
     hands the compressor the filter's flat output: the chunk channel by channel)."""
     import numpy as np
 
+    compressor = compressor_for(options)
+    if options.codec == "flac" and (filtered or values.shape[1] > compressor.max_channels):
+        return _flac_encode(
+            compressor, _flac_samples(values.astype(np.int16, copy=False), channel_major=filtered)
+        )
     if filtered:
         data = np.ascontiguousarray(np.asarray(values, dtype=np.int16).T).reshape(-1)
     else:
         data = np.ascontiguousarray(values, dtype=np.int16)
-    compressor = compressor_for(options)
     if options.codec == "flac":
         return _flac_encode(compressor, data)
     return bytes(compressor.encode(data))
