@@ -149,18 +149,15 @@ def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
     life of the process (measured: +20 MB per decoded 1 s x 384-channel chunk), which would
     make an iteration's memory grow with the file. Same bytes out; the cycle is broken after.
 
-    `data` is what `Flac.encode` takes (int16), or the flat int32 samples libFLAC reads (what
-    `_flac_samples` makes): pyflac's `process` would copy the int16 samples to int32 once more
-    (`astype` always copies); here libFLAC reads the caller's int32 array in place.
+    pyflac's `process` copies the int16 samples to int32 twice (`ascontiguousarray` of a
+    flattened copy, then `astype`); here once, and libFLAC reads that array in place.
     """
     import numpy as np
     from flac_numcodecs.flac import FlacNumpyEncoder
     from pyflac._encoder import ffi, lib
 
-    if data.dtype == np.int32:  # already flat: one mono stream
-        samples = np.ascontiguousarray(data.reshape(-1, 1))
-    else:  # time x 1 or 2 channels (more are flattened), as flac-numcodecs encodes them
-        samples = np.ascontiguousarray(codec._prepare_data(data), dtype=np.int32)
+    # time x 1 or 2 channels (more are flattened), as flac-numcodecs encodes them
+    samples = np.ascontiguousarray(codec._prepare_data(data), dtype=np.int32)
     blocksize = min(len(samples), codec.max_blocksize) if len(samples) > 16 else 0
     if codec.blocksize is not None:
         blocksize = min(codec.blocksize, codec.max_blocksize)
@@ -192,20 +189,6 @@ def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
             encoder._FlacNumpyEncoder__raw_audio = None
             del encoder._encoder_handle
         return path.read_bytes()
-
-
-def _flac_samples(values: np.ndarray, *, channel_major: bool) -> np.ndarray:
-    """The flat int32 samples libFLAC reads for a time x channels int16 chunk: channel by channel
-    (`channel_major`, the array's order "F") or interleaved; one pass, widening and (for
-    channel-major) transposing together."""
-    import numpy as np
-
-    out = np.empty(values.size, dtype=np.int32)
-    if channel_major:
-        out.reshape(values.shape[1], values.shape[0])[...] = values.T
-    else:
-        out.reshape(values.shape)[...] = values
-    return out
 
 
 def _flac_decode(codec: Any, data: bytes) -> np.ndarray:
@@ -256,17 +239,33 @@ def encode_values(values: np.ndarray, options: EcephysOptions, *, filtered: bool
     """The compressor's part of `encode_chunk`: `values` are the chunk (time x channels) after
     the filters' arithmetic (`filtered`: the array has a filter, its order is "F", and zarr
     hands the compressor the filter's flat output: the chunk channel by channel)."""
+    return encode_given(compressor_input(values, filtered=filtered), options)
+
+
+# samples transposed per block: a block of rows stays in cache while its columns are written
+# (1 s x 384 channels: 22 ms against 37 ms for one `.T` copy)
+_TRANSPOSE_BLOCK = 256
+
+
+def compressor_input(values: np.ndarray, *, filtered: bool) -> np.ndarray:
+    """What zarr hands the compressor for a chunk whose filters' arithmetic gave `values` (time
+    x channels int16): with a filter (order "F") the flat chunk channel by channel, contiguous;
+    without one the chunk itself."""
     import numpy as np
 
+    values = np.asarray(values, dtype=np.int16)
+    if not filtered:
+        return np.ascontiguousarray(values)
+    length, channels = values.shape
+    out = np.empty((channels, length), dtype=np.int16)
+    for t in range(0, length, _TRANSPOSE_BLOCK):
+        out[:, t : t + _TRANSPOSE_BLOCK] = values[t : t + _TRANSPOSE_BLOCK].T
+    return out.reshape(-1)
+
+
+def encode_given(data: np.ndarray, options: EcephysOptions) -> bytes:
+    """The compressor's bytes for `data`, what `compressor_input` gives."""
     compressor = compressor_for(options)
-    if options.codec == "flac" and (filtered or values.shape[1] > compressor.max_channels):
-        return _flac_encode(
-            compressor, _flac_samples(values.astype(np.int16, copy=False), channel_major=filtered)
-        )
-    if filtered:
-        data = np.ascontiguousarray(np.asarray(values, dtype=np.int16).T).reshape(-1)
-    else:
-        data = np.ascontiguousarray(values, dtype=np.int16)
     if options.codec == "flac":
         return _flac_encode(compressor, data)
     return bytes(compressor.encode(data))
