@@ -160,6 +160,14 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
             ours = _flac_encode(codec, data)
             assert ours == codec.encode(data)
             assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+    # decoding straight into one buffer of the expected size: the same samples; a stream
+    # holding more than that is refused
+    flat = samples.reshape(-1)
+    codec = Flac(level=5)
+    ours = _flac_encode(codec, flat)
+    assert np.array_equal(_flac_decode(codec, ours, flat.size), flat)
+    with pytest.raises(EcephysError, match="not 7 mono samples"):
+        _flac_decode(codec, ours, 7)
     # the blocked channel-major copy is the plain transpose
     flat = compressor_input(samples, filtered=True)
     assert np.array_equal(flat, np.ascontiguousarray(samples.T).reshape(-1))

@@ -12,6 +12,7 @@ them.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Any, Literal
@@ -191,17 +192,43 @@ def _flac_encode(codec: Any, data: np.ndarray) -> bytes:
         return path.read_bytes()
 
 
-def _flac_decode(codec: Any, data: bytes) -> np.ndarray:
-    """`Flac.decode` without its leak (see `_flac_encode`)."""
+def _flac_decode(codec: Any, data: bytes, size: int | None = None) -> np.ndarray:
+    """`Flac.decode` without its leak (see `_flac_encode`). With `size` (the samples a mono
+    stream should hold), the frames are copied straight into one flat int16 array instead of
+    being stacked at the end (one copy of the chunk less); a stream holding more raises
+    `EcephysError`, one holding fewer comes back short."""
+    import numpy as np
     from flac_numcodecs.flac import FlacNumpyDecoder
+    from pyflac._decoder import lib
+    from pyflac.decoder import DecoderState
 
     with TemporaryDirectory(dir=codec.tmpdir) as tmp:
         path = Path(tmp) / "tmp.flac"
         path.write_bytes(data)
         decoder = FlacNumpyDecoder(path)
         try:
-            decoder.process()
-            return decoder.decoded_data
+            if size is None:
+                decoder.process()
+                return decoder.decoded_data
+            out = np.empty(size, dtype=np.int16)
+            filled, fits = 0, True
+
+            def write(frame: np.ndarray, _rate: int, channels: int, samples: int) -> None:
+                # an exception here would only be printed by cffi: note the misfit instead
+                nonlocal filled, fits
+                fits = fits and channels == 1 and filled + samples <= size
+                if fits:
+                    out[filled : filled + samples] = frame[:, 0]
+                    filled += samples
+
+            decoder.write_callback = write
+            ok = lib.FLAC__stream_decoder_process_until_end_of_stream(decoder._decoder)
+            if decoder.state != DecoderState.END_OF_STREAM and not ok:
+                raise EcephysError(f"libFLAC could not decode the chunk: {decoder.state}")
+            decoder.finish()
+            if not fits:
+                raise EcephysError(f"the FLAC stream is not {size} mono samples")
+            return out[:filled]
         finally:
             decoder.decoded_data_list = []
             decoder.decoded_data = None
@@ -279,7 +306,8 @@ def decode_compressed(data: bytes, meta: dict[str, Any]) -> np.ndarray:
     if compressor is None:
         out: Any = data
     elif compressor.codec_id == "flac":
-        out = _flac_decode(compressor, data)
+        size = math.prod(meta["chunks"]) if meta.get("filters") else None  # flat: mono
+        out = _flac_decode(compressor, data, size)
     else:
         out = compressor.decode(data)
     return np.frombuffer(np.ascontiguousarray(out), dtype=np.dtype(meta["dtype"]))

@@ -99,19 +99,14 @@ def encode_range(
         index = (start_sample + first) // per_chunk
         chunk = view[first : first + per_chunk]
         source = memoryview(raw)[first * frame : (first + len(chunk)) * frame]
-        values = chunk if active is None else active.split(chunk)
-        if values is None:
+        given = _compressor_input(chunk, per_chunk, active, filtered=filtered)
+        if given is None:
             raise EcephysLsbError(
                 f"{stream.source_key}: chunk {index} (samples {start_sample + first}.."
                 f"{start_sample + first + len(chunk) - 1}) holds values that are not "
                 f"{active.stream_factor[0]} x n + {active.stream_factor[1]}, the correction "
                 "detected on a sample of the stream; encode it with lsb_correction='off'"
             )
-        if len(values) < per_chunk:  # zarr v2 stores an edge chunk whole (0: offset, 0 x lsb)
-            padded = np.zeros((per_chunk, stream.num_channels), dtype="<i2")
-            padded[: len(values)] = values
-            values = padded
-        given = compressor_input(values, filtered=filtered)
         data = encode_given(given, options)
         key = chunk_key(stream, index)
         if first == 0:  # the whole reader pipeline, back to the source bytes
@@ -122,8 +117,44 @@ def encode_range(
         out.append(
             EncodedChunk(key=key, data=data, sha256_source=digest, nbytes_source=len(source))
         )
-        del chunk, values, source
+        del chunk, given, source
     return out
+
+
+# samples per block of `_compressor_input`: a block (192 KiB at 384 channels) stays in cache
+# while it is split and its columns are written (1 s x 384 channels, x12 data: 13 ms against
+# 22 ms for the split of the whole chunk, then its transpose)
+_BLOCK = 256
+
+
+def _compressor_input(
+    chunk: np.ndarray, per_chunk: int, active: LsbCorrection | None, *, filtered: bool
+) -> np.ndarray | None:
+    """What the compressor is handed for `chunk` (time x channels int16 source samples, the
+    last chunk maybe short): the correction's `split` (None when a sample does not fit), zero
+    padded to `per_chunk` samples as zarr v2 stores an edge chunk (0: offset, 0 x lsb), laid
+    out as `codec.compressor_input`. With a filter, split and transposed block by block."""
+    import numpy as np
+
+    rows, channels = chunk.shape
+    if not filtered:
+        values = chunk if active is None else active.split(chunk)
+        if values is None:
+            return None
+        if rows < per_chunk:
+            padded = np.zeros((per_chunk, channels), dtype="<i2")
+            padded[:rows] = values
+            values = padded
+        return compressor_input(values, filtered=False)
+    out = np.empty((channels, per_chunk), dtype=np.int16)
+    for t in range(0, rows, _BLOCK):
+        block = chunk[t : t + _BLOCK]
+        values = block if active is None else active.split(block)
+        if values is None:
+            return None
+        out[:, t : t + len(block)] = values.T
+    out[:, rows:] = 0
+    return out.reshape(-1)
 
 
 def verify_compressed(
