@@ -1,9 +1,11 @@
 """Encode one range of a binary into verified Zarr chunks (one Map iteration's work).
 
 A range holds whole chunks of the traces array (`zarr_layout.chunk_ranges`); each chunk is
-encoded exactly as zarr would write it, decoded again through the array's own codec pipeline
-(what every reader runs) and compared with its source bytes before it is returned, so a chunk
-that reaches the archive is known to read back bit for bit.
+encoded exactly as zarr would write it and decoded again by the array's compressor (what every
+reader runs) before it is returned: the range's first chunk through the whole pipeline and
+compared with its source bytes, the others compared with the samples the compressor was given
+(the source through the exactly checked LSB split and the channel-major copy), so a chunk that
+reaches the archive is known to read back bit for bit.
 
 Memory: the range's source bytes plus, per chunk, a few copies of one chunk (the int16 view,
 the corrected copy, pyflac's int32 copy, the decoded copy) and the encoded chunks (about a
