@@ -7,9 +7,9 @@ compared with its source bytes, the others compared with the samples the compres
 (the source through the exactly checked LSB split and the channel-major copy), so a chunk that
 reaches the archive is known to read back bit for bit.
 
-Memory: the range's source bytes plus, per chunk, a few copies of one chunk (the int16 view,
-the corrected copy, pyflac's int32 copy, the decoded copy) and the encoded chunks (about a
-third of the source). Measured (`benchmarks/ecephys.py`'s child, 384 channels, 1 s chunks,
+Memory: the range's source bytes plus, per chunk, a few copies of one chunk (the corrected
+channel-major copy, the int32 copy libFLAC reads, the decoded copy) and the encoded chunks
+(about a third of the source). Measured (`benchmarks/ecephys.py`'s child, 384 channels, 1 s chunks,
 256 MiB ranges): 490 MB peak RSS for the whole process, the same for a 264 MB and a 527 MB
 file: well inside 1 GB, and flat in the file's size.
 """
