@@ -13,6 +13,8 @@ and scaled x12 (as Open Ephys writes Neuropixels data: 0.195 uV per count).
   Goal: >= 0.8x.
 - **decode**: one 1 s x 384-channel chunk through the array's codec pipeline (what a reader
   pays for random access), against zstd-3 decompressing the same chunk (diagnostic).
+- **profile** (diagnostic): where one 1 s x 384-channel chunk of `encode_range` spends its
+  time, step by step, against zstd-3 streaming the same bytes: what bounds the throughput.
 - **memory**: peak RSS of a child process that encodes a whole file range by range (each
   range read from disk as a ranged GET would), for two file sizes: flat means the iteration's
   memory depends on the range, not the file. Goal: the larger file's peak <= 1.1x the smaller.
@@ -147,6 +149,37 @@ def _throughput(seconds: float, repeat: int) -> dict[str, Any]:
     }
 
 
+def _profile(repeat: int) -> dict[str, Any]:
+    """Seconds per 1 s x 384-channel chunk (x12 data) of each step `encode_range` runs, and
+    zstd-3 streaming the same bytes; medians of interleaved runs."""
+    import hashlib
+
+    from upload_processor.ecephys.codec import decode_compressed, encode_given
+    from upload_processor.ecephys.encode import _compressor_input
+
+    data = ecephys_samples(1.0, CHANNELS, RATE, scale=12, seed=4)
+    raw = data.tobytes()
+    stream = stream_for(data)
+    options = EcephysOptions()
+    correction = detect_lsb(data)
+    meta = traces_zarray(stream, options, correction)
+    active = correction if not correction.is_identity else None
+    given = _compressor_input(data, len(data), active, filtered=True)
+    assert given is not None
+    encoded = encode_given(given, options)
+    timed = interleaved(
+        {
+            "zstd3": lambda: zstd_streaming(raw),
+            "split_layout": lambda: _compressor_input(data, len(data), active, filtered=True),
+            "flac_encode": lambda: encode_given(given, options),
+            "verify_decode": lambda: np.array_equal(decode_compressed(encoded, meta), given),
+            "sha256": lambda: hashlib.sha256(raw).digest(),
+        },
+        repeat=repeat,
+    )
+    return {k: v["median"] for k, v in timed.items()}
+
+
 CHILD = """
 import json, sys
 import numpy as np
@@ -214,6 +247,7 @@ def run(
     return {
         "storage": _storage(storage_s),
         "throughput": _throughput(throughput_s, repeat),
+        "profile": _profile(repeat),
         "memory": _memory(memory_s, range_mb),
         "repeat": repeat,
     }
@@ -276,8 +310,21 @@ def rows(result: dict[str, Any]) -> list[Row]:
 
 def notes(result: dict[str, Any]) -> list[str]:
     s = result["storage"]
-    return [
-        f"ecephys: FLAC level 5 in 1 s chunks; x12 data detected lsb={s['x12']['lsb']} and "
-        "stored through numcodecs' FixedScaleOffset filter (read back bit for bit); "
-        f"throughput medians of {result['repeat']} interleaved runs, verification included.",
+    out = [
+        f"ecephys: FLAC level 5 in 1 s chunks, stored channel-major; x12 data detected "
+        f"lsb={s['x12']['lsb']} and stored through numcodecs' FixedScaleOffset filter (read back "
+        f"bit for bit); throughput medians of {result['repeat']} interleaved runs, verification "
+        "included.",
     ]
+    p = result.get("profile")
+    if p:
+        steps = ("split_layout", "flac_encode", "verify_decode", "sha256")
+        total = sum(p[k] for k in steps)
+        out.append(
+            "ecephys profile per 1 s x 384-channel chunk (ms): "
+            + ", ".join(f"{k} {p[k] * 1000:.0f}" for k in (*steps, "zstd3"))
+            + f"; libFLAC alone (encode + verify decode) allows at most "
+            f"{p['zstd3'] / (p['flac_encode'] + p['verify_decode']):.2f}x zstd-3's rate, "
+            f"all steps {p['zstd3'] / total:.2f}x"
+        )
+    return out

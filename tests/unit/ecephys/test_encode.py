@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from upload_processor.ecephys import encode as encode_module
-from upload_processor.ecephys.codec import EcephysOptions, decode_chunk
+from upload_processor.ecephys.codec import CHANNEL_MAJOR_FILTER, EcephysOptions, decode_chunk
 from upload_processor.ecephys.encode import encode_range, verify_chunk
 from upload_processor.ecephys.lsb import detect_lsb
 from upload_processor.ecephys.recording import RecordingStream
@@ -74,21 +74,34 @@ def test_a_chunk_that_breaks_the_streams_correction_is_refused() -> None:
         )
 
 
+@pytest.mark.parametrize(("bad", "scale"), [(0, 1), (2, 1), (0, 12), (2, 12)])
 def test_a_chunk_that_does_not_decode_to_its_source_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, bad: int, scale: int
 ) -> None:
-    """The check itself: a codec that corrupts one sample cannot get a chunk through."""
-    data = ecephys_samples(0.1, CHANNELS)
-    real = encode_module.encode_values
+    """The check itself: a codec that corrupts one sample cannot get a chunk through, neither
+    a range's first chunk (checked back to its source bytes) nor a later one (checked against
+    the samples the codec was given)."""
+    data = ecephys_samples(0.3, CHANNELS, scale=scale)
+    real = encode_module.encode_given
+    calls = []
 
-    def corrupting(values: np.ndarray, options: EcephysOptions, *, filtered: bool) -> bytes:
-        changed = values.copy()
-        changed[10, 3] += 1
-        return real(changed, options, filtered=filtered)
+    def corrupting(given: np.ndarray, options: EcephysOptions) -> bytes:
+        calls.append(1)
+        if len(calls) - 1 != bad:
+            return real(given, options)
+        changed = given.copy()
+        changed[1000] += 1
+        return real(changed, options)
 
-    monkeypatch.setattr(encode_module, "encode_values", corrupting)
-    with pytest.raises(EcephysVerificationError, match=r"traces_seg0/0\.0"):
-        encode_range(data.tobytes(), _stream(data), 0, EcephysOptions(chunk_duration_s=0.1))
+    monkeypatch.setattr(encode_module, "encode_given", corrupting)
+    with pytest.raises(EcephysVerificationError, match=rf"traces_seg0/{bad}\.0"):
+        encode_range(
+            data.tobytes(),
+            _stream(data),
+            0,
+            EcephysOptions(chunk_duration_s=0.1),
+            detect_lsb(data),
+        )
 
 
 def test_verify_chunk_compares_with_the_source() -> None:
@@ -139,25 +152,38 @@ def test_the_leak_free_flac_path_writes_and_reads_what_flac_numcodecs_does() -> 
     cycle; their bytes must be the library's, or readers would not read what we write."""
     from flac_numcodecs import Flac
 
-    from upload_processor.ecephys.codec import _flac_decode, _flac_encode
+    from upload_processor.ecephys.codec import _flac_decode, _flac_encode, compressor_input
 
-    data = ecephys_samples(0.2, CHANNELS).reshape(-1)
-    for codec in (Flac(level=5), Flac(level=1, blocksize=1024)):
-        ours = _flac_encode(codec, data)
-        assert ours == codec.encode(data)
-        assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+    samples = ecephys_samples(0.2, CHANNELS)
+    for data in (samples.reshape(-1), samples, samples[:, :2], samples[:, :1]):
+        for codec in (Flac(level=5), Flac(level=1, blocksize=1024)):
+            ours = _flac_encode(codec, data)
+            assert ours == codec.encode(data)
+            assert np.array_equal(_flac_decode(codec, ours), codec.decode(ours))
+    # decoding straight into one buffer of the expected size: the same samples; a stream
+    # holding more than that is refused
+    flat = samples.reshape(-1)
+    codec = Flac(level=5)
+    ours = _flac_encode(codec, flat)
+    assert np.array_equal(_flac_decode(codec, ours, flat.size), flat)
+    with pytest.raises(EcephysError, match="not 7 mono samples"):
+        _flac_decode(codec, ours, 7)
+    # the blocked channel-major copy is the plain transpose
+    flat = compressor_input(samples, filtered=True)
+    assert np.array_equal(flat, np.ascontiguousarray(samples.T).reshape(-1))
 
 
 def test_lsb_correction_off_wins_over_a_given_correction_in_chunks_and_metadata() -> None:
     """The job's `lsb_correction="off"` and a correction passed along must not disagree: the
-    chunks and the .zarray both go without the filter."""
+    chunks and the .zarray both go without the correction (only the identity filter that
+    keeps FLAC's chunks channel-major)."""
     data = ecephys_samples(0.1, 4, scale=12)
     stream = _stream(data)
     options = EcephysOptions(chunk_duration_s=0.1, lsb_correction="off")
     correction = detect_lsb(data)
     assert correction.stream_factor == (12, 0)
     meta = traces_zarray(stream, options, correction)
-    assert meta["filters"] is None
+    assert meta["filters"] == [CHANNEL_MAJOR_FILTER] and meta["order"] == "F"
     (chunk,) = encode_range(data.tobytes(), stream, 0, options, correction)
     assert decode_chunk(chunk.data, meta).tobytes() == data.tobytes()
 

@@ -70,8 +70,11 @@ def test_open_ephys_reads_back_exactly_with_spikeinterface_and_zarr(
     assert np.array_equal(consolidated["traces_seg0"][:], source)
     assert list(consolidated["channel_ids"][:]) == list(recording.channel_ids)
     filters = [f.get_config() for f in traces.filters or []]
-    if lsb == 1:
-        assert filters == []
+    assert traces.order == "F"  # FLAC gets each chunk channel by channel
+    if lsb == 1:  # the identity filter, there for its channel-major flattening only
+        assert filters == [
+            {"id": "fixedscaleoffset", "offset": 0, "scale": 1, "dtype": "<i2", "astype": "<i2"}
+        ]
     else:
         assert filters == [
             {
@@ -155,3 +158,41 @@ def test_zstd_and_a_level_are_honoured(tmp_path: Path) -> None:
     traces = zarr.open(str(store), mode="r")["traces_seg0"]
     assert traces.compressor.get_config() == {"id": "zstd", "level": 7, "checksum": False}
     assert np.array_equal(traces[:], written["samples"])
+
+
+@pytest.mark.parametrize(("scale", "lsb"), [(1, 1), (12, 12)])
+def test_our_chunks_are_the_bytes_zarr_itself_writes(tmp_path: Path, scale: int, lsb: int) -> None:
+    """The channel-major layout is zarr's own: zarr writing the same samples through the same
+    `.zarray` (order "F", the filter, FLAC) stores byte for byte the chunks `encode_range`
+    makes, the padded edge chunk included; so any zarr reader decodes them the same way."""
+    from numcodecs import get_codec
+
+    from benchmarks.ecephys import stream_for
+    from upload_processor.ecephys.encode import encode_range
+    from upload_processor.ecephys.lsb import detect_lsb
+    from upload_processor.ecephys.zarr_layout import traces_zarray
+    from upload_processor_tools.sample_ecephys import ecephys_samples
+
+    data = ecephys_samples(1.5, 8, scale=scale, seed=5)
+    stream = stream_for(data)
+    options = EcephysOptions(chunk_duration_s=1.0)
+    correction = detect_lsb(data)
+    assert correction.stream_factor[0] == lsb
+    meta = traces_zarray(stream, options, correction)
+    assert meta["order"] == "F"
+    ours = encode_range(data.tobytes(), stream, 0, options, correction)
+    array = zarr.open(
+        str(tmp_path / "z"),
+        mode="w",
+        shape=meta["shape"],
+        chunks=meta["chunks"],
+        dtype=meta["dtype"],
+        compressor=get_codec(dict(meta["compressor"])),
+        filters=[get_codec(dict(f)) for f in meta["filters"]],
+        order=meta["order"],
+        fill_value=meta["fill_value"],
+    )
+    array[:] = data
+    assert [c.key for c in ours] == ["traces_seg0/0.0", "traces_seg0/1.0"]
+    for index, chunk in enumerate(ours):
+        assert (tmp_path / "z" / f"{index}.0").read_bytes() == chunk.data

@@ -208,3 +208,4 @@ def test_ecephys(results: dict[str, Any]) -> None:
     spread_ok(ecephys["throughput"]["decode_s"]["zarr"], runs)
     assert all(positive(r["peak_rss_mb"]) for r in ecephys["memory"]["runs"].values())
     assert positive(ecephys["memory"]["ratio"])
+    assert all(positive(v) for v in ecephys["profile"].values())

@@ -111,15 +111,24 @@ class LsbCorrection(BaseModel):
             )
         return y
 
-    def restore(self, chunk: np.ndarray) -> np.ndarray:
+    def restore(self, chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """`chunk * lsb + offset`, back to the original int16 values (what the filter's decode
-        gives for every value when `filter_is_exact`)."""
+        gives for every value when `filter_is_exact`); written into `out` when given (one pass
+        from a strided view into a contiguous buffer)."""
         import numpy as np
 
         lsb, offset = self.stream_factor
         if lsb == 1:
-            return chunk
-        return chunk * np.int16(lsb) + np.int16(offset)
+            if out is None:
+                return chunk
+            np.copyto(out, chunk)
+            return out
+        if out is None:
+            return chunk * np.int16(lsb) + np.int16(offset)
+        np.multiply(chunk, np.int16(lsb), out=out)
+        if offset:
+            out += np.int16(offset)
+        return out
 
     @classmethod
     def from_zarr_filters(

@@ -13,8 +13,10 @@ from typing import Any
 
 from upload_processor.ecephys.codec import (
     EcephysOptions,
+    array_order,
     compressor_config,
     effective_correction,
+    store_filters,
 )
 from upload_processor.ecephys.lsb import LsbCorrection
 from upload_processor.ecephys.recording import RecordingStream
@@ -81,14 +83,14 @@ def traces_zarray(
     stream: RecordingStream, options: EcephysOptions, correction: LsbCorrection | None
 ) -> dict[str, Any]:
     """The traces array's `.zarray`: what zarr needs to decode every chunk."""
-    active = effective_correction(options, correction)
+    filters = store_filters(options, correction)
     return {
         "chunks": [samples_per_chunk(stream, options), stream.num_channels],
         "compressor": compressor_config(options),
         "dtype": "<i2",
         "fill_value": 0,
-        "filters": active.zarr_filters() if active is not None else None,
-        "order": "C",
+        "filters": filters,
+        "order": array_order(filters),
         "shape": [stream.num_samples, stream.num_channels],
         "zarr_format": 2,
     }
