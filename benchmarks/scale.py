@@ -41,7 +41,8 @@ METADATA_FILES = 7  # the sample session's: data_description, subject, procedure
 # and read off the code: GET upload_job.json (ingest, gather), the asset's lease and manifest
 # checks, the assembly, the plan; PUT the report (twice), the lease, the plan, the assembly,
 # the core documents, metadata.nd.json, the archived report, the manifest; HEAD the job file.
-FIXED = {"GetObject": 10, "PutObject": 12, "HeadObject": 2, "DeleteObject": 1}
+# GetObject: 10 for the flow, and the Catalog step's read of the sealed metadata.nd.json
+FIXED = {"GetObject": 11, "PutObject": 12, "HeadObject": 2, "DeleteObject": 1}
 WRITES = {"PutObject", "CopyObject", "UploadPart", "CreateMultipartUpload"}
 WRITES |= {"CompleteMultipartUpload", "ListObjectsV2", "DeleteObjects"}
 REQUEST_S = 0.03  # one small S3 request from Lambda, first byte to last
@@ -77,6 +78,9 @@ class Job:
     level: int = 3
     metadata: int = METADATA_FILES
     compress_ratio: float = 2.7  # NP1 at zstd-3 (benchmarks/neuropixels.py)
+    # files planned for compression that zstd did not shrink: read and compressed (one GET),
+    # their output dropped, the source copied under its plain name (one CopyObject)
+    as_is: int = 0
     ranges: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,19 +93,21 @@ class Job:
     @property
     def objects(self) -> int:
         """Data objects in the asset."""
-        return self.compressed + self.copied + len(self.chunked_bytes)
+        return self.compressed + self.copied + self.as_is + len(self.chunked_bytes)
 
     @property
     def batches(self) -> int:
         """Map iterations: whole files in batches of BATCH_SIZE (and BATCH_BYTES), one per
         range."""
-        whole = self.compressed + self.copied
+        whole = self.compressed + self.copied + self.as_is
         per_batch = max(1, min(BATCH_SIZE, BATCH_BYTES // max(1, self.file_bytes)))
         return math.ceil(whole / per_batch) + sum(self.ranges)
 
     @property
     def bytes_in(self) -> int:
-        return (self.compressed + self.copied) * self.file_bytes + sum(self.chunked_bytes)
+        return (self.compressed + self.copied + self.as_is) * self.file_bytes + sum(
+            self.chunked_bytes
+        )
 
 
 def s3_requests(job: Job) -> dict[str, int]:
@@ -113,10 +119,15 @@ def s3_requests(job: Job) -> dict[str, int]:
     counts = {
         # gather reads each metadata file; each batch's results are looked for before the
         # work (a retried iteration is not redone) and read by Finalize
-        "GetObject": FIXED["GetObject"] + job.metadata + job.compressed + ranges + 2 * batches,
+        "GetObject": FIXED["GetObject"]
+        + job.metadata
+        + job.compressed
+        + job.as_is
+        + ranges
+        + 2 * batches,
         "PutObject": FIXED["PutObject"] + job.compressed + batches,
         # the originals of the metadata under original_metadata/, and the copied data
-        "CopyObject": job.metadata + job.copied,
+        "CopyObject": job.metadata + job.copied + job.as_is,
         # the staged originals' ETags for the manifest; a chunked file's source at its start
         "HeadObject": FIXED["HeadObject"] + job.metadata + chunked,
         # gather: staging, the asset (resume check); finalize: the results, the asset (seal),
@@ -143,6 +154,7 @@ def transfer_seconds(job: Job) -> float:
     return (
         job.compressed * per_compressed
         + job.copied * per_copied
+        + job.as_is * (per_compressed + per_copied)
         + (job.batches - sum(job.ranges)) * per_batch
         + ranges
     )

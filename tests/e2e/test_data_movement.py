@@ -268,14 +268,17 @@ def test_a_plan_of_ten_thousand_objects_runs_through_the_map(
     assert len(execution.get("output", "")) < 64 * 1024
 
     actions = Counter(o["action"] for o in manifest["objects"])
+    # files zstd does not shrink are stored as is: read (compressed), then copied under their name
+    as_is = sum(1 for o in manifest["objects"] if o.get("stored_reason"))
     job = ScaleJob(
         "this test",
         compressed=actions["compress"],
-        copied=actions["copy"],
+        copied=actions["copy"] - as_is,
+        as_is=as_is,
         file_bytes=max(p.stat().st_size for p in data),
         metadata=len(staged) - others,
     )
-    assert actions["copy"] == count + 1  # the frames and the sample's video
+    assert actions["copy"] - as_is == count + 1  # the frames and the sample's video
     assert dict(requests) == s3_requests(job)
 
 

@@ -137,11 +137,25 @@ class InProcessRunner:
         try:
             yield
         finally:
+            shared = self._shared_keys()
             for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
+                if old is not None:
                     os.environ[key] = old
+                elif key not in shared:
+                    os.environ.pop(key, None)
+
+    def _shared_keys(self) -> set[str]:
+        """Keys every function sets (the template's Globals, the local settings): they stay
+        set between invocations. Other threads of the local cloud (moto's state machine
+        threads, botocore) copy os.environ key by key, and a key removed in between fails
+        that copy with a KeyError; a key every invocation sets again is never removed."""
+        common = set(LOCAL_FUNCTION_ENV) | {
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_VERSION",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        }
+        environments = [set(fn.environment) for fn in self.functions.values()]
+        return common | (set.intersection(*environments) if environments else set())
 
     def invoke(
         self, name: str, event: Any, *, arn: str | None = None, version: str | None = None
