@@ -118,20 +118,11 @@ class LocalCloud(DeployedResources):
 
     def events_received(self, queue_url: str) -> list[dict[str, Any]]:
         """Every EventBridge event delivered to an `event_queue` so far."""
-        sqs = self.client("sqs")
-        out = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not batch:
-                return out
-            for message in batch:
-                out.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return self.messages(queue_url)
 
     def messages(self, queue_url: str) -> list[dict[str, Any]]:
-        """Every SNS message delivered to a subscribed queue so far (the SNS envelopes)."""
+        """Every message delivered to a queue so far, parsed, and taken off the queue (SNS
+        envelopes from a subscribed queue, events from an `event_queue`)."""
         sqs = self.client("sqs")
         out = []
         while True:

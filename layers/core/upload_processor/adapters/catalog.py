@@ -22,6 +22,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from upload_processor.adapters.jobs import plain
 from upload_processor.domain.catalog import AssetQuery, CatalogEntry
 
 _SER = TypeSerializer()
@@ -35,16 +36,6 @@ INDEXES = {
     "data_level": ("data_level-acquired_at", "data_level"),
 }
 ALL_INDEX = ("kind-acquired_at", "kind")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if type(value).__name__ == "Decimal":
-        return int(value) if value == int(value) else float(value)
-    return value
 
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +82,7 @@ class CatalogStore:
 
     @staticmethod
     def _record(item: dict[str, Any]) -> dict[str, Any]:
-        return _plain({k: _DES.deserialize(v) for k, v in item.items()})
+        return plain({k: _DES.deserialize(v) for k, v in item.items()})
 
     def search(self, query: AssetQuery) -> list[CatalogEntry]:
         """The assets matching every condition, newest acquisition first (at most `limit`)."""

@@ -125,19 +125,19 @@ def parse_status(value: str | JobStatus) -> JobStatus:
         raise InvalidQueryError(f"unknown state {value!r}; expected one of {valid}") from None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB returns Decimals; give callers ints (or floats) so records dump as JSON."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if type(value).__name__ == "Decimal":
         return int(value) if value == int(value) else float(value)
     return value
 
 
 def _record(item: dict[str, Any]) -> dict[str, Any]:
-    return _plain({k: _DES.deserialize(v) for k, v in item.items()})
+    return plain({k: _DES.deserialize(v) for k, v in item.items()})
 
 
 def _encode_token(record: dict[str, Any], state: JobStatus | None) -> str:
