@@ -30,6 +30,17 @@ StepStatus = Literal["OK", "FAILED", "SKIPPED"]
 METADATA_FILE = "metadata.nd.json"
 
 # The AIND task ids that turn each step off (`"skip_task": true` on any of them skips it).
+# The detail keys the Code Ocean steps record and the catalog reads back: the data asset's id,
+# and one "<modality>.computation_id" per pipeline run started.
+CODEOCEAN_ASSET_ID = "codeocean_asset_id"
+COMPUTATION_SUFFIX = ".computation_id"
+
+
+def computation_key(modality: str) -> str:
+    """The detail key of a modality's pipeline run (registration.pipelines)."""
+    return f"{modality}{COMPUTATION_SUFFIX}"
+
+
 STEP_TASKS: dict[str, tuple[str, ...]] = {
     "catalog": ("register_data_asset", "update_docdb_record"),
     "codeocean": ("register_data_asset_to_codeocean", "get_codeocean_asset_id"),

@@ -21,6 +21,8 @@ from upload_processor.adapters.catalog import CatalogStore
 from upload_processor.adapters.s3 import read_bytes
 from upload_processor.domain.catalog import CatalogEntry, entry_from_metadata
 from upload_processor.domain.registration import (
+    CODEOCEAN_ASSET_ID,
+    COMPUTATION_SUFFIX,
     Registration,
     RegistrationInput,
     StepOutcome,
@@ -30,7 +32,6 @@ from upload_processor.errors import RegistrationError, error_code, is_transient
 from upload_processor.pipeline.step_context import StepContext
 
 DOCDB_PREFIX = "docdb:"
-COMPUTATION_SUFFIX = ".computation_id"  # pipelines_step's detail key: "<modality>.computation_id"
 
 
 def codeocean_fields(registration: Registration) -> dict[str, Any]:
@@ -38,8 +39,8 @@ def codeocean_fields(registration: Registration) -> dict[str, Any]:
     carries: the data asset's id and each modality's pipeline run, when they succeeded."""
     fields: dict[str, Any] = {}
     asset = registration.steps.get("codeocean")
-    if asset is not None and asset.status == "OK" and asset.details.get("codeocean_asset_id"):
-        fields["codeocean_asset_id"] = asset.details["codeocean_asset_id"]
+    if asset is not None and asset.status == "OK" and asset.details.get(CODEOCEAN_ASSET_ID):
+        fields["codeocean_asset_id"] = asset.details[CODEOCEAN_ASSET_ID]
     runs = registration.steps.get("pipelines")
     if runs is not None:
         fields["codeocean_computations"] = {

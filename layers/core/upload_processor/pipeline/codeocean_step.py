@@ -22,7 +22,12 @@ from upload_processor.adapters import s3 as s3_io
 from upload_processor.adapters.aws import client as aws_client
 from upload_processor.adapters.codeocean import CodeOceanClient, connect, read_token
 from upload_processor.domain.codeocean import data_asset_link, describe_asset
-from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
+from upload_processor.domain.registration import (
+    CODEOCEAN_ASSET_ID,
+    Registration,
+    RegistrationInput,
+    StepOutcome,
+)
 from upload_processor.errors import CodeOceanError, ConfigurationError
 from upload_processor.pipeline.step_context import StepContext
 from upload_processor.settings import Settings
@@ -30,7 +35,6 @@ from upload_processor.settings import Settings
 logger = logging.getLogger(__name__)
 
 STEP = "codeocean"
-ASSET_ID = "codeocean_asset_id"
 NO_TOKEN = "no Code Ocean token configured"  # noqa: S105 (a reason, not a secret)
 NO_DOMAIN = "no Code Ocean domain configured"
 METADATA_MAX_BYTES = 16 * 1000 * 1000
@@ -94,7 +98,11 @@ def register(
     if missing:
         return StepOutcome.skipped(missing)
     recorded = Registration.from_record(ctx.store.get(request.job_id)).steps.get(STEP)
-    if recorded is not None and recorded.status == "OK" and recorded.details.get(ASSET_ID):
+    if (
+        recorded is not None
+        and recorded.status == "OK"
+        and recorded.details.get(CODEOCEAN_ASSET_ID)
+    ):
         return recorded  # made before: nothing to ask Code Ocean
     asset = None
     try:
@@ -114,6 +122,8 @@ def register(
             poll=settings.codeocean_poll_seconds,
         )
     except (CodeOceanError, ConfigurationError) as exc:
-        made = {ASSET_ID: asset.id} if asset is not None else {}
+        made = {CODEOCEAN_ASSET_ID: asset.id} if asset is not None else {}
         return StepOutcome.failed(str(exc), **made)
-    return StepOutcome.ok(**{ASSET_ID: asset.id, "link": data_asset_link(client.domain, asset.id)})
+    return StepOutcome.ok(
+        **{CODEOCEAN_ASSET_ID: asset.id, "link": data_asset_link(client.domain, asset.id)}
+    )

@@ -20,23 +20,25 @@ from typing import Any
 
 from upload_processor.adapters.codeocean import CodeOceanClient
 from upload_processor.domain.codeocean import PIPELINES_TASK, modality_pipelines, run_link
-from upload_processor.domain.registration import Registration, RegistrationInput, StepOutcome
+from upload_processor.domain.registration import (
+    CODEOCEAN_ASSET_ID,
+    Registration,
+    RegistrationInput,
+    StepOutcome,
+    computation_key,
+)
 from upload_processor.errors import (
     CodeOceanError,
     ConfigurationError,
     TransientError,
     UploadJobError,
 )
-from upload_processor.pipeline.codeocean_step import ASSET_ID, NOOP, not_configured, open_client
+from upload_processor.pipeline.codeocean_step import NOOP, not_configured, open_client
 from upload_processor.pipeline.step_context import StepContext
 
 logger = logging.getLogger(__name__)
 
 STEP = "pipelines"
-
-
-def _computation_key(modality: str) -> str:
-    return f"{modality}.computation_id"
 
 
 def _why_none(job: dict[str, Any]) -> str:
@@ -70,13 +72,17 @@ def start(
         return StepOutcome.skipped(missing)
     steps = Registration.from_record(ctx.store.get(request.job_id)).steps
     asset = steps.get("codeocean")
-    asset_id = asset.details.get(ASSET_ID) if asset is not None and asset.status == "OK" else None
+    asset_id = (
+        asset.details.get(CODEOCEAN_ASSET_ID)
+        if asset is not None and asset.status == "OK"
+        else None
+    )
     if not asset_id:
         said = asset.line() if asset is not None else "not run"
         return StepOutcome.failed(f"not started: no Code Ocean data asset (codeocean {said})")
     recorded = steps.get(STEP)
     details = dict(recorded.details) if recorded is not None else {}
-    todo = [p for p in wanted if _computation_key(p.modality) not in details]
+    todo = [p for p in wanted if computation_key(p.modality) not in details]
     if not todo:
         return StepOutcome.ok(**details)  # every one started before: nothing to ask Code Ocean
     refused: list[str] = []
@@ -90,7 +96,7 @@ def start(
                 refused.append(f"{pipeline.modality}: {exc}")
                 continue
             logger.info("started %s for %s: %s", run.target, pipeline.modality, computation.id)
-            details[_computation_key(pipeline.modality)] = computation.id
+            details[computation_key(pipeline.modality)] = computation.id
             details[f"{pipeline.modality}.link"] = run_link(client.domain, run)
             if pipeline.recorded_only():
                 details[f"{pipeline.modality}.recorded_only"] = ", ".join(pipeline.recorded_only())
@@ -101,7 +107,7 @@ def start(
             raise  # nothing started yet: the state's Retry runs the step again
         # some runs started: record them (a Catch would record the failure without them) and
         # leave the rest to `upload-processor register JOB`, which starts only what is missing
-        left = [p.modality for p in todo if _computation_key(p.modality) not in details]
+        left = [p.modality for p in todo if computation_key(p.modality) not in details]
         refused.append(f"{', '.join(left)}: not started ({exc}); run `register` again")
     if refused:
         return StepOutcome.failed("; ".join(refused), **details)
