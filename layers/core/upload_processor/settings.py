@@ -144,18 +144,16 @@ class Settings:
         return dict(self.function_names)
 
 
+# What Powertools counts as true (its strtobool); this room may not import Powertools itself.
+TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
+
+
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether handlers trace with X-Ray: Powertools' own rule (off when
     POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda (no LAMBDA_TASK_ROOT) and under
     `sam local`). Read here so that the X-Ray SDK (~100 ms of import) loads only when it is on."""
     env = os.environ if environ is None else environ
-    if env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {
-        "1",
-        "true",
-        "on",
-        "y",
-        "yes",
-    }:
+    if env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in TRUTHY:
         return False
     return bool(env.get("LAMBDA_TASK_ROOT")) and not env.get("AWS_SAM_LOCAL")
 

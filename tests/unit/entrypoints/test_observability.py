@@ -91,3 +91,15 @@ def test_untraced_decorators_return_the_function_itself() -> None:
     tracer = Untraced()
     assert tracer.capture_lambda_handler(handler) is handler
     assert tracer.capture_method(handler) is handler
+
+
+def test_tracing_is_off_for_every_value_powertools_reads_as_true() -> None:
+    """The settings room cannot import Powertools: its own list must agree with Powertools'."""
+    from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+    from upload_processor.settings import TRUTHY
+
+    for value in ("1", "y", "yes", "t", "true", "on", "0", "n", "no", "f", "false", "off"):
+        env = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": value}
+        assert (value in TRUTHY) == resolve_truthy_env_var_choice(env=value)
+        assert tracing_enabled(env) is not resolve_truthy_env_var_choice(env=value)
